@@ -1,0 +1,3 @@
+from vitnirs.cli import main
+
+raise SystemExit(main())
