@@ -165,8 +165,9 @@ def _named_columns(raw: RawTable, positions: list[int], notes: list[str]) -> pd.
     return pd.DataFrame(frame, index=raw.frame.index)
 
 
-def build_table(raw: RawTable, *, name: str, declared: Declaration = Declaration()) -> SpectralTable:
+def build_table(raw: RawTable, *, name: str, declared: Declaration | None = None) -> SpectralTable:
     """Validate a raw table and convert it into a :class:`SpectralTable` (see module doc)."""
+    declared = declared or Declaration()
     notes = list(raw.warnings)
     cols, axis = _axis(raw)
     others = _named_columns(raw, [i for i in range(len(raw.header)) if i not in set(cols)], notes)
