@@ -38,7 +38,8 @@ _MIN_INSTRUMENT_COVERAGE = 0.95  # an archetype must cover this fraction of a gr
 # Per-build ranges: ("log"|"lin"|"int", low, high). Each build draws its own value, so noise,
 # baseline, scatter... levels differ between builds; the builder then varies them per sample.
 _RANGES: dict[str, tuple[str, float, float]] = {
-    "noise_base": ("log", 2e-4, 8e-3),  # absorbance units
+    "detector_noise": ("log", 0.02, 1.0),  # x the instrument's detector noise (see _generator)
+    "noise_base": ("log", 2e-4, 8e-3),  # absorbance units; used by nirs4all only without instrument
     "noise_signal_dep": ("log", 1e-3, 2e-2),
     "baseline_amplitude": ("log", 5e-3, 0.1),
     "scatter_alpha_std": ("log", 0.01, 0.15),  # multiplicative scatter
@@ -125,55 +126,57 @@ _NUISANCE_KEYS = (
 )  # fmt: skip
 
 
-def _build(recipe: dict, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Unpaired build → ``(X (n, L), wavelengths (L,), batch_ids (n,))``."""
-    from nirs4all.synthesis import SyntheticDatasetBuilder
+def _generator(recipe: dict, library: object):
+    """The nirs4all generator of one build, its detector noise scaled by the recipe.
 
-    b = (
-        SyntheticDatasetBuilder(n_samples=n, random_state=recipe["seed"])
-        .with_wavelengths(instrument_grid=recipe["grid"])
-        .with_features(
-            complexity=recipe["complexity"],
-            components=recipe["components"],
-            instrument=recipe["instrument"],
-            measurement_mode=recipe["measurement_mode"],
-            **{k: recipe[k] for k in _NUISANCE_KEYS},
-        )
-        .with_partitions(train_ratio=1.0, shuffle=False)
+    With an instrument, nirs4all ignores ``noise_base``/``noise_signal_dep`` and adds its
+    detector model's noise, fixed per detector type (2e-3 to 1e-2 AU, ~30x the corn set's
+    1.3e-4). ``detector_noise`` rescales it as a longer/shorter effective integration time
+    (shot, thermal and 1/f noise go as 1/sqrt(time)) and a smaller/larger read noise.
+    The builder does not expose its generator, hence ``SyntheticNIRSGenerator`` directly.
+    """
+    from nirs4all.synthesis import SyntheticNIRSGenerator
+
+    gen = SyntheticNIRSGenerator(
+        component_library=library,
+        complexity=recipe["complexity"],
+        instrument=recipe["instrument"],
+        instrument_wavelength_grid=recipe["grid"],
+        measurement_mode=recipe["measurement_mode"],
+        custom_params={k: recipe[k] for k in (*_NUISANCE_KEYS, "batch_offset_std", "batch_gain_std")},
+        random_state=recipe["seed"],
     )
-    if recipe["n_batches"] > 1:
-        b.with_batch_effects(n_batches=recipe["n_batches"])
-    b.state.batch_offset_std, b.state.batch_gain_std = recipe["batch_offset_std"], recipe["batch_gain_std"]
-    b.state.concentration_method = recipe["concentration_method"]
-    X, _ = b.build_arrays()  # y (the concentrations) is dropped: no targets in pretraining
-    batches = np.asarray(b.state._metadata.get("batch_ids", np.zeros(n, dtype=int)))
-    return _level(X, recipe), np.asarray(b.state._wavelengths, dtype=np.float64), batches
+    factor = recipe["detector_noise"]
+    for sim in [gen.detector_simulator, *(s for _, s in getattr(gen, "_sensor_detectors", []))]:
+        if sim is not None:
+            sim.config.integration_time_ms = 100.0 / factor**2
+            sim.config.noise_model.read_noise_electrons *= factor
+    return gen
 
 
-def _build_pair(recipe_a: dict, recipe_b: dict, n: int, seed: int) -> Iterator[tuple]:
-    """Paired views: shared component library and concentrations, two generators.
-    Yields ``(X (n, L_view), wavelengths, batch_ids)`` for view A then view B."""
-    from nirs4all.synthesis import ComponentLibrary, SyntheticNIRSGenerator
+def _build(recipes: list[dict], n: int, seed: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """One build (one recipe) or paired views (two recipes sharing components and concentrations).
 
-    library = ComponentLibrary.from_predefined(recipe_a["components"], random_state=seed)
-    concentrations = None
-    for recipe in (recipe_a, recipe_b):
-        custom = {k: recipe[k] for k in (*_NUISANCE_KEYS, "batch_offset_std", "batch_gain_std")}
-        gen = SyntheticNIRSGenerator(
-            component_library=library,
-            complexity=recipe["complexity"],
-            instrument=recipe["instrument"],
-            instrument_wavelength_grid=recipe["grid"],
-            measurement_mode=recipe["measurement_mode"],
-            custom_params=custom,
-            random_state=recipe["seed"],
-        )
-        if concentrations is None:
-            concentrations = gen.generate_concentrations(n, method=recipe["concentration_method"])
-        nb = recipe["n_batches"]
-        X, meta = gen.generate_from_concentrations(concentrations, include_batch_effects=nb > 1, n_batches=nb)
+    Returns, per recipe, ``(X (n, L) absorbance, wavelengths (L,) nm, batch_ids (n,))``;
+    the concentrations (the builder's y) are dropped: no targets in pretraining.
+    """
+    from nirs4all.synthesis import ComponentLibrary
+
+    library = ComponentLibrary.from_predefined(recipes[0]["components"], random_state=seed)
+    concentrations, out = None, []
+    for recipe in recipes:
+        gen, nb = _generator(recipe, library), recipe["n_batches"]
+        if len(recipes) == 1:  # generate() also simulates multi-scan averaging and sensor stitching
+            X, _, _, meta = gen.generate(
+                n, recipe["concentration_method"], nb > 1, nb, return_metadata=True
+            )
+        else:
+            if concentrations is None:
+                concentrations = gen.generate_concentrations(n, method=recipe["concentration_method"])
+            X, meta = gen.generate_from_concentrations(concentrations, include_batch_effects=nb > 1, n_batches=nb)
         batches = np.asarray(meta.get("batch_ids", np.zeros(n, dtype=int)))
-        yield _level(X, recipe), np.asarray(gen.wavelengths, dtype=np.float64), batches
+        out.append((_level(X, recipe), np.asarray(gen.wavelengths, dtype=np.float64), batches))
+    return out
 
 
 def _level(X: np.ndarray, recipe: dict) -> np.ndarray:
@@ -194,7 +197,7 @@ def _table(name: str, X: np.ndarray, wl: np.ndarray, recipe: dict, meta: dict, e
     recipe_facts = {k: v for k, v in recipe.items() if k != "components"}
     description = (
         f"nirs4all {recipe['instrument']} on grid {recipe['grid']}, {recipe['measurement_mode']}, "
-        f"{recipe['domain']}, fwhm {recipe['instrumental_fwhm']:.1f} nm, noise {recipe['noise_base']:.1e}"
+        f"{recipe['domain']}, fwhm {recipe['instrumental_fwhm']:.1f} nm, detector noise x{recipe['detector_noise']:.2f}"
     )
     return SpectralTable(
         name=name,
@@ -270,7 +273,7 @@ def generate_synthetic_tables(
                 continue
             if kind == "single":
                 recipe = next_recipe(k)
-                X, wl, batches = _build(recipe, n)
+                ((X, wl, batches),) = _build([recipe], n, seed=recipe["seed"])
                 name = f"synth_{recipe['grid']}_{recipe['measurement_mode']}_{k}"
                 meta = _meta(name, recipe, batches, np.isfinite(X).all(axis=1))
                 tables.append(_table(name, X, wl, recipe, meta, {}))
@@ -279,7 +282,7 @@ def generate_synthetic_tables(
             recipes = [next_recipe(k), next_recipe(k + 1)]
             recipes[1]["components"] = recipes[0]["components"]  # same chemistry, one library
             recipes[1]["domain"] = recipes[0]["domain"]
-            views = list(_build_pair(*recipes, n, seed=int(rng.integers(2**31 - 1))))
+            views = _build(recipes, n, seed=recipes[0]["seed"])
             finite = np.isfinite(views[0][0]).all(axis=1) & np.isfinite(views[1][0]).all(axis=1)
             names = [f"synth_{r['grid']}_{r['measurement_mode']}_{k + i}" for i, r in enumerate(recipes)]
             for i, (recipe, (X, wl, batches)) in enumerate(zip(recipes, views, strict=True)):
