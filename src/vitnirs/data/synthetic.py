@@ -4,25 +4,27 @@
 from one ``numpy`` Generator seeded by ``seed``: a real instrument wavelength grid
 (``list_instrument_wavelength_grids``), an instrument archetype whose range covers it, a
 measurement mode, an application domain (its components), the per-sample nuisance spreads
-(noise, baseline, scatter, tilt, shift, path length: the builder's ``*_std`` knobs), the
-resolution (``instrumental_fwhm``), batch effects, and an absorbance level (effective path
-length and offset). A fraction of the samples comes as *paired views*: the same
-concentrations seen by two generators with different grids, instruments, modes and
-nuisances (``NIRS4ALL_API.md`` §3). The builder's targets are never kept.
+(baseline, scatter, tilt, shift, stretch, path length: the ``*_std`` knobs), the detector
+noise level, the resolution (``instrumental_fwhm``), batch effects, and an absorbance level
+(effective path length and offset). ``paired_fraction`` of the samples come as *paired
+views*: the same concentrations seen by two generators with different grids, instruments,
+modes and nuisances (``NIRS4ALL_API.md`` §3). The concentrations (nirs4all's y) are never
+kept: pretraining uses no targets.
 
-The builder already returns (apparent) absorbance in every measurement mode: its
-reflectance mode applies Kubelka-Munk and then log10(1/R) internally (values ≈ -0.1..1.5,
-never a 0-1 or 0-100 reflectance). So every table is declared ``absorbance``; the simulated
-mode is in the ``measurement_mode`` metadata column and in ``extra``.
+Builds run on ``SyntheticNIRSGenerator``, the engine under ``SyntheticDatasetBuilder``,
+because the builder hides the generator whose detector noise must be rescaled (see
+``_generator``). nirs4all returns (apparent) absorbance in every measurement mode: its
+reflectance mode applies Kubelka-Munk, then log10(1/R) (values about -0.1..1.5, never a
+0-1 or 0-100 reflectance). So every table is declared ``absorbance``; the simulated mode is
+in the ``measurement_mode`` column and in ``extra["recipe"]``.
 
-``adversarial_auc`` measures how easily a linear classifier tells the synthetic spectra from
+``adversarial_auc`` measures how easily a linear classifier tells synthetic spectra from
 real ones on a common grid (nirs4all's ``compute_adversarial_validation_auc``).
 """
 
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
@@ -39,8 +41,6 @@ _MIN_INSTRUMENT_COVERAGE = 0.95  # an archetype must cover this fraction of a gr
 # baseline, scatter... levels differ between builds; the builder then varies them per sample.
 _RANGES: dict[str, tuple[str, float, float]] = {
     "detector_noise": ("log", 0.02, 1.0),  # x the instrument's detector noise (see _generator)
-    "noise_base": ("log", 2e-4, 8e-3),  # absorbance units; used by nirs4all only without instrument
-    "noise_signal_dep": ("log", 1e-3, 2e-2),
     "baseline_amplitude": ("log", 5e-3, 0.1),
     "scatter_alpha_std": ("log", 0.01, 0.15),  # multiplicative scatter
     "scatter_beta_std": ("log", 2e-3, 0.05),  # additive scatter
@@ -51,16 +51,12 @@ _RANGES: dict[str, tuple[str, float, float]] = {
     "stretch_std": ("log", 2e-4, 3e-3),
     "path_length_std": ("log", 0.01, 0.12),
     "instrumental_fwhm": ("log", 2.0, 20.0),  # nm: the resolution of the build
-    "artifact_prob": ("lin", 0.0, 0.05),
+    "artifact_prob": ("lin", 0.0, 0.03),  # spikes, dead bands, saturation
     "n_batches": ("int", 1, 4),
     "batch_offset_std": ("lin", 0.0, 0.05),
     "batch_gain_std": ("lin", 0.0, 0.05),
-}
-# Absorbance level of the whole build by mode: gain (effective path length) and offset.
-_LEVELS: dict[str, dict[str, tuple[str, float, float]]] = {
-    "reflectance": {"level_gain": ("log", 0.5, 3.0), "level_offset": ("lin", -0.1, 0.3)},
-    "transmittance": {"level_gain": ("log", 0.5, 3.0), "level_offset": ("lin", -0.1, 0.3)},
-    "transflectance": {"level_gain": ("log", 0.5, 3.0), "level_offset": ("lin", -0.1, 0.3)},
+    "level_gain": ("log", 0.5, 3.0),  # absorbance level of the build: effective path length
+    "level_offset": ("lin", -0.1, 0.3),  # and offset (reference, stray light)
 }
 
 
@@ -114,13 +110,12 @@ def _draw_recipe(rng: np.random.Generator, grid: str, instruments: list[str], co
         "complexity": complexity,
         "concentration_method": str(rng.choice(["dirichlet", "uniform", "lognormal", "correlated"])),
         **{key: _draw(rng, spec) for key, spec in _RANGES.items()},
-        **{key: _draw(rng, spec) for key, spec in _LEVELS[mode].items()},
         "seed": int(rng.integers(2**31 - 1)),
     }
 
 
 _NUISANCE_KEYS = (
-    "noise_base", "noise_signal_dep", "baseline_amplitude", "scatter_alpha_std", "scatter_beta_std",
+    "baseline_amplitude", "scatter_alpha_std", "scatter_beta_std",
     "tilt_std", "global_slope_mean", "global_slope_std", "shift_std", "stretch_std", "path_length_std",
     "instrumental_fwhm", "artifact_prob",
 )  # fmt: skip
@@ -168,12 +163,18 @@ def _build(recipes: list[dict], n: int, seed: int) -> list[tuple[np.ndarray, np.
         gen, nb = _generator(recipe, library), recipe["n_batches"]
         if len(recipes) == 1:  # generate() also simulates multi-scan averaging and sensor stitching
             X, _, _, meta = gen.generate(
-                n, recipe["concentration_method"], nb > 1, nb, return_metadata=True
+                n,
+                concentration_method=recipe["concentration_method"],
+                include_batch_effects=nb > 1,
+                n_batches=nb,
+                return_metadata=True,
             )
         else:
             if concentrations is None:
                 concentrations = gen.generate_concentrations(n, method=recipe["concentration_method"])
-            X, meta = gen.generate_from_concentrations(concentrations, include_batch_effects=nb > 1, n_batches=nb)
+            X, meta = gen.generate_from_concentrations(
+                concentrations, include_batch_effects=nb > 1, n_batches=nb
+            )
         batches = np.asarray(meta.get("batch_ids", np.zeros(n, dtype=int)))
         out.append((_level(X, recipe), np.asarray(gen.wavelengths, dtype=np.float64), batches))
     return out
@@ -248,29 +249,37 @@ def generate_synthetic_tables(
     """
     from tqdm.auto import tqdm
 
+    if n_samples < 0 or not 0.0 <= paired_fraction <= 1.0:
+        raise ValueError(
+            f"need n_samples >= 0 and 0 <= paired_fraction <= 1, got {n_samples}, {paired_fraction}"
+        )
     rng = np.random.default_rng(seed)
     grid_instruments = _grid_instruments()
     grids = list(grid_instruments)
 
-    def next_recipe(k: int) -> dict:
+    def next_recipe(k: int, avoid: str = "") -> dict:
         if k % len(grids) == 0:
             rng.shuffle(grids)  # every grid once before any repeats
         grid = grids[k % len(grids)]
+        grid = grids[(k + 1) % len(grids)] if grid == avoid else grid
         return _draw_recipe(rng, grid, grid_instruments[grid], complexity)
 
+    def chunks(total: int, n_chunks: int) -> list[int]:
+        return [len(c) for c in np.array_split(np.arange(total), n_chunks)] if total and n_chunks else []
+
     n_pair_rows = int(round(n_samples * paired_fraction / 2))
-    n_single = max(n_samples - 2 * n_pair_rows, 0)
-    plan = [("pair", len(c)) for c in np.array_split(np.arange(n_pair_rows), -(-n_pair_rows // _BUILD_SIZE))]
-    n_builds = max(-(-n_single // _BUILD_SIZE), min(4, n_single // 10), 1 if n_single else 0)
-    plan += [("single", len(c)) for c in np.array_split(np.arange(n_single), n_builds)] if n_builds else []
+    n_single = n_samples - 2 * n_pair_rows
+    plan = [("pair", n) for n in chunks(n_pair_rows, -(-n_pair_rows // _BUILD_SIZE))]
+    # at least 4 builds (of >= 10 spectra) so that even a small bank has several grids
+    plan += [
+        ("single", n) for n in chunks(n_single, max(-(-n_single // _BUILD_SIZE), min(4, n_single // 10)))
+    ]
 
     tables: list[SpectralTable] = []
     k = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # nirs4all warns per build about clipping / unknown types
         for kind, n in tqdm(plan, desc="synthetic builds", disable=not progress):
-            if n == 0:
-                continue
             if kind == "single":
                 recipe = next_recipe(k)
                 ((X, wl, batches),) = _build([recipe], n, seed=recipe["seed"])
@@ -279,7 +288,8 @@ def generate_synthetic_tables(
                 tables.append(_table(name, X, wl, recipe, meta, {}))
                 k += 1
                 continue
-            recipes = [next_recipe(k), next_recipe(k + 1)]
+            recipes = [next_recipe(k)]
+            recipes.append(next_recipe(k + 1, avoid=recipes[0]["grid"]))  # another grid and instrument
             recipes[1]["components"] = recipes[0]["components"]  # same chemistry, one library
             recipes[1]["domain"] = recipes[0]["domain"]
             views = _build(recipes, n, seed=recipes[0]["seed"])
@@ -303,12 +313,14 @@ def _resample(
 ) -> tuple[np.ndarray, list[str]]:
     """Rows of the tables covering ``grid``, interpolated onto it, at most ``max_rows`` in
     all, balanced across tables (small tables give their share to the others)."""
-    used = [t for t in tables if t.wavelengths_nm[0] <= grid[0] and t.wavelengths_nm[-1] >= grid[-1]]
+    used = [
+        t for t in tables if t.n_rows and t.wavelengths_nm[0] <= grid[0] and t.wavelengths_nm[-1] >= grid[-1]
+    ]
     blocks, left = [], max_rows
     for i, t in enumerate(sorted(used, key=lambda t: t.n_rows)):
         take = min(t.n_rows, left // (len(used) - i))
         rows = np.sort(rng.choice(t.n_rows, size=take, replace=False))
-        blocks.append(np.stack([np.interp(grid, t.wavelengths_nm, v) for v in t.values[rows]]))
+        blocks += [np.stack([np.interp(grid, t.wavelengths_nm, v) for v in t.values[rows]])] if take else []
         left -= take
     X = np.concatenate(blocks) if blocks else np.empty((0, len(grid)))
     return X, [t.name for t in used]

