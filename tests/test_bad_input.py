@@ -4,7 +4,6 @@ with the right warning, and the kept values are exactly what the file says, conv
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -88,12 +87,6 @@ def test_trailing_empty_fields_are_not_ragged(csvs):
     assert table.values.shape == (25, 12)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG validate._numeric_block: tests `series.dtype == object`, but pandas 3 reads text "
-    "columns as the `str` dtype, so text in the spectrum escapes as a bare ValueError "
-    "(no file/row/column) instead of BadFileError",
-)
 def test_text_inside_the_spectrum(csvs):
     header, rows = csvs.rows()
     rows = with_cell(rows, 5, 2 + 3, "n/a?")  # data row 6, column '1130'
@@ -151,11 +144,6 @@ def test_non_monotonic_wavelengths(csvs):
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG validate._axis: the non-monotonic error names column cols[k + 1] (here '1150'), "
-    "one past the value it reports as out of order ('1130')",
-)
 def test_non_monotonic_wavelengths_names_the_offending_column(csvs):
     header, rows = csvs.rows()
     header[2 + 3], header[2 + 4] = header[2 + 4], header[2 + 3]
@@ -280,11 +268,6 @@ def test_constant_spectra_are_dropped(csvs):
     assert len(table.targets) == 23
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG validate.build_table: constant-spectrum row numbers are counted after all-NaN rows "
-    "are dropped, so they are off by the number of dropped rows before them",
-)
 def test_constant_spectrum_row_number_after_a_dropped_empty_row(csvs):
     header, rows = csvs.rows()
     rows[1] = [*rows[1][:2], *[""] * 12]  # data row 2: empty, dropped
@@ -350,7 +333,12 @@ def _with_decimal_comma(rows: list[list]) -> list[list]:
 
 @pytest.mark.parametrize(
     ("name", "sep", "comma"),
-    [("semi.csv", ";", True), ("tab.tsv", "\t", False), ("tabcomma.txt", "\t", True), ("plain.csv", ",", False)],
+    [
+        ("semi.csv", ";", True),
+        ("tab.tsv", "\t", False),
+        ("tabcomma.txt", "\t", True),
+        ("plain.csv", ",", False),
+    ],
 )
 def test_separators_and_decimal_marks(csvs, name, sep, comma):
     header, rows = csvs.rows()
@@ -370,11 +358,6 @@ def test_decimal_comma_in_wavelength_headers(csvs):
     np.testing.assert_array_equal(table.wavelengths_nm, np.array(csvs.wavelengths) + 0.5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG validate._typed: y_*/metadata columns are parsed with pd.to_numeric, which ignores "
-    "the file's decimal comma, so a ';'-separated target '0,25' stays text",
-)
 def test_decimal_comma_in_targets(csvs):
     header, rows = csvs.rows()
     rows = [[r[0], i + 0.25, *r[2:]] for i, r in enumerate(rows)]
@@ -386,7 +369,9 @@ def test_decimal_comma_in_targets(csvs):
 def test_descending_axis_is_stored_ascending(csvs):
     header, rows = csvs.rows()
     reference = build(csvs.table("asc.csv", header, rows))
-    desc = build(csvs.table("desc.csv", [*header[:2], *header[2:][::-1]], [[*r[:2], *r[2:][::-1]] for r in rows]))
+    desc = build(
+        csvs.table("desc.csv", [*header[:2], *header[2:][::-1]], [[*r[:2], *r[2:][::-1]] for r in rows])
+    )
     np.testing.assert_array_equal(desc.wavelengths_nm, np.array(csvs.wavelengths, dtype=float))
     np.testing.assert_array_equal(desc.values, reference.values)  # columns reordered with the axis
     assert (desc.native_axis_first, desc.native_axis_last) == (1210.0, 1100.0)
@@ -436,7 +421,9 @@ def test_undeclared_unit_and_signal_type_are_guessed_with_warnings(csvs):
 
 def test_undeclared_axis_beyond_2600_is_guessed_cm1(csvs):
     wn = np.linspace(4000.0, 3000.0, 12)
-    table = build(csvs.table("wn.csv", [f"{v:g}" for v in wn], csvs.spectra(25).tolist()), declaration(None, "A", "t"))
+    table = build(
+        csvs.table("wn.csv", [f"{v:g}" for v in wn], csvs.spectra(25).tolist()), declaration(None, "A", "t")
+    )
     assert table.native_unit == "cm-1"
     assert table.warnings[0].startswith("axis unit not declared: guessed 'cm-1' from an axis reaching 4000")
 
@@ -444,7 +431,9 @@ def test_undeclared_axis_beyond_2600_is_guessed_cm1(csvs):
 def test_signal_type_column_declares_the_signal_type(csvs):
     R = np.round(20 + 60 * np.random.default_rng(1).random((25, 12)), 3)
     rows = [["reflectance%", *r] for r in R.tolist()]
-    table = build(csvs.table("st.csv", ["signal_type", *csvs.wavelengths], rows), declaration("nm", None, "t"))
+    table = build(
+        csvs.table("st.csv", ["signal_type", *csvs.wavelengths], rows), declaration("nm", None, "t")
+    )
     assert table.signal_type_original == "reflectance%"
     assert table.extra["signal_type_declared_by"] == "the file's 'signal_type' column"
     np.testing.assert_allclose(table.values, np.log10(100.0 / R), rtol=1e-6)
@@ -454,9 +443,7 @@ def test_signal_type_column_declares_the_signal_type(csvs):
 def test_numeric_and_class_targets_and_metadata_order(csvs):
     X = csvs.spectra(25)
     header = ["zeta", "sample_id", *csvs.wavelengths, "y_num", "alpha", "y_class", "batch"]
-    rows = [
-        [f"z{i}", f"s{i:02d}", *X[i].tolist(), 0.5 * i, f"a{i}", "ab"[i % 2], i % 3] for i in range(25)
-    ]
+    rows = [[f"z{i}", f"s{i:02d}", *X[i].tolist(), 0.5 * i, f"a{i}", "ab"[i % 2], i % 3] for i in range(25)]
     table = build(csvs.table("cols.csv", header, rows))
     assert list(table.metadata.columns) == ["zeta", "sample_id", "alpha", "batch"]
     assert list(table.targets.columns) == ["y_num", "y_class"]
@@ -578,4 +565,4 @@ def test_read_error_is_a_bad_file(tmp_path):
     missing = tmp_path / "nope.csv"
     with pytest.raises(BadFileError, match="cannot read the file"):
         read_csv(missing)
-    assert not os.path.exists(missing)
+    assert not missing.exists()

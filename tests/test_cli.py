@@ -112,12 +112,6 @@ def test_prepare_folder_with_one_bad_file(csvs, tmp_path, capsys):
     assert sorted(PreparedStore(tmp_path / "X").names()) == ["a", "b"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG prepare._collect: `bar.write(...)` (tqdm.write → stdout) prints each skipped file on "
-    "stdout even with --no-progress, so it appears twice (stdout and stderr) and stdout is no "
-    "longer the one-line summary",
-)
 def test_prepare_with_a_skipped_file_prints_only_the_summary_on_stdout(csvs, tmp_path, capsys):
     bank = tmp_path / "bank"
     csvs.good("a.csv", folder=bank)

@@ -116,7 +116,7 @@ def test_limesoda(tables, name, region):
             "reflectance%",
             "absorbance",
         )
-        assert 300 <= t.wavelengths_nm[0] and t.wavelengths_nm[-1] <= 2500
+        assert t.wavelengths_nm[0] >= 300 and t.wavelengths_nm[-1] <= 2500
 
 
 @pytest.mark.parametrize("name", CHEMOTOOLS)
@@ -146,6 +146,8 @@ def test_shapes_match_the_development_bank(tables):
     entries = {Path(e["file"]).stem: e for e in json.loads((XBANK / "manifest.json").read_text())["datasets"]}
     for name, t in tables.items():
         entry = entries[name]
-        assert (t.n_rows, t.n_points, t.native_unit) == (entry["n_rows"], entry["n_points"], entry["unit"]), name
+        assert (t.n_rows, t.n_points, t.native_unit) == (entry["n_rows"], entry["n_points"], entry["unit"]), (
+            name
+        )
         assert t.targets.columns.tolist() == entry["targets"], name
         assert t.metadata.columns.tolist() == entry["metadata"], name

@@ -38,6 +38,7 @@ class RawTable:
     header: list[str]
     frame: pd.DataFrame
     warnings: list[str] = field(default_factory=list)
+    decimal: str = "."
 
 
 def parse_number(text: str, decimal: str = ".") -> float | None:
@@ -158,4 +159,4 @@ def read_csv(path: str | Path) -> RawTable:
         )
     except (pd.errors.ParserError, ValueError) as err:
         raise BadFileError(source, f"cannot parse the rows ({str(err).strip()})") from err
-    return RawTable(source=source, header=header, frame=frame, warnings=notes)
+    return RawTable(source=source, header=header, frame=frame, warnings=notes, decimal=decimal)

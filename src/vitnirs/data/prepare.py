@@ -243,8 +243,7 @@ def _collect(job: Job, result: tuple[str, dict], records: dict, skipped: list, b
     if status == "ok":
         records[job.name] = payload
     else:
-        skipped.append(payload)
-        bar.write(f"skipped {describe_skipped(payload)}")
+        skipped.append(payload)  # listed by the caller at the end, not mixed into the bar
     bar.update(1)
 
 

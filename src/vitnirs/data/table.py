@@ -90,7 +90,7 @@ class SpectralTable:
         ds.add_samples(
             self.values,
             {"partition": "train"},
-            headers=[f"{w:.6g}" for w in self.wavelengths_nm],
+            headers=[repr(float(w)) for w in self.wavelengths_nm],  # exact round trip
             header_unit="nm",  # nirs4all's default is cm-1
         )
         numeric = [c for c in self.targets.columns if pd.api.types.is_numeric_dtype(self.targets[c])]

@@ -66,7 +66,7 @@ def _axis(raw: RawTable) -> tuple[list[int], np.ndarray]:
             raw.source,
             f"wavelength axis is not monotonic: {values[k]:g} follows {values[k - 1]:g} in a "
             f"{'rising' if steps[0] > 0 else 'falling'} axis (mixed units or shuffled columns?)",
-            column=raw.header[cols[k + 1] if k + 1 < len(cols) else cols[k]],
+            column=raw.header[cols[k]],
         )
     return cols, values
 
@@ -76,7 +76,7 @@ def _numeric_block(raw: RawTable, cols: list[int]) -> np.ndarray:
     block = raw.frame[cols].copy()
     for col in cols:
         series = block[col]
-        if series.dtype == object:
+        if not pd.api.types.is_numeric_dtype(series):
             parsed = pd.to_numeric(series.str.replace(",", ".", regex=False), errors="coerce")
             bad = parsed.isna() & series.notna()
             if bad.any():
@@ -129,17 +129,20 @@ def _fill_missing(values: np.ndarray, notes: list[str]) -> tuple[np.ndarray, np.
     return values, ~empty_rows
 
 
-def _rows(mask: np.ndarray, most: int = 5) -> str:
-    rows = (np.flatnonzero(mask) + 1).tolist()
+def _rows(rows: np.ndarray, most: int = 5) -> str:
+    """``rows`` as a short list: a boolean mask over rows (→ 1-based numbers) or row numbers."""
+    rows = (np.flatnonzero(rows) + 1 if rows.dtype == bool else rows).tolist()
     return ", ".join(map(str, rows[:most])) + (f", … ({len(rows)} in all)" if len(rows) > most else "")
 
 
-def _typed(frame: pd.DataFrame) -> pd.DataFrame:
-    """Columns that parse entirely as numbers become numeric; the rest stay text."""
+def _typed(frame: pd.DataFrame, decimal: str) -> pd.DataFrame:
+    """Columns that parse entirely as numbers (with the file's decimal mark) become numeric;
+    the rest stay text."""
     out = {}
     for col in frame.columns:
         series = frame[col]
-        parsed = pd.to_numeric(series, errors="coerce")
+        text = series.astype(str).str.replace(",", ".", regex=False) if decimal == "," else series
+        parsed = pd.to_numeric(text, errors="coerce").where(series.notna())
         out[col] = parsed if (parsed.notna() == series.notna()).all() else series.astype(object)
     return pd.DataFrame(out, index=frame.index)
 
@@ -186,13 +189,13 @@ def build_table(raw: RawTable, *, name: str, declared: Declaration | None = None
                 raw.source, f"only {len(axis)} spectral points with values; {MIN_POINTS} needed"
             )
     values, kept = _fill_missing(values, notes)
-    others = others[kept]
+    others, row_numbers = others[kept], np.flatnonzero(kept) + 1  # file rows, 1-based
 
     constant = values.max(axis=1) == values.min(axis=1)
     if constant.all():
         raise BadFileError(raw.source, "every spectrum is constant (one value repeated across the axis)")
     if constant.any():
-        notes.append(f"{int(constant.sum())} constant spectra dropped (rows {_rows(constant)})")
+        notes.append(f"{int(constant.sum())} constant spectra dropped (rows {_rows(row_numbers[constant])})")
         values, others = values[~constant], others[~constant]
 
     unit = declared.unit
@@ -221,7 +224,7 @@ def build_table(raw: RawTable, *, name: str, declared: Declaration | None = None
         notes.append(f"only {len(values)} spectra: fine for pretraining, too few for a downstream split")
 
     target_cols = [c for c in others.columns if str(c).startswith("y_")]
-    others = _typed(others.reset_index(drop=True))
+    others = _typed(others.reset_index(drop=True), raw.decimal)
     return SpectralTable(
         name=name,
         source=raw.source,
