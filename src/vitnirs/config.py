@@ -108,6 +108,14 @@ class TrainingStrategyConfig(_Section):
     synthetic_priorities: list[SyntheticPriority] = Field(
         list(get_args(SyntheticPriority)), description="Nuisance factors synthetic spectra must cover."
     )
+    dataset_weights: dict[str, Annotated[float, Field(ge=0)]] = Field(
+        {}, description="Sampling weight per dataset name (others weigh 1); 0 leaves a dataset out."
+    )
+    curriculum_steps: int = Field(
+        0,
+        ge=0,
+        description="Steps over which sampling broadens from the larger datasets to all of them (0 = off).",
+    )
 
 
 class AugmentationConfig(_Section):
@@ -117,6 +125,11 @@ class AugmentationConfig(_Section):
     p_scatter: Probability = Field(0.5, description="Probability of a multiplicative/additive scatter.")
     p_noise: Probability = Field(0.8, description="Probability of adding (wavelength-dependent) noise.")
     p_band_mask: Probability = Field(0.2, description="Probability of masking a band of wavelengths.")
+    p_shift: Probability = Field(0.3, description="Probability of a small wavelength shift/stretch.")
+    p_crop: Probability = Field(0.3, description="Probability of a random wavelength crop (true λ kept).")
+    crop_min_fraction: float = Field(
+        0.5, gt=0, le=1, description="Smallest crop, as a fraction of the spectrum's points."
+    )
 
 
 class MaskingConfig(_Section):
@@ -169,7 +182,34 @@ class TrainingConfig(_Section):
     lr: float = Field(1e-4, gt=0, description="Peak learning rate (AdamW).")
     weight_decay: float = Field(0.05, ge=0, description="AdamW weight decay.")
     warmup_epochs: int = Field(10, ge=0, description="Epochs of linear learning-rate warm-up.")
+    min_lr_ratio: float = Field(
+        0.01, ge=0, le=1, description="Final learning rate of the cosine decay, as a fraction of lr."
+    )
     seed: int = Field(0, description="Random seed for model initialisation and sampling.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="Autocast precision; auto = bf16 on a GPU that supports it, else fp32."
+    )
+    device: str = Field("auto", description="Torch device (cpu, cuda, cuda:1); auto = cuda when available.")
+    grad_clip: float = Field(1.0, ge=0, description="Gradient-norm clipping threshold (0 = off).")
+    token_budget: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="The most tokens (spectra x padded length) in a batch; null = batch_size only."
+    )
+    max_points: int = Field(
+        2048, ge=16, description="Longest spectrum fed to the model; longer ones are subsampled."
+    )
+    num_workers: int = Field(2, ge=0, description="Data-loader worker processes (0 = in the main process).")
+    log_every: int = Field(10, ge=1, description="Steps between metric lines in metrics.jsonl.")
+    checkpoint_every: int = Field(
+        1000, ge=1, description="Steps between checkpoints (one is also saved at the end)."
+    )
+    keep_checkpoints: int = Field(3, ge=1, description="Newest checkpoints kept in RUN_DIR/checkpoints.")
+    probe_every: int = Field(
+        500, ge=0, description="Steps between synthetic-vs-real separability probes (0 = off)."
+    )
+    probe_samples: int = Field(
+        200, ge=20, description="Spectra embedded per probe (half synthetic, half real, held-out step)."
+    )
+    tensorboard: bool = Field(False, description="Also write TensorBoard scalars to RUN_DIR/tensorboard.")
 
 
 class LossesConfig(_Section):
@@ -180,8 +220,19 @@ class LossesConfig(_Section):
         0.1, ge=0, description="Weight of the baseline consistency loss (alias: training.lambda_baseline)."
     )
     contrastive_weight: float = Field(
-        0.0, ge=0, description="Weight of the paired-view contrastive loss (0 disables it)."
+        0.0,
+        ge=0,
+        description="Weight of the two-view invariance loss (0 disables it and the second view).",
     )
+    contrastive: Literal["vicreg", "infonce"] = Field(
+        "vicreg", description="Invariance loss between the two views."
+    )
+    temperature: float = Field(0.1, gt=0, description="InfoNCE temperature.")
+
+    @property
+    def two_views(self) -> bool:
+        """Whether batches carry a second view (the contrastive loss is on)."""
+        return self.contrastive_weight > 0
 
 
 class EvaluationConfig(_Section):

@@ -1,0 +1,95 @@
+"""Attention blocks on ``F.scaled_dot_product_attention`` (flash / memory-efficient kernels on GPU).
+
+Key masks: ``key_valid`` bool (B, Nk), True = the key may be attended to. Every query row
+must have at least one valid key (the encoder's level token guarantees it); a row with none
+would give NaN, as in any softmax over an empty set.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["Attention", "MLP", "CrossAttentionBlock", "SelfAttentionBlock"]
+
+
+class Attention(nn.Module):
+    """Multi-head attention of queries (B, Nq, D) over a context (B, Nk, D)."""
+
+    def __init__(self, *, d_model: int, n_heads: int, dropout: float = 0.0):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"n_heads ({n_heads}) must divide d_model ({d_model})")
+        self.n_heads = n_heads
+        self.dropout = dropout
+        self.to_q = nn.Linear(d_model, d_model)
+        self.to_kv = nn.Linear(d_model, 2 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+
+    def forward(
+        self, x: torch.Tensor, context: torch.Tensor, key_valid: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """x: (B, Nq, D), context: (B, Nk, D), key_valid: bool (B, Nk) or None -> (B, Nq, D)."""
+        B, Nq, D = x.shape
+        H = self.n_heads
+        q = self.to_q(x).view(B, Nq, H, D // H).transpose(1, 2)  # [B, H, Nq, Dh]
+        k, v = self.to_kv(context).view(B, -1, 2, H, D // H).permute(2, 0, 3, 1, 4)  # [B, H, Nk, Dh] each
+        attn_mask = None if key_valid is None else key_valid[:, None, None, :]  # [B, 1, 1, Nk]
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )  # [B, H, Nq, Dh]
+        return self.proj(out.transpose(1, 2).reshape(B, Nq, D))
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward: Linear -> GELU -> Linear (hidden = mult * d_model)."""
+
+    def __init__(self, *, d_model: int, mult: int = 4, dropout: float = 0.0):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(d_model, mult * d_model),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(mult * d_model, d_model),
+            nn.Dropout(dropout),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class CrossAttentionBlock(nn.Module):
+    """Pre-norm block: queries attend to a (padded) context, then an MLP; both residual."""
+
+    def __init__(self, *, d_model: int, n_heads: int, dropout: float = 0.0):
+        super().__init__()
+        self.norm_q = nn.LayerNorm(d_model)
+        self.norm_kv = nn.LayerNorm(d_model)
+        self.attn = Attention(d_model=d_model, n_heads=n_heads, dropout=dropout)
+        self.norm_mlp = nn.LayerNorm(d_model)
+        self.mlp = MLP(d_model=d_model, dropout=dropout)
+
+    def forward(
+        self, x: torch.Tensor, context: torch.Tensor, key_valid: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """x: (B, Nq, D), context: (B, Nk, D), key_valid: bool (B, Nk) -> (B, Nq, D)."""
+        x = x + self.attn(self.norm_q(x), self.norm_kv(context), key_valid)
+        return x + self.mlp(self.norm_mlp(x))
+
+
+class SelfAttentionBlock(nn.Module):
+    """Pre-norm transformer block over an unpadded set (the latents)."""
+
+    def __init__(self, *, d_model: int, n_heads: int, dropout: float = 0.0):
+        super().__init__()
+        self.norm = nn.LayerNorm(d_model)
+        self.attn = Attention(d_model=d_model, n_heads=n_heads, dropout=dropout)
+        self.norm_mlp = nn.LayerNorm(d_model)
+        self.mlp = MLP(d_model=d_model, dropout=dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, N, D) -> (B, N, D)."""
+        h = self.norm(x)
+        x = x + self.attn(h, h)
+        return x + self.mlp(self.norm_mlp(x))

@@ -1,0 +1,62 @@
+"""MAE decoder: one query per masked point, built from its wavelength, reads the latents.
+
+The decoder has its **own** :class:`WavelengthEncoding` (not shared with the encoder), as MAE
+has its own decoder position embedding: the encoder's codes are then shaped only by the
+encoder's needs, and the decoder can be thrown away after pretraining with nothing left
+dangling. Queries attend to the latents only (not to each other), so each prediction depends
+on its own wavelength and the latents alone: padding of the query set changes nothing.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vitnirs.model.attention import CrossAttentionBlock
+from vitnirs.model.wavelength import WavelengthEncoding
+
+__all__ = ["MAEDecoder"]
+
+
+class MAEDecoder(nn.Module):
+    """Predict the normalised value at given wavelengths from the encoder latents.
+
+    Args:
+        d_model: decoder width.
+        n_heads: attention heads (must divide d_model).
+        n_layers: cross-attention blocks (queries -> latents).
+        dropout: dropout in attention and MLPs.
+        d_latent: width of the encoder latents (default: d_model); projected when it differs.
+        n_frequencies: Fourier frequencies of the decoder's wavelength encoding.
+    """
+
+    def __init__(
+        self,
+        *,
+        d_model: int,
+        n_heads: int,
+        n_layers: int = 1,
+        dropout: float = 0.0,
+        d_latent: int | None = None,
+        n_frequencies: int = 32,
+    ):
+        super().__init__()
+        d_latent = d_model if d_latent is None else d_latent
+        self.latent_proj = nn.Identity() if d_latent == d_model else nn.Linear(d_latent, d_model)
+        self.wavelength_encoding = WavelengthEncoding(d_model, n_frequencies=n_frequencies)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, d_model))
+        self.blocks = nn.ModuleList(
+            CrossAttentionBlock(d_model=d_model, n_heads=n_heads, dropout=dropout) for _ in range(n_layers)
+        )
+        self.norm = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, 1)
+        nn.init.trunc_normal_(self.mask_token, std=0.02)
+
+    def forward(self, latents: torch.Tensor, wavelengths: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """latents: (B, N, D_latent), wavelengths: (B, M) nm, valid: bool (B, M) -> pred (B, M), 0 where invalid."""
+        context = self.latent_proj(latents)  # [B, N, D]
+        q = self.wavelength_encoding(wavelengths) + self.mask_token  # [B, M, D]
+        for block in self.blocks:
+            q = block(q, context)
+        pred = self.head(self.norm(q)).squeeze(-1)  # [B, M]
+        return pred * valid

@@ -1,0 +1,100 @@
+"""Pretraining losses: minimal for identical inputs, growing with difference, gradients flow."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from vitnirs.losses import baseline_consistency, combine, contrastive, info_nce, paired_embeddings, vicreg
+
+
+def emb(b: int = 32, d: int = 16, seed: int = 0) -> torch.Tensor:
+    return torch.randn(b, d, generator=torch.Generator().manual_seed(seed))
+
+
+def test_baseline_consistency_zero_for_identical_and_grows():
+    z = emb()
+    assert baseline_consistency(z, z).item() == pytest.approx(0.0, abs=1e-6)
+    assert baseline_consistency(z, 3.0 * z).item() == pytest.approx(0.0, abs=1e-6)  # scale-free
+    small = baseline_consistency(z, z + 0.1 * emb(seed=1)).item()
+    large = baseline_consistency(z, z + 2.0 * emb(seed=1)).item()
+    assert 0 < small < large <= 2.0
+
+
+def test_vicreg_invariance_zero_for_identical_and_grows():
+    z = emb()
+    same = vicreg(z, z)
+    assert same["invariance"].item() == 0.0
+    assert vicreg(z, z + 0.1 * emb(seed=1))["invariance"] < vicreg(z, z + emb(seed=1))["invariance"]
+    assert set(same) == {"invariance", "variance", "covariance", "total"}
+
+
+def test_vicreg_variance_fights_collapse():
+    collapsed = torch.ones(32, 16) + 1e-3 * emb()
+    spread = 2.0 * emb()
+    assert vicreg(collapsed, collapsed)["variance"].item() > 0.9
+    assert vicreg(spread, spread)["variance"].item() < 0.1
+    # The gradient of the variance term pushes a collapsed batch apart.
+    z = collapsed.clone().requires_grad_(True)
+    vicreg(z, z.detach(), sim=0, var=1, cov=0)["total"].backward()
+    with torch.no_grad():
+        spread_after = (z - 0.5 * z.grad).std(0).mean()
+    assert spread_after > collapsed.std(0).mean()
+
+
+def test_info_nce_minimal_for_identical_and_chance_for_random():
+    z = 10 * emb()
+    assert info_nce(z, z, temperature=0.1).item() < 0.05
+    chance = info_nce(emb(512, 64), emb(512, 64, seed=1), temperature=1.0).item()
+    assert chance == pytest.approx(math.log(512), rel=0.05)
+    assert contrastive(z, z, "infonce")["total"].item() < 0.05
+    with pytest.raises(ValueError, match="vicreg"):
+        contrastive(z, z, "nope")
+
+
+@pytest.mark.parametrize("kind", ["vicreg", "infonce"])
+def test_gradients_flow(kind):
+    z1 = emb().requires_grad_(True)
+    z2 = emb(seed=1).requires_grad_(True)
+    total = contrastive(z1, z2, kind)["total"] + baseline_consistency(z1, z2)
+    total.backward()
+    assert z1.grad.abs().sum() > 0 and z2.grad.abs().sum() > 0
+
+
+def test_paired_embeddings_is_one_batched_call():
+    calls = []
+    proj = torch.nn.Linear(7, 5)
+
+    def encode(values, wavelengths, valid, level, meta=None):
+        calls.append(values.shape)
+        x = torch.cat([values * valid, level], dim=1)
+        return None, proj(x)
+
+    def batch(seed):
+        g = torch.Generator().manual_seed(seed)
+        return {
+            "values": torch.randn(4, 5, generator=g),
+            "wavelengths": torch.rand(4, 5, generator=g),
+            "valid": torch.ones(4, 5),
+            "level": torch.randn(4, 2, generator=g),
+        }
+
+    a, b = batch(0), batch(1)
+    ea, eb = paired_embeddings(encode, a, b)
+    assert calls == [torch.Size([8, 5])]
+    _, ref = encode(a["values"], a["wavelengths"], a["valid"], a["level"])
+    torch.testing.assert_close(ea, ref)
+    assert ea.shape == eb.shape == (4, 5)
+
+
+def test_combine_weights_and_logs_every_term():
+    terms = {"mae": torch.tensor(2.0), "baseline": torch.tensor(0.5), "contrastive": torch.tensor(9.0)}
+    total, logged = combine(terms, {"mae": 1.0, "baseline": 0.1, "contrastive": 0.0})
+    assert total.item() == pytest.approx(2.05)
+    assert {k: float(v) for k, v in logged.items()} == pytest.approx(
+        {"mae": 2.0, "baseline": 0.5, "contrastive": 9.0, "total": 2.05}
+    )
+    with pytest.raises(ValueError, match="weight"):
+        combine(terms, {})
