@@ -81,7 +81,9 @@ class DatasetSampler:
         self.max_batch, self.token_budget = int(max_batch), token_budget
         self.curriculum_steps = int(curriculum_steps)
         if not self.synthetic.any() and p_synth > 0:
-            warnings.warn("p_synth > 0 but there is no synthetic dataset: sampling real spectra only", stacklevel=2)
+            warnings.warn(
+                "p_synth > 0 but there is no synthetic dataset: sampling real spectra only", stacklevel=2
+            )
         self.p_synth = 0.0 if not self.synthetic.any() else 1.0 if self.synthetic.all() else float(p_synth)
         base = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
         if base.shape != (n,) or (base < 0).any():
@@ -95,11 +97,14 @@ class DatasetSampler:
             raise ValueError(f"lengths must have {n} entries")
         # bucket of each dataset (one bucket when no lengths are known)
         self.bucket = (
-            np.zeros(n, dtype=np.int64) if self.lengths is None else np.searchsorted(BUCKET_EDGES, self.lengths)
+            np.zeros(n, dtype=np.int64)
+            if self.lengths is None
+            else np.searchsorted(BUCKET_EDGES, self.lengths)
         )
         self.buckets = np.unique(self.bucket)
         self.bucket_max_len = {
-            int(b): (None if self.lengths is None else int(self.lengths[self.bucket == b].max())) for b in self.buckets
+            int(b): (None if self.lengths is None else int(self.lengths[self.bucket == b].max()))
+            for b in self.buckets
         }
 
     def dataset_probabilities(self, step: int) -> np.ndarray:
