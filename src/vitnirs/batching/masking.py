@@ -15,9 +15,12 @@ per row (rows with fewer than 2 real points get no mask). The construction:
 3. the ``n_valid - n_mask`` visible points split into ``k + 1`` gaps (inner gaps >= 1, so
    blocks never merge; end gaps >= 0).
 
-Two corner cases bend the block-length rule, both on short spectra: ``n_mask < min_block``
-gives one shorter block, and when the inner gaps cannot separate enough blocks (very high
-ratio with small blocks) blocks grow past ``max_block`` rather than the count changing.
+Block lengths are in ``[min_block, max_block]`` whenever the exact count allows it: some ``k``
+blocks of allowed length sum to ``n_mask`` and ``k - 1`` visible points can separate them.
+Otherwise (short spectra, very high ratios, ``min_block == max_block``) the count stays exact
+and the blocks bend: shorter than ``min_block`` (e.g. ``n_mask < min_block``), or longer than
+``max_block`` when the visible points cannot separate enough blocks. Blocks never cross the
+ends of a spectrum, so no clipping is needed.
 
 :func:`keep_indices` and :func:`masked_indices` are MAE's argsort trick adapted to padding.
 """
@@ -51,7 +54,9 @@ def _random_composition(
     return parts * active
 
 
-def _shuffle_active(x: torch.Tensor, n_parts: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+def _shuffle_active(
+    x: torch.Tensor, n_parts: torch.Tensor, generator: torch.Generator | None
+) -> torch.Tensor:
     """Randomly permute the first ``n_parts`` entries of each row of ``x`` (B, S)."""
     B, S = x.shape
     keys = torch.rand(B, S, generator=generator, device=x.device)
@@ -92,7 +97,9 @@ def block_mask(
     n_vis = n_valid - n_mask
 
     # 1. number of blocks per row: about n_mask / s, s ~ U[min_block, max_block]
-    size = torch.empty(B, device=device, dtype=torch.float64).uniform_(min_block, max_block, generator=generator)
+    size = torch.empty(B, device=device, dtype=torch.float64).uniform_(
+        min_block, max_block, generator=generator
+    )
     k = torch.round(n_mask / size).long()
     k_lo = torch.div(n_mask + max_block - 1, max_block, rounding_mode="floor")  # blocks <= max_block
     k_hi = torch.maximum(torch.div(n_mask, min_block, rounding_mode="floor"), k_lo)  # blocks >= min_block

@@ -8,8 +8,8 @@ would give NaN, as in any softmax over an empty set.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+from torch.nn.functional import scaled_dot_product_attention
 
 __all__ = ["Attention", "MLP", "CrossAttentionBlock", "SelfAttentionBlock"]
 
@@ -36,7 +36,7 @@ class Attention(nn.Module):
         q = self.to_q(x).view(B, Nq, H, D // H).transpose(1, 2)  # [B, H, Nq, Dh]
         k, v = self.to_kv(context).view(B, -1, 2, H, D // H).permute(2, 0, 3, 1, 4)  # [B, H, Nk, Dh] each
         attn_mask = None if key_valid is None else key_valid[:, None, None, :]  # [B, 1, 1, Nk]
-        out = F.scaled_dot_product_attention(
+        out = scaled_dot_product_attention(
             q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
         )  # [B, H, Nq, Dh]
         return self.proj(out.transpose(1, 2).reshape(B, Nq, D))

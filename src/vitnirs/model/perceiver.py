@@ -72,10 +72,12 @@ class SpectralPerceiver(nn.Module):
             self.meta_proj = None
         self.latents = nn.Parameter(torch.empty(1, n_latents, d_model))
         self.cross_blocks = nn.ModuleList(
-            CrossAttentionBlock(d_model=d_model, n_heads=n_heads, dropout=dropout) for _ in range(n_cross_layers)
+            CrossAttentionBlock(d_model=d_model, n_heads=n_heads, dropout=dropout)
+            for _ in range(n_cross_layers)
         )
         self.self_blocks = nn.ModuleList(
-            SelfAttentionBlock(d_model=d_model, n_heads=n_heads, dropout=dropout) for _ in range(n_self_layers)
+            SelfAttentionBlock(d_model=d_model, n_heads=n_heads, dropout=dropout)
+            for _ in range(n_self_layers)
         )
         self.norm = nn.LayerNorm(d_model)
         nn.init.trunc_normal_(self.latents, std=0.02)

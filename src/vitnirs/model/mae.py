@@ -1,0 +1,95 @@
+"""Masked autoencoder for spectra, after facebookresearch/mae ``models_mae.py``.
+
+The batch is the dict of :mod:`vitnirs.batching`; its ``mask`` (True = masked) is built by
+:func:`vitnirs.batching.masking.block_mask` in the data pipeline. Masked points are **dropped**
+from the encoder input (gathered out with ``ids_keep``), not hidden behind a mask token; the
+decoder predicts the normalised value at the masked wavelengths only.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vitnirs.batching.masking import keep_indices, masked_indices
+from vitnirs.model.decoder import MAEDecoder
+from vitnirs.model.perceiver import SpectralPerceiver
+
+__all__ = ["SpectralMAE"]
+
+Batch = dict[str, torch.Tensor]
+
+
+class SpectralMAE(nn.Module):
+    """Perceiver encoder + wavelength-query decoder, trained by masked reconstruction."""
+
+    def __init__(self, encoder: SpectralPerceiver, decoder: MAEDecoder):
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+
+    # -- encoder ------------------------------------------------------------------------------
+    def encode(
+        self,
+        values: torch.Tensor,
+        wavelengths: torch.Tensor,
+        valid: torch.Tensor,
+        level: torch.Tensor,
+        meta: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """All real points, no masking, with autograd: -> latents (B, N, D), embedding (B, D)."""
+        return self.encoder(values, wavelengths, valid, level, meta)
+
+    @torch.no_grad()
+    def embed(
+        self,
+        values: torch.Tensor,
+        wavelengths: torch.Tensor,
+        valid: torch.Tensor,
+        level: torch.Tensor,
+        meta: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Embedding (B, D) for downstream use: eval mode (restored afterwards), no grad."""
+        was_training = self.training
+        self.eval()
+        try:
+            return self.encode(values, wavelengths, valid, level, meta)[1]
+        finally:
+            self.train(was_training)
+
+    def forward_encoder(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encode the visible points only: -> latents (B, N, D), embedding (B, D)."""
+        ids_keep, keep_valid = keep_indices(batch["mask"], batch["valid"])  # [B, K], [B, K]
+        values = torch.gather(batch["values"], 1, ids_keep)  # [B, K]
+        wavelengths = torch.gather(batch["wavelengths"], 1, ids_keep)  # [B, K]
+        return self.encoder(values, wavelengths, keep_valid, batch["level"], batch.get("meta"))
+
+    # -- decoder ------------------------------------------------------------------------------
+    def forward_decoder(
+        self, latents: torch.Tensor, batch: Batch
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Predict at the masked points: -> pred (B, M), ids_masked (B, M), masked_valid (B, M)."""
+        ids_masked, masked_valid = masked_indices(batch["mask"])  # [B, M], [B, M]
+        wavelengths = torch.gather(batch["wavelengths"], 1, ids_masked)  # [B, M]
+        return self.decoder(latents, wavelengths, masked_valid), ids_masked, masked_valid
+
+    @staticmethod
+    def forward_loss(target: torch.Tensor, pred: torch.Tensor, masked_valid: torch.Tensor) -> torch.Tensor:
+        """Mean squared error over the real masked points only (padding slots of M are ignored).
+
+        target, pred: (B, M); masked_valid: bool (B, M). Normalised by the number of real masked
+        points in the whole batch (0 if there are none). Computed in float32 under autocast.
+        """
+        weight = masked_valid.float()
+        sq = (pred.float() - target.float()) ** 2 * weight
+        return sq.sum() / weight.sum().clamp_min(1.0)
+
+    def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """-> loss (scalar), pred (B, L) (0 where not masked), mask (B, L) bool, as in MAE."""
+        latents, _ = self.forward_encoder(batch)
+        pred, ids_masked, masked_valid = self.forward_decoder(latents, batch)
+        target = torch.gather(batch["values"], 1, ids_masked)  # [B, M]
+        loss = self.forward_loss(target, pred, masked_valid)
+        # ids_masked is a slice of a per-row permutation: no index repeats, padding slots write 0
+        full = torch.zeros_like(batch["values"], dtype=pred.dtype).scatter(1, ids_masked, pred)
+        return loss, full, batch["mask"]

@@ -1,0 +1,86 @@
+"""Named model sizes and the one function that builds a :class:`SpectralMAE` from them.
+
+Encoder keys are :class:`SpectralPerceiver` arguments; decoder keys carry a ``decoder_``
+prefix (``decoder_d_model``, ``decoder_n_heads``, ``decoder_n_layers``). ``base`` is the
+roadmap's model (``configs/default.yaml``); ``tiny`` is for tests on CPU.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from vitnirs.model.decoder import MAEDecoder
+from vitnirs.model.mae import SpectralMAE
+from vitnirs.model.perceiver import SpectralPerceiver
+
+__all__ = ["PRESETS", "build_mae", "count_parameters", "preset_config"]
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": {
+        "d_model": 32, "n_latents": 8, "n_heads": 2, "n_cross_layers": 1, "n_self_layers": 1, "d_meta": 8,
+        "decoder_d_model": 32, "decoder_n_heads": 2, "decoder_n_layers": 1,
+    },
+    "small": {
+        "d_model": 64, "n_latents": 32, "n_heads": 4, "n_cross_layers": 1, "n_self_layers": 2, "d_meta": 16,
+        "decoder_d_model": 64, "decoder_n_heads": 4, "decoder_n_layers": 1,
+    },
+    "base": {
+        "d_model": 128, "n_latents": 64, "n_heads": 4, "n_cross_layers": 2, "n_self_layers": 3, "d_meta": 32,
+        "decoder_d_model": 128, "decoder_n_heads": 4, "decoder_n_layers": 1,
+    },
+    "large": {
+        "d_model": 256, "n_latents": 128, "n_heads": 8, "n_cross_layers": 2, "n_self_layers": 6, "d_meta": 32,
+        "decoder_d_model": 128, "decoder_n_heads": 4, "decoder_n_layers": 2,
+    },
+}  # fmt: skip
+
+_DEFAULTS: dict[str, Any] = {
+    "n_meta_fields": 3, "meta_vocab": 64, "dropout": 0.0, "meta_dropout": 0.1, "n_frequencies": 32,
+}  # fmt: skip
+_ENCODER_KEYS = {
+    "d_model", "n_latents", "n_heads", "n_cross_layers", "n_self_layers", "d_meta",
+    "n_meta_fields", "meta_vocab", "dropout", "meta_dropout", "n_frequencies",
+}  # fmt: skip
+_DECODER_KEYS = {"decoder_d_model", "decoder_n_heads", "decoder_n_layers", "decoder_dropout"}
+
+
+def preset_config(preset: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """The full, resolved keyword set of a model: preset (default ``base``) + overrides.
+
+    Unknown keys raise ``ValueError`` naming them; ``None`` overrides are ignored (so an unset
+    config field keeps the preset's value).
+    """
+    name = preset or "base"
+    if name not in PRESETS:
+        raise ValueError(f"unknown model preset {name!r}; choose one of {sorted(PRESETS)}")
+    unknown = set(overrides) - _ENCODER_KEYS - _DECODER_KEYS
+    if unknown:
+        raise ValueError(
+            f"unknown model option(s) {sorted(unknown)}; known: {sorted(_ENCODER_KEYS | _DECODER_KEYS)}"
+        )
+    cfg = {**_DEFAULTS, **PRESETS[name]}
+    cfg.update({k: v for k, v in overrides.items() if v is not None})
+    cfg.setdefault("decoder_dropout", cfg["dropout"])
+    return cfg
+
+
+def build_mae(preset: str | None = None, **overrides: Any) -> SpectralMAE:
+    """Build a :class:`SpectralMAE` from a preset name (default ``base``) and overrides."""
+    cfg = preset_config(preset, **overrides)
+    encoder = SpectralPerceiver(**{k: cfg[k] for k in _ENCODER_KEYS})
+    decoder = MAEDecoder(
+        d_model=cfg["decoder_d_model"],
+        n_heads=cfg["decoder_n_heads"],
+        n_layers=cfg["decoder_n_layers"],
+        dropout=cfg["decoder_dropout"],
+        d_latent=cfg["d_model"],
+        n_frequencies=cfg["n_frequencies"],
+    )
+    return SpectralMAE(encoder, decoder)
+
+
+def count_parameters(module: nn.Module, *, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters of a module."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
