@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from vitnirs.losses import baseline_consistency, combine, contrastive, info_nce, paired_embeddings, vicreg
+from vitnirs.losses import baseline_consistency, combine, contrastive, embed_views, info_nce, vicreg
 
 
 def emb(b: int = 32, d: int = 16, seed: int = 0) -> torch.Tensor:
@@ -63,7 +63,7 @@ def test_gradients_flow(kind):
     assert z1.grad.abs().sum() > 0 and z2.grad.abs().sum() > 0
 
 
-def test_paired_embeddings_is_one_batched_call():
+def test_embed_views_is_one_batched_call():
     calls = []
     proj = torch.nn.Linear(7, 5)
 
@@ -82,11 +82,21 @@ def test_paired_embeddings_is_one_batched_call():
         }
 
     a, b = batch(0), batch(1)
-    ea, eb = paired_embeddings(encode, a, b)
+    ea, eb = embed_views(encode, [a, b])
     assert calls == [torch.Size([8, 5])]
     _, ref = encode(a["values"], a["wavelengths"], a["valid"], a["level"])
     torch.testing.assert_close(ea, ref)
     assert ea.shape == eb.shape == (4, 5)
+    # A shorter view is padded (values 0, valid False) to the longest one: same embedding.
+    short = {k: (v[:, :3] if k != "level" else v) for k, v in a.items()}
+    short["valid"] = torch.ones(4, 3)
+    padded = {
+        **short,
+        "values": torch.cat([short["values"], torch.zeros(4, 2)], 1),
+        "valid": torch.tensor([[1.0] * 3 + [0.0] * 2] * 4),
+    }
+    es, _ = embed_views(encode, [short, b])
+    torch.testing.assert_close(es, encode(padded["values"], None, padded["valid"], padded["level"])[1])
 
 
 def test_combine_weights_and_logs_every_term():

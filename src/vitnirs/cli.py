@@ -237,6 +237,50 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- pretrain
+def cmd_pretrain(args: argparse.Namespace) -> int:
+    from vitnirs.train.loop import pretrain
+
+    started = time.perf_counter()
+    cfg = _config(args)
+    out = Path(args.out)
+    if args.max_steps is not None and args.max_steps < 1:
+        raise VitnirsError("--max-steps must be at least 1")
+    store = args.store or cfg.data.store_dir
+    if store is None:
+        store = out / "store"
+        bank = cfg.data.real_datasets_dir
+        print(f"[1/2] prepare: {bank or 'embedded demo bank'} + {cfg.data.synth_samples} synthetic → {store}")
+        args.unit = args.signal_type = None  # declarations come from the config
+        print(_prepare_real(cfg, bank, Path(store), args, synth=cfg.data.synth_samples).summary())
+        print(f"[2/2] pretrain → {out}")
+    elif not Path(store).is_dir():
+        raise VitnirsError(f"{store}: no such store (run `vitnirs prepare` first, or leave out --store)")
+    summary = pretrain(
+        cfg,
+        store=Path(store),
+        run_dir=out,
+        resume=args.resume,
+        max_steps=args.max_steps,
+        progress=_progress(args),
+    )
+    if summary.get("steps") is None:  # not rank 0 of a torchrun job: rank 0 reports
+        return 0
+    summary["seconds"] = round(time.perf_counter() - started, 1)
+    (out / "pretrain_summary.json").write_text(json.dumps(summary, indent=1))
+    final = summary.get("final") or {}
+    loss = f"loss {final['total']:.4f}" if "total" in final else "no step run"
+    mae = ""
+    if summary.get("heldout_mae_start") is not None and summary.get("heldout_mae_end") is not None:
+        mae = f", held-out MAE {summary['heldout_mae_start']:.4f} → {summary['heldout_mae_end']:.4f}"
+    print(
+        f"pretrained to step {summary['steps']}/{summary['total_steps']} in {summary['seconds']} s "
+        f"({loss}{mae}, {summary.get('spectra_per_s', 0):.0f} spectra/s); "
+        f"checkpoint {summary.get('checkpoint')}"
+    )
+    return 0
+
+
 # ----------------------------------------------------------------------------- config
 def cmd_config(args: argparse.Namespace) -> int:
     import yaml
@@ -309,6 +353,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_config_options(p, default="demo")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser(
+        "pretrain",
+        formatter_class=_Formatter,
+        help="pretrain the encoder (masked reconstruction + invariance losses)",
+        description="Pretrain the spectral Perceiver on a prepared store (without --store: the "
+        "bank of data.real_datasets_dir, else the embedded demo bank, plus data.synth_samples "
+        "synthetic spectra, prepared into RUN_DIR/store). Writes metrics.jsonl, checkpoints/, "
+        "loss_curve.png. Several GPUs: torchrun --nproc_per_node=N -m vitnirs pretrain ...",
+    )
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder")
+    p.add_argument("--store", help="prepared store; default: data.store_dir, else prepare into RUN_DIR/store")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in RUN_DIR")
+    p.add_argument(
+        "--max-steps", type=int, metavar="N", help="stop at step N (the schedule still spans the epochs)"
+    )
+    p.add_argument("--workers", type=int, help="processes for preparing the store; default: data.workers")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_config_options(p)
+    p.set_defaults(func=cmd_pretrain)
 
     p = sub.add_parser("config", formatter_class=_Formatter, help="validate a config and print it resolved")
     _add_config_options(p)

@@ -130,6 +130,12 @@ class AugmentationConfig(_Section):
     crop_min_fraction: float = Field(
         0.5, gt=0, le=1, description="Smallest crop, as a fraction of the spectrum's points."
     )
+    p_subsample: Probability = Field(
+        0.0, description="Probability of keeping a random subset of the points (true λ kept)."
+    )
+    subsample_min_fraction: float = Field(
+        0.5, gt=0, le=1, description="Smallest subsample, as a fraction of the spectrum's points."
+    )
 
 
 class MaskingConfig(_Section):
@@ -151,11 +157,26 @@ class MaskingConfig(_Section):
         return self
 
 
+# Encoder sizes of the model presets (the same numbers as vitnirs.model.presets.PRESETS, kept
+# here so that loading a config does not import torch; a test checks they agree).
+MODEL_PRESETS: dict[str, dict[str, int]] = {
+    "tiny": {"d_model": 32, "n_latents": 8, "n_heads": 2, "n_cross_layers": 1, "n_self_layers": 1, "d_meta": 8},
+    "small": {"d_model": 64, "n_latents": 32, "n_heads": 4, "n_cross_layers": 1, "n_self_layers": 2, "d_meta": 16},
+    "base": {"d_model": 128, "n_latents": 64, "n_heads": 4, "n_cross_layers": 2, "n_self_layers": 3, "d_meta": 32},
+    "large": {"d_model": 256, "n_latents": 128, "n_heads": 8, "n_cross_layers": 2, "n_self_layers": 6, "d_meta": 32},
+}  # fmt: skip
+
+
 class ModelConfig(_Section):
-    """Sizes of the Perceiver encoder (the defaults are the ``base`` preset)."""
+    """Sizes of the Perceiver encoder: the preset's, except the keys set explicitly.
+
+    ``preset`` fills every size key that the YAML file or ``--set`` does not give, so
+    ``--set model.preset=tiny`` alone builds the tiny model; a key set explicitly wins over
+    the preset. The defaults shown are the ``base`` preset's.
+    """
 
     preset: Literal["tiny", "small", "base", "large"] = Field(
-        "base", description="Name of the size preset; the keys below set the sizes actually built."
+        "base", description="Size preset; fills every size key below that is not set explicitly."
     )
     d_model: int = Field(128, ge=1, description="Width of tokens and latents.")
     n_latents: int = Field(64, ge=1, description="Number of Perceiver latents.")
@@ -164,6 +185,13 @@ class ModelConfig(_Section):
     n_self_layers: int = Field(3, ge=0, description="Self-attention layers over the latents.")
     d_meta: int = Field(32, ge=0, description="Width of the metadata embedding (0 disables it).")
     dropout: float = Field(0.1, ge=0, lt=1, description="Dropout probability.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_from_preset(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("preset", "base") in MODEL_PRESETS:
+            return {**MODEL_PRESETS[data.get("preset", "base")], **data}
+        return data
 
     @model_validator(mode="after")
     def _heads_divide_width(self) -> ModelConfig:

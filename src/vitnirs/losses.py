@@ -6,18 +6,22 @@
 * :func:`vicreg` / :func:`info_nce` — invariance between two views of the same spectra
   (two augmentations of a real spectrum, or the paired views of a synthetic sample).
 * :func:`combine` — the weighted total, with every term kept for logging.
+* :class:`PretrainObjective` — all of them in one ``forward`` (what the loop and DDP wrap).
 
 Every function takes pooled embeddings ``(B, D)`` and returns scalars; nothing loops over
-the samples of a batch. The optional semi-supervised head is not implemented (off by
+the samples of a batch. The contrastive losses act on the pooled embedding itself (no
+projector head, unlike VICReg's expander; a small weight keeps them from dominating). The optional semi-supervised head is not implemented (off by
 default in the roadmap; targets are never used in pretraining).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as F  # noqa: N812 (the PyTorch convention)
+from torch import nn
 
 Tensor = torch.Tensor
 
@@ -83,29 +87,91 @@ def contrastive(z1: Tensor, z2: Tensor, kind: str, *, temperature: float = 0.1) 
     raise ValueError(f"unknown contrastive loss {kind!r}; allowed: vicreg, infonce")
 
 
-def paired_embeddings(
-    encode: Callable[..., tuple[Tensor, Tensor]],
-    first: Mapping[str, Tensor],
-    second: Mapping[str, Tensor],
-) -> tuple[Tensor, Tensor]:
-    """Embeddings of two batches of the same padded shape from ONE batched encoder call.
+VIEW_KEYS = ("values", "wavelengths", "valid", "level")
+_PAD = {"values": 0.0, "wavelengths": 1000.0, "valid": False}  # the batch contract's padding
 
-    ``first`` and ``second`` hold ``values``, ``wavelengths``, ``valid``, ``level`` (and
-    optionally ``meta``), each ``(B, L)`` (``level``: ``(B, 2)``). They are concatenated along
-    the batch, encoded once, and split: returns ``(emb_first, emb_second)``, each ``(B, D)``.
+
+def _pad_to(x: Tensor, length: int, fill: float | bool) -> Tensor:
+    return x if x.shape[1] == length else F.pad(x, (0, length - x.shape[1]), value=fill)
+
+
+def embed_views(
+    encode: Callable[..., tuple[Tensor, Tensor]], views: Sequence[Mapping[str, Tensor]]
+) -> list[Tensor]:
+    """Pooled embeddings of several views of a batch from ONE batched encoder call.
+
+    Each view holds ``values``, ``wavelengths``, ``valid`` (each ``(B, L_i)``), ``level``
+    ``(B, 2)`` and optionally ``meta`` ``(B, K)``. Views are padded to the longest ``L_i`` (the
+    batch contract's padding), concatenated along the batch, encoded once and split back:
+    returns one ``(B, D)`` embedding per view.
     """
-    b = first["values"].shape[0]
-    meta = None
-    if first.get("meta") is not None and second.get("meta") is not None:
-        meta = torch.cat([first["meta"], second["meta"]])
-    _, emb = encode(
-        torch.cat([first["values"], second["values"]]),
-        torch.cat([first["wavelengths"], second["wavelengths"]]),
-        torch.cat([first["valid"], second["valid"]]),
-        torch.cat([first["level"], second["level"]]),
-        meta=meta,
-    )
-    return emb[:b], emb[b:]
+    length = max(v["values"].shape[1] for v in views)
+    cat = {
+        key: torch.cat([_pad_to(v[key], length, _PAD[key]) if key in _PAD else v[key] for v in views])
+        for key in VIEW_KEYS
+    }
+    metas = [v.get("meta") for v in views]
+    meta = torch.cat(metas) if all(m is not None for m in metas) else None
+    _, emb = encode(cat["values"], cat["wavelengths"], cat["valid"], cat["level"], meta=meta)
+    return list(emb.split([v["values"].shape[0] for v in views]))
+
+
+class PretrainObjective(nn.Module):
+    """All pretraining losses in one ``forward``: what the loop (and DDP) wraps.
+
+    ``forward(batch) -> (total, terms)``: ``mae`` (``model(batch)``), ``baseline`` (embedding
+    of the spectra vs of ``corrected_values``) and ``contrastive`` (the batch vs
+    ``batch["view2"]``) with their sub-terms; the embeddings of every view come from one
+    encoder call. A term whose weight is 0 is not computed. Keeping every loss inside one
+    module's ``forward`` is what lets DDP see the whole graph.
+
+    Parameters
+    ----------
+    model:
+        A ``SpectralMAE``: ``model(batch) -> (loss, pred, mask)`` and
+        ``model.encode(values, wavelengths, valid, level, meta=None) -> (latents, embedding)``.
+    weights:
+        ``{"mae": w, "baseline": w, "contrastive": w}`` (the ``losses.*_weight`` keys).
+    contrastive_kind, temperature:
+        ``losses.contrastive`` and ``losses.temperature``.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        weights: Mapping[str, float],
+        contrastive_kind: str = "vicreg",
+        temperature: float = 0.1,
+    ):
+        super().__init__()
+        self.model = model
+        self.weights = dict(weights)
+        self.contrastive_kind = contrastive_kind
+        self.temperature = temperature
+
+    def forward(self, batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
+        terms: dict[str, Tensor] = {}
+        if self.weights.get("mae", 0.0):
+            terms["mae"], _, _ = self.model(batch)
+        views: list[Mapping[str, Tensor]] = []
+        use_baseline = bool(self.weights.get("baseline", 0.0))
+        use_contrastive = bool(self.weights.get("contrastive", 0.0))
+        if use_baseline or use_contrastive:
+            views.append(batch)
+        if use_baseline:
+            views.append({**batch, "values": batch["corrected_values"], "level": batch["corrected_level"]})
+        if use_contrastive:
+            views.append(batch["view2"])
+        if views:
+            embs = embed_views(self.model.encode, views)
+            if use_baseline:
+                terms["baseline"] = baseline_consistency(embs[0], embs[1])
+            if use_contrastive:
+                parts = contrastive(embs[0], embs[-1], self.contrastive_kind, temperature=self.temperature)
+                terms["contrastive"] = parts.pop("total")
+                terms.update({f"contrastive_{k}": v for k, v in parts.items()})
+        return combine(terms, self.weights)
 
 
 def combine(terms: Mapping[str, Tensor], weights: Mapping[str, float]) -> tuple[Tensor, dict[str, Tensor]]:

@@ -1,0 +1,431 @@
+"""Pretraining: one function, :func:`pretrain`, that reads top to bottom (as nanoGPT's train.py).
+
+Determinism: the batch of a step is a pure function of ``(seed, rank, step)`` (sampling, crops,
+augmentation, masks: ``vitnirs.batching``), the learning rate a pure function of the step, and
+the torch RNG (dropout, metadata dropout) is re-seeded from ``(seed, rank, step)`` before each
+step. So a run stopped after a checkpoint and resumed ends with weights identical to an
+uninterrupted run on CPU. On a GPU, attention backward kernels are not bitwise deterministic:
+a resumed run then follows the uninterrupted one only to floating-point tolerance.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from vitnirs.config import Config, save_config
+from vitnirs.errors import VitnirsError
+from vitnirs.losses import PretrainObjective
+from vitnirs.train.checkpoint import (
+    capture_rng_state,
+    latest_checkpoint,
+    load_model_weights,
+    load_trainer_state,
+    model_spec_from_config,
+    restore_rng_state,
+    save_checkpoint,
+)
+from vitnirs.train.distributed import all_reduce_mean, barrier, cleanup, setup_distributed, wrap_ddp
+from vitnirs.train.plots import plot_loss_curve
+from vitnirs.train.schedule import lr_at, warmup_and_total_steps
+
+HELD_OUT_STEP = 10**12  # probe batches are drawn at steps the run never reaches
+AUC_WARNING = 0.95
+
+
+def pretrain(
+    cfg: Config,
+    *,
+    store: str | Path,
+    run_dir: str | Path,
+    resume: bool = False,
+    max_steps: int | None = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Pretrain a :class:`SpectralMAE` on a prepared store; return a summary dict.
+
+    Writes ``RUN_DIR/config.yaml``, ``metrics.jsonl``, ``checkpoints/step_NNNNNNN/``,
+    ``loss_curve.png`` (and ``tensorboard/`` when asked). ``resume`` continues from the newest
+    checkpoint of ``run_dir``; ``max_steps`` stops at that step (the schedule still spans
+    ``training.epochs``, so a later ``resume`` continues the same run). Under ``torchrun``
+    (``WORLD_SIZE > 1``) each rank draws its own batches and rank 0 writes.
+    """
+    t, run_dir = cfg.training, Path(run_dir)
+    rank, world_size, _, device = setup_distributed(t.device)
+    main = rank == 0
+    try:
+        # ---- data, model, optimiser, schedule
+        data = build_data(cfg, store, rank=rank, world_size=world_size)
+        ts = cfg.training_strategy
+        per_epoch = data.steps_per_epoch(ts.steps_per_epoch, ts.steps_per_dataset_k)
+        warmup, total = warmup_and_total_steps(
+            epochs=t.epochs, warmup_epochs=t.warmup_epochs, steps_per_epoch=per_epoch
+        )
+        stop = total if max_steps is None else min(total, max_steps)
+        torch.manual_seed(t.seed)  # the same initial weights on every rank
+        model = build_model(cfg).to(device)
+        weights = {
+            "mae": cfg.losses.mae_weight,
+            "baseline": cfg.losses.baseline_consistency_weight,
+            "contrastive": cfg.losses.contrastive_weight,
+        }
+        objective = PretrainObjective(
+            model,
+            weights=weights,
+            contrastive_kind=cfg.losses.contrastive,
+            temperature=cfg.losses.temperature,
+        )
+        optimizer = torch.optim.AdamW(param_groups(model, t.weight_decay), lr=t.lr)
+        amp_dtype = autocast_dtype(t.precision, device)
+        scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)  # fp16 only
+
+        # ---- where to start: fresh, or the newest checkpoint
+        start = 0
+        if resume:
+            start = restore(run_dir, model, optimizer, scaler, cfg)
+        elif latest_checkpoint(run_dir) is not None:
+            raise VitnirsError(f"{run_dir} already holds checkpoints: pass --resume, or choose another --out")
+        if main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            save_config(cfg, run_dir / "config.yaml")
+        logger = MetricsLogger(run_dir, start, enabled=main, tensorboard=t.tensorboard)
+        probe = Probe(data, t.probe_samples, amp_dtype, device) if main else None
+        summary: dict[str, Any] = {"start_step": start, "total_steps": total, "steps_per_epoch": per_epoch}
+        if probe is not None and start == 0:
+            summary["heldout_mae_start"] = probe.heldout_mae(model)
+
+        # ---- the loop
+        ddp_objective = wrap_ddp(objective, device)
+        loader = make_loader(data, start, stop, num_workers=t.num_workers, pin_memory=device.type == "cuda")
+        batches = iter(loader)
+        bar = tqdm(
+            total=stop, initial=start, disable=not (progress and main), unit="step", dynamic_ncols=True
+        )
+        window = Window()
+        logged: dict[str, float] = {}
+        for step in range(start, stop):
+            tic = time.perf_counter()
+            batch = to_device(next(batches), device)
+            waited = time.perf_counter() - tic
+            torch.manual_seed(step_seed(t.seed, rank, step))  # dropout: a function of (seed, rank, step)
+            lr = lr_at(
+                step, base_lr=t.lr, warmup_steps=warmup, total_steps=total, min_lr_ratio=t.min_lr_ratio
+            )
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+                loss, terms = ddp_objective(batch)
+            # One host transfer per step: every term, averaged over ranks (a NaN on any rank shows).
+            logged = dict(
+                zip(terms, all_reduce_mean(torch.stack(list(terms.values()))).tolist(), strict=True)
+            )
+            if not all(math.isfinite(v) for v in logged.values()):
+                shown = ", ".join(f"{k}={v:.4g}" for k, v in logged.items())
+                raise VitnirsError(
+                    f"non-finite loss at step {step} ({shown}); stopped without saving. "
+                    "Try a lower training.lr, training.precision=fp32 or a smaller training.grad_clip; "
+                    "--resume restarts from the last good checkpoint"
+                )
+            scaler.scale(loss).backward()
+            if t.grad_clip > 0:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+
+            done = step + 1
+            window.add(logged, spectra=batch["values"].shape[0] * world_size, waited=waited)
+            bar.update(1)
+            bar.set_postfix(loss=f"{logged['total']:.4f}", spectra_s=f"{window.rate():.0f}", refresh=False)
+            if probe is not None and t.probe_every and (done % t.probe_every == 0 or done == stop):
+                window.extra.update(probe(model))
+            if done % t.log_every == 0 or done == stop:
+                logger.write({"step": done, "epoch": round(done / per_epoch, 4), "lr": lr, **window.flush()})
+            if done % t.checkpoint_every == 0 or done == stop:
+                if main:
+                    summary["checkpoint"] = str(
+                        save_checkpoint(
+                            run_dir, done, model, optimizer, scaler, cfg.to_dict(), norm_constants(cfg, data),
+                            capture_rng_state(), model_spec=model_spec(cfg), keep=t.keep_checkpoints,
+                        )
+                    )  # fmt: skip
+                barrier()
+        bar.close()
+
+        # ---- the end: summary, loss curve
+        if main:
+            summary.update(steps=stop, final={k: round(v, 6) for k, v in logged.items()})
+            summary.update(spectra_per_s=round(window.overall_rate(), 1))
+            if probe is not None:
+                summary["heldout_mae_end"] = probe.heldout_mae(model)
+                summary["probe_auc"] = probe.last_auc
+            logger.close()
+            png = plot_loss_curve(run_dir / "metrics.jsonl", run_dir / "loss_curve.png")
+            summary["loss_curve"] = str(png) if png else None
+            summary.setdefault("checkpoint", str(latest_checkpoint(run_dir) or ""))
+        return summary
+    finally:
+        cleanup()
+
+
+# ----------------------------------------------------------------------------- building blocks
+def build_data(cfg: Config, store: str | Path, *, rank: int, world_size: int):
+    """The run's :class:`PretrainData` (the batches of this rank)."""
+    from vitnirs.batching.loader import PretrainData
+
+    return PretrainData(
+        store, settings=batch_settings(cfg), regions=list(cfg.data.regions), rank=rank, world_size=world_size
+    )
+
+
+def make_loader(data, start: int, stop: int, *, num_workers: int, pin_memory: bool):
+    """Batches of steps ``[start, stop)`` in step order (DataLoader workers, pinned memory)."""
+    from vitnirs.batching.loader import make_loader as _make_loader
+
+    return _make_loader(data, start, stop, num_workers=num_workers, pin_memory=pin_memory)
+
+
+def batch_settings(cfg: Config):
+    """The :class:`BatchSettings` of a config."""
+    from vitnirs.batching.collate import BatchSettings
+
+    t, ts, a, m = cfg.training, cfg.training_strategy, cfg.augmentation, cfg.masking
+    return BatchSettings(
+        batch_size=t.batch_size, token_budget=t.token_budget, p_synth=ts.p_synth,
+        dataset_weights=dict(ts.dataset_weights) or None, curriculum_steps=ts.curriculum_steps,
+        seed=t.seed, two_views=cfg.losses.two_views,
+        p_baseline_drift=a.p_baseline_drift, p_scatter=a.p_scatter, p_noise=a.p_noise,
+        p_band_mask=a.p_band_mask, p_shift=a.p_shift, p_crop=a.p_crop,
+        crop_min_fraction=a.crop_min_fraction, p_subsample=a.p_subsample,
+        subsample_min_fraction=a.subsample_min_fraction, max_points=t.max_points,
+        mask_ratio=m.mask_ratio, min_block=m.min_block_size, max_block=m.max_block_size,
+    )  # fmt: skip
+
+
+def model_spec(cfg: Config) -> dict[str, Any]:
+    """Preset + keyword arguments that rebuild the model (stored in every checkpoint)."""
+    return model_spec_from_config(cfg.to_dict())
+
+
+def build_model(cfg: Config) -> torch.nn.Module:
+    """The :class:`SpectralMAE` of a config (preset, with the config's sizes)."""
+    from vitnirs.model import build_mae
+
+    spec = model_spec(cfg)
+    return build_mae(spec["preset"], **spec["kwargs"])
+
+
+def norm_constants(cfg: Config, data: Any) -> dict[str, Any]:
+    """What a checkpoint needs to prepare new spectra exactly as in pretraining."""
+    return {
+        "values": "per spectrum: (x - mean) / std over its real points, absorbance",
+        "level": "(mean, log(std)) removed by that normalisation, fed to the encoder",
+        "wavelengths": "absolute, nm (cm-1 converted); padding at 1000.0",
+        "max_points": cfg.training.max_points,
+        "regions": list(cfg.data.regions),
+        "datasets": list(getattr(data, "names", [])),
+        "meta_vocab": getattr(data, "meta_vocab", {}),
+    }
+
+
+def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on matrices only; biases, norms and 1-D embeddings are not decayed (as nanoGPT)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``training.precision`` (``None`` = fp32, autocast off)."""
+    if precision == "auto":
+        bf16_ok = device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if bf16_ok else None
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+
+
+def step_seed(seed: int, rank: int, step: int) -> int:
+    """The torch seed of one step of one rank."""
+    return int(np.random.SeedSequence([int(seed), int(rank), int(step), 7]).generate_state(1, np.uint64)[0])
+
+
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Move a batch (and its ``view2``) to ``device``; non-blocking from pinned memory."""
+    return {
+        k: to_device(v, device)
+        if isinstance(v, dict)
+        else v.to(device, non_blocking=True)
+        if isinstance(v, torch.Tensor)
+        else v
+        for k, v in batch.items()
+    }
+
+
+def restore(run_dir: Path, model, optimizer, scaler, cfg: Config) -> int:
+    """Load the newest checkpoint of ``run_dir`` into model/optimizer/scaler/RNG; its step."""
+    ckpt = latest_checkpoint(run_dir)
+    if ckpt is None:
+        raise VitnirsError(f"--resume: no checkpoint in {run_dir / 'checkpoints'}")
+    saved = json.loads((ckpt / "config.json").read_text(encoding="utf-8"))
+    if saved.get("model") != model_spec(cfg):
+        raise VitnirsError(
+            f"--resume: the model of {ckpt} ({saved.get('model')}) differs from the config's "
+            f"({model_spec(cfg)}); resume with the run's own config ({run_dir / 'config.yaml'})"
+        )
+    load_model_weights(ckpt, model)
+    state = load_trainer_state(ckpt, optimizer, scaler)
+    restore_rng_state(state["rng"])
+    return int(state["step"])
+
+
+# ----------------------------------------------------------------------------- logging
+class Window:
+    """Running means of the loss terms and throughput between two metric lines."""
+
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.n = self.spectra = self.total_spectra = 0
+        self.waited = 0.0
+        self.started = self.first = time.perf_counter()
+        self.extra: dict[str, Any] = {}
+
+    def add(self, terms: dict[str, float], *, spectra: int, waited: float) -> None:
+        for k, v in terms.items():
+            self.sums[k] = self.sums.get(k, 0.0) + v
+        self.n += 1
+        self.spectra += spectra
+        self.total_spectra += spectra
+        self.waited += waited
+
+    def rate(self) -> float:
+        return self.spectra / max(time.perf_counter() - self.started, 1e-9)
+
+    def overall_rate(self) -> float:
+        return self.total_spectra / max(time.perf_counter() - self.first, 1e-9)
+
+    def flush(self) -> dict[str, Any]:
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        out = {k: v / max(self.n, 1) for k, v in self.sums.items()}
+        out.update(
+            spectra_per_s=self.spectra / elapsed, data_wait_fraction=self.waited / elapsed, **self.extra
+        )
+        self.sums, self.n, self.spectra, self.waited, self.extra = {}, 0, 0, 0.0, {}
+        self.started = time.perf_counter()
+        return out
+
+
+class MetricsLogger:
+    """``RUN_DIR/metrics.jsonl`` (one JSON object per line) and optional TensorBoard, rank 0 only.
+
+    On resume, lines past the resumed step (written by the interrupted run) are dropped, so the
+    file reads as one run.
+    """
+
+    def __init__(self, run_dir: Path, start: int, *, enabled: bool, tensorboard: bool):
+        self.path, self.enabled, self.writer = run_dir / "metrics.jsonl", enabled, None
+        if not enabled:
+            return
+        if self.path.is_file():
+            lines = self.path.read_text(encoding="utf-8").splitlines()
+            kept = [ln for ln in lines if ln.strip() and json.loads(ln)["step"] <= start]
+            self.path.write_text("".join(ln + "\n" for ln in kept), encoding="utf-8")
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise VitnirsError("training.tensorboard is on but tensorboard is not installed") from None
+            self.writer = SummaryWriter(run_dir / "tensorboard")
+
+    def write(self, row: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        row = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()}
+        with self.path.open("a", encoding="utf-8") as stream:
+            stream.write(json.dumps(row) + "\n")
+        if self.writer is not None:
+            for k, v in row.items():
+                if isinstance(v, (int, float)) and k != "step":
+                    self.writer.add_scalar(k, v, row["step"])
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+# ----------------------------------------------------------------------------- probe
+class Probe:
+    """Held-out batches (drawn at steps the run never reaches): held-out MAE loss, and the
+    separability of synthetic vs real embeddings (logistic regression, ROC-AUC on a split).
+
+    An AUC near 1 means the encoder tells synthetic from real spectra apart: the synthetic
+    mix teaches it something the real bank does not have (the roadmap's utility check).
+    """
+
+    def __init__(self, data: Any, n_samples: int, amp_dtype: torch.dtype | None, device: torch.device):
+        self.batches, n, i = [], 0, 0
+        while n < n_samples and i < 64:
+            batch = data.batch(HELD_OUT_STEP + i)
+            batch.pop("view2", None)
+            self.batches.append(batch)
+            n, i = n + batch["values"].shape[0], i + 1
+        self.amp_dtype, self.device, self.last_auc = amp_dtype, device, None
+
+    def _autocast(self):
+        return torch.autocast(
+            self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+        )
+
+    @torch.no_grad()
+    def heldout_mae(self, model: torch.nn.Module) -> float:
+        """Mean MAE loss of the model (eval mode) on the held-out batches."""
+        was_training, losses = model.training, []
+        model.eval()
+        with self._autocast():
+            for batch in self.batches:
+                losses.append(float(model(to_device(batch, self.device))[0]))
+        model.train(was_training)
+        return float(np.mean(losses))
+
+    @torch.no_grad()
+    def __call__(self, model: torch.nn.Module) -> dict[str, Any]:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.metrics import roc_auc_score
+        from sklearn.model_selection import train_test_split
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        was_training, embs = model.training, []
+        model.eval()
+        with self._autocast():
+            for b in map(lambda b: to_device(b, self.device), self.batches):
+                embs.append(
+                    model.encode(b["values"], b["wavelengths"], b["valid"], b["level"], b.get("meta"))[1]
+                )
+        model.train(was_training)
+        X = torch.cat(embs).float().cpu().numpy()
+        y = torch.cat([b["is_synthetic"] for b in self.batches]).numpy().astype(int)
+        out: dict[str, Any] = {"heldout_mae": self.heldout_mae(model), "probe_auc": None}
+        if min(y.sum(), len(y) - y.sum()) < 10:
+            return out  # too few synthetic or real spectra to judge
+        X_fit, X_test, y_fit, y_test = train_test_split(X, y, test_size=0.5, stratify=y, random_state=0)
+        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X_fit, y_fit)
+        auc = float(roc_auc_score(y_test, clf.predict_proba(X_test)[:, 1]))
+        if auc > AUC_WARNING:
+            warnings.warn(
+                f"synthetic vs real embeddings are separable (probe AUC {auc:.3f} > {AUC_WARNING}): "
+                "the encoder learns what tells synthetic spectra apart; consider a lower p_synth",
+                UserWarning,
+                stacklevel=2,
+            )
+        self.last_auc = out["probe_auc"] = auc
+        return out

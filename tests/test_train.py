@@ -1,0 +1,159 @@
+"""The pretraining loop on a tiny store: exact resume, non-finite stop, CLI, loss goes down."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from vitnirs.cli import main
+from vitnirs.config import MODEL_PRESETS, load_config
+from vitnirs.data.prepare import prepare, table_jobs
+from vitnirs.data.table import SpectralTable
+from vitnirs.errors import VitnirsError
+from vitnirs.train.checkpoint import latest_checkpoint, load_model
+from vitnirs.train.loop import pretrain
+
+TINY = [
+    "model.preset=tiny", "training.batch_size=4", "training_strategy.steps_per_epoch=3",
+    "training.epochs=2", "training.warmup_epochs=1", "training.num_workers=0", "training.log_every=1",
+    "training.checkpoint_every=2", "training.probe_every=0", "training.probe_samples=20",
+    "training.max_points=64", "masking.min_block_size=2", "masking.max_block_size=8",
+    "training_strategy.p_synth=0.3", "data.regions=[NIR, vis-NIR]",
+]  # fmt: skip
+
+
+def _table(name: str, n: int, grid: np.ndarray, region: str, seed: int) -> SpectralTable:
+    rng = np.random.default_rng(seed)
+    x = np.linspace(0, 1, len(grid))[None, :]
+    centre = rng.uniform(0.3, 0.7, (n, 1))
+    values = (
+        0.5
+        + rng.uniform(0, 0.3, (n, 1)) * x
+        + rng.uniform(0.1, 0.6, (n, 1)) * np.exp(-(((x - centre) / 0.08) ** 2))
+    )
+    values = (values + rng.normal(0, 0.002, values.shape)).astype(np.float32)
+    return SpectralTable(
+        name=name, source=f"test:{name}", values=values, wavelengths_nm=grid.astype(np.float64),
+        native_unit="nm", native_axis_first=float(grid[0]), native_axis_last=float(grid[-1]),
+        signal_type_original="absorbance", signal_type_stored="absorbance", region=region,
+        targets=pd.DataFrame({"y": rng.normal(size=n)}),
+    )  # fmt: skip
+
+
+def make_tiny_store(path: Path) -> Path:
+    """Two real datasets (NIR 50 points, vis-NIR 70 points) and one synthetic one (60 points)."""
+    real = [
+        _table("nir_a", 60, np.linspace(1100, 2500, 50), "NIR", 0),
+        _table("visnir_b", 40, np.linspace(400, 2500, 70), "vis-NIR", 1),
+    ]
+    synth = [_table("synth_c", 80, np.linspace(900, 1700, 60), "NIR", 2)]
+    prepare(table_jobs(real, "real") + table_jobs(synth, "synthetic"), path, progress=False)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads, and OpenMP spin-waits are ruinous on a busy 2-core box."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory) -> Path:
+    return make_tiny_store(tmp_path_factory.mktemp("store") / "store")
+
+
+def cfg_with(*extra: str):
+    return load_config(overrides=[*TINY, *extra])
+
+
+def test_config_presets_match_the_model_presets():
+    from vitnirs.model import PRESETS
+
+    for name, sizes in MODEL_PRESETS.items():
+        assert {k: PRESETS[name][k] for k in sizes} == sizes
+
+
+def test_resume_gives_identical_weights(store, tmp_path):
+    cfg = cfg_with("losses.contrastive_weight=0.1", "training.checkpoint_every=2")
+    straight = pretrain(cfg, store=store, run_dir=tmp_path / "a", progress=False)
+    assert straight["steps"] == 6
+    pretrain(cfg, store=store, run_dir=tmp_path / "b", max_steps=3, progress=False)
+    assert latest_checkpoint(tmp_path / "b").name == "step_0000003"
+    resumed = pretrain(cfg, store=store, run_dir=tmp_path / "b", resume=True, progress=False)
+    assert resumed["start_step"] == 3 and resumed["steps"] == 6
+    a, _ = load_model(latest_checkpoint(tmp_path / "a"))
+    b, meta = load_model(latest_checkpoint(tmp_path / "b"))
+    for key, value in a.state_dict().items():
+        assert torch.equal(value, b.state_dict()[key]), key
+    assert meta["step"] == 6 and meta["normalization"]["datasets"] == ["nir_a", "synth_c", "visnir_b"]
+    steps = [json.loads(line)["step"] for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 7))  # one clean curve across the resume
+    terms = json.loads((tmp_path / "a" / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"mae", "baseline", "contrastive", "total", "lr", "spectra_per_s", "data_wait_fraction"} <= set(
+        terms
+    )
+
+
+def test_refuses_to_overwrite_and_resume_needs_a_checkpoint(store, tmp_path):
+    cfg = cfg_with("training.epochs=1", "training_strategy.steps_per_epoch=2")
+    pretrain(cfg, store=store, run_dir=tmp_path / "run", progress=False)
+    with pytest.raises(VitnirsError, match="--resume"):
+        pretrain(cfg, store=store, run_dir=tmp_path / "run", progress=False)
+    with pytest.raises(VitnirsError, match="no checkpoint"):
+        pretrain(cfg, store=store, run_dir=tmp_path / "empty", resume=True, progress=False)
+    with pytest.raises(VitnirsError, match="differs"):
+        pretrain(
+            cfg_with("model.d_model=64"), store=store, run_dir=tmp_path / "run", resume=True, progress=False
+        )
+
+
+def test_non_finite_loss_stops_with_step_and_terms(store, tmp_path, monkeypatch):
+    from vitnirs.model.mae import SpectralMAE
+
+    original = SpectralMAE.forward
+    calls = {"n": 0}
+
+    def poisoned(self, batch):
+        loss, pred, mask = original(self, batch)
+        calls["n"] += self.training  # the held-out probe runs in eval mode
+        return (loss * float("nan") if self.training and calls["n"] == 3 else loss), pred, mask
+
+    monkeypatch.setattr(SpectralMAE, "forward", poisoned)
+    cfg = cfg_with("training.checkpoint_every=100")
+    with pytest.raises(VitnirsError, match=r"non-finite loss at step 2 \(mae=nan"):
+        pretrain(cfg, store=store, run_dir=tmp_path / "run", progress=False)
+    assert latest_checkpoint(tmp_path / "run") is None  # nothing saved
+
+
+def test_cli_pretrain_writes_the_run(store, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["pretrain", "--out", str(out), "--store", str(store), "--no-progress"]
+    sets = [*TINY, "training.epochs=1", "training_strategy.steps_per_epoch=2", "training.batch_size=4"]
+    code = main(args + [x for s in [*sets, "training.probe_every=2"] for x in ("--set", s)])
+    assert code == 0, capsys.readouterr().err
+    assert (out / "metrics.jsonl").is_file() and (out / "loss_curve.png").stat().st_size > 1000
+    assert (out / "config.yaml").is_file() and (out / "pretrain_summary.json").is_file()
+    assert latest_checkpoint(out).name == "step_0000002"
+    assert "pretrained to step 2/2" in capsys.readouterr().out
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["probe_auc"] is None or 0.0 <= rows[-1]["probe_auc"] <= 1.0
+    assert main(["pretrain", "--out", str(out), "--store", str(tmp_path / "nope")]) == 2
+
+
+@pytest.mark.slow
+def test_pretraining_reduces_heldout_mae(store, tmp_path):
+    cfg = cfg_with(
+        "training.epochs=6", "training_strategy.steps_per_epoch=20", "training.lr=2e-3",
+        "training.batch_size=16", "training.checkpoint_every=1000", "training.probe_samples=64",
+        "training.log_every=20", "model.dropout=0.0",
+    )  # fmt: skip
+    summary = pretrain(cfg, store=store, run_dir=tmp_path / "run", progress=False)
+    assert summary["heldout_mae_end"] < 0.8 * summary["heldout_mae_start"], summary
