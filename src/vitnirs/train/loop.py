@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +33,10 @@ from vitnirs.train.checkpoint import (
     save_checkpoint,
 )
 from vitnirs.train.distributed import all_reduce_mean, barrier, cleanup, setup_distributed, wrap_ddp
+from vitnirs.train.metrics import MetricsLogger, Window
 from vitnirs.train.plots import plot_loss_curve
+from vitnirs.train.probe import Probe, to_device
 from vitnirs.train.schedule import lr_at, warmup_and_total_steps
-
-HELD_OUT_STEP = 10**12  # probe batches are drawn at steps the run never reaches
-AUC_WARNING = 0.95
 
 
 def pretrain(
@@ -259,18 +257,6 @@ def step_seed(seed: int, rank: int, step: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(rank), int(step), 7]).generate_state(1, np.uint64)[0])
 
 
-def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
-    """Move a batch (and its ``view2``) to ``device``; non-blocking from pinned memory."""
-    return {
-        k: to_device(v, device)
-        if isinstance(v, dict)
-        else v.to(device, non_blocking=True)
-        if isinstance(v, torch.Tensor)
-        else v
-        for k, v in batch.items()
-    }
-
-
 def restore(run_dir: Path, model, optimizer, scaler, cfg: Config) -> int:
     """Load the newest checkpoint of ``run_dir`` into model/optimizer/scaler/RNG; its step."""
     ckpt = latest_checkpoint(run_dir)
@@ -286,146 +272,3 @@ def restore(run_dir: Path, model, optimizer, scaler, cfg: Config) -> int:
     state = load_trainer_state(ckpt, optimizer, scaler)
     restore_rng_state(state["rng"])
     return int(state["step"])
-
-
-# ----------------------------------------------------------------------------- logging
-class Window:
-    """Running means of the loss terms and throughput between two metric lines."""
-
-    def __init__(self):
-        self.sums: dict[str, float] = {}
-        self.n = self.spectra = self.total_spectra = 0
-        self.waited = 0.0
-        self.started = self.first = time.perf_counter()
-        self.extra: dict[str, Any] = {}
-
-    def add(self, terms: dict[str, float], *, spectra: int, waited: float) -> None:
-        for k, v in terms.items():
-            self.sums[k] = self.sums.get(k, 0.0) + v
-        self.n += 1
-        self.spectra += spectra
-        self.total_spectra += spectra
-        self.waited += waited
-
-    def rate(self) -> float:
-        return self.spectra / max(time.perf_counter() - self.started, 1e-9)
-
-    def overall_rate(self) -> float:
-        return self.total_spectra / max(time.perf_counter() - self.first, 1e-9)
-
-    def flush(self) -> dict[str, Any]:
-        elapsed = max(time.perf_counter() - self.started, 1e-9)
-        out = {k: v / max(self.n, 1) for k, v in self.sums.items()}
-        out.update(
-            spectra_per_s=self.spectra / elapsed, data_wait_fraction=self.waited / elapsed, **self.extra
-        )
-        self.sums, self.n, self.spectra, self.waited, self.extra = {}, 0, 0, 0.0, {}
-        self.started = time.perf_counter()
-        return out
-
-
-class MetricsLogger:
-    """``RUN_DIR/metrics.jsonl`` (one JSON object per line) and optional TensorBoard, rank 0 only.
-
-    On resume, lines past the resumed step (written by the interrupted run) are dropped, so the
-    file reads as one run.
-    """
-
-    def __init__(self, run_dir: Path, start: int, *, enabled: bool, tensorboard: bool):
-        self.path, self.enabled, self.writer = run_dir / "metrics.jsonl", enabled, None
-        if not enabled:
-            return
-        if self.path.is_file():
-            lines = self.path.read_text(encoding="utf-8").splitlines()
-            kept = [ln for ln in lines if ln.strip() and json.loads(ln)["step"] <= start]
-            self.path.write_text("".join(ln + "\n" for ln in kept), encoding="utf-8")
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise VitnirsError("training.tensorboard is on but tensorboard is not installed") from None
-            self.writer = SummaryWriter(run_dir / "tensorboard")
-
-    def write(self, row: dict[str, Any]) -> None:
-        if not self.enabled:
-            return
-        row = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()}
-        with self.path.open("a", encoding="utf-8") as stream:
-            stream.write(json.dumps(row) + "\n")
-        if self.writer is not None:
-            for k, v in row.items():
-                if isinstance(v, (int, float)) and k != "step":
-                    self.writer.add_scalar(k, v, row["step"])
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-
-
-# ----------------------------------------------------------------------------- probe
-class Probe:
-    """Held-out batches (drawn at steps the run never reaches): held-out MAE loss, and the
-    separability of synthetic vs real embeddings (logistic regression, ROC-AUC on a split).
-
-    An AUC near 1 means the encoder tells synthetic from real spectra apart: the synthetic
-    mix teaches it something the real bank does not have (the roadmap's utility check).
-    """
-
-    def __init__(self, data: Any, n_samples: int, amp_dtype: torch.dtype | None, device: torch.device):
-        self.batches, n, i = [], 0, 0
-        while n < n_samples and i < 64:
-            batch = data.batch(HELD_OUT_STEP + i)
-            batch.pop("view2", None)
-            self.batches.append(batch)
-            n, i = n + batch["values"].shape[0], i + 1
-        self.amp_dtype, self.device, self.last_auc = amp_dtype, device, None
-
-    def _autocast(self):
-        return torch.autocast(
-            self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
-        )
-
-    @torch.no_grad()
-    def heldout_mae(self, model: torch.nn.Module) -> float:
-        """Mean MAE loss of the model (eval mode) on the held-out batches."""
-        was_training, losses = model.training, []
-        model.eval()
-        with self._autocast():
-            for batch in self.batches:
-                losses.append(float(model(to_device(batch, self.device))[0]))
-        model.train(was_training)
-        return float(np.mean(losses))
-
-    @torch.no_grad()
-    def __call__(self, model: torch.nn.Module) -> dict[str, Any]:
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.metrics import roc_auc_score
-        from sklearn.model_selection import train_test_split
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        was_training, embs = model.training, []
-        model.eval()
-        with self._autocast():
-            for b in map(lambda b: to_device(b, self.device), self.batches):
-                embs.append(
-                    model.encode(b["values"], b["wavelengths"], b["valid"], b["level"], b.get("meta"))[1]
-                )
-        model.train(was_training)
-        X = torch.cat(embs).float().cpu().numpy()
-        y = torch.cat([b["is_synthetic"] for b in self.batches]).numpy().astype(int)
-        out: dict[str, Any] = {"heldout_mae": self.heldout_mae(model), "probe_auc": None}
-        if min(y.sum(), len(y) - y.sum()) < 10:
-            return out  # too few synthetic or real spectra to judge
-        X_fit, X_test, y_fit, y_test = train_test_split(X, y, test_size=0.5, stratify=y, random_state=0)
-        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X_fit, y_fit)
-        auc = float(roc_auc_score(y_test, clf.predict_proba(X_test)[:, 1]))
-        if auc > AUC_WARNING:
-            warnings.warn(
-                f"synthetic vs real embeddings are separable (probe AUC {auc:.3f} > {AUC_WARNING}): "
-                "the encoder learns what tells synthetic spectra apart; consider a lower p_synth",
-                UserWarning,
-                stacklevel=2,
-            )
-        self.last_auc = out["probe_auc"] = auc
-        return out

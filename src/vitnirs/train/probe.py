@@ -1,0 +1,93 @@
+"""The periodic probe of a pretraining run: held-out MAE loss and the separability of
+synthetic vs real embeddings (the roadmap's utility check, run during training)."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+HELD_OUT_STEP = 10**12  # probe batches are drawn at steps the run never reaches
+AUC_WARNING = 0.95
+
+
+def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
+    """Move a batch (and its ``view2``) to ``device``; non-blocking from pinned memory."""
+    return {
+        k: to_device(v, device)
+        if isinstance(v, dict)
+        else v.to(device, non_blocking=True)
+        if isinstance(v, torch.Tensor)
+        else v
+        for k, v in batch.items()
+    }
+
+
+class Probe:
+    """Held-out batches (drawn at steps the run never reaches): held-out MAE loss, and the
+    separability of synthetic vs real embeddings (logistic regression, ROC-AUC on a split).
+
+    An AUC near 1 means the encoder tells synthetic from real spectra apart: the synthetic
+    mix teaches it something the real bank does not have (the roadmap's utility check).
+    """
+
+    def __init__(self, data: Any, n_samples: int, amp_dtype: torch.dtype | None, device: torch.device):
+        self.batches, n, i = [], 0, 0
+        while n < n_samples and i < 64:
+            batch = data.batch(HELD_OUT_STEP + i)
+            batch.pop("view2", None)
+            self.batches.append(batch)
+            n, i = n + batch["values"].shape[0], i + 1
+        self.amp_dtype, self.device, self.last_auc = amp_dtype, device, None
+
+    def _autocast(self):
+        return torch.autocast(
+            self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+        )
+
+    @torch.no_grad()
+    def heldout_mae(self, model: torch.nn.Module) -> float:
+        """Mean MAE loss of the model (eval mode) on the held-out batches."""
+        was_training, losses = model.training, []
+        model.eval()
+        with self._autocast():
+            for batch in self.batches:
+                losses.append(float(model(to_device(batch, self.device))[0]))
+        model.train(was_training)
+        return float(np.mean(losses))
+
+    @torch.no_grad()
+    def __call__(self, model: torch.nn.Module) -> dict[str, Any]:
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.metrics import roc_auc_score
+        from sklearn.model_selection import train_test_split
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        was_training, embs = model.training, []
+        model.eval()
+        with self._autocast():
+            for b in map(lambda b: to_device(b, self.device), self.batches):
+                embs.append(
+                    model.encode(b["values"], b["wavelengths"], b["valid"], b["level"], b.get("meta"))[1]
+                )
+        model.train(was_training)
+        X = torch.cat(embs).float().cpu().numpy()
+        y = torch.cat([b["is_synthetic"] for b in self.batches]).numpy().astype(int)
+        out: dict[str, Any] = {"heldout_mae": self.heldout_mae(model), "probe_auc": None}
+        if min(y.sum(), len(y) - y.sum()) < 10:
+            return out  # too few synthetic or real spectra to judge
+        X_fit, X_test, y_fit, y_test = train_test_split(X, y, test_size=0.5, stratify=y, random_state=0)
+        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X_fit, y_fit)
+        auc = float(roc_auc_score(y_test, clf.predict_proba(X_test)[:, 1]))
+        if auc > AUC_WARNING:
+            warnings.warn(
+                f"synthetic vs real embeddings are separable (probe AUC {auc:.3f} > {AUC_WARNING}): "
+                "the encoder learns what tells synthetic spectra apart; consider a lower p_synth",
+                UserWarning,
+                stacklevel=2,
+            )
+        self.last_auc = out["probe_auc"] = auc
+        return out
