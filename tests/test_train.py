@@ -116,17 +116,19 @@ def test_refuses_to_overwrite_and_resume_needs_a_checkpoint(store, tmp_path):
 
 
 def test_non_finite_loss_stops_with_step_and_terms(store, tmp_path, monkeypatch):
-    from vitnirs.model.mae import SpectralMAE
+    from vitnirs.losses import PretrainObjective
 
-    original = SpectralMAE.forward
+    original = PretrainObjective.forward
     calls = {"n": 0}
 
     def poisoned(self, batch):
-        loss, pred, mask = original(self, batch)
-        calls["n"] += self.training  # the held-out probe runs in eval mode
-        return (loss * float("nan") if self.training and calls["n"] == 3 else loss), pred, mask
+        total, terms = original(self, batch)
+        calls["n"] += 1
+        if calls["n"] == 3:  # the third training step (step 2)
+            total, terms = total * float("nan"), {**terms, "mae": terms["mae"] * float("nan")}
+        return total, terms
 
-    monkeypatch.setattr(SpectralMAE, "forward", poisoned)
+    monkeypatch.setattr(PretrainObjective, "forward", poisoned)
     cfg = cfg_with("training.checkpoint_every=100")
     with pytest.raises(VitnirsError, match=r"non-finite loss at step 2 \(mae=nan"):
         pretrain(cfg, store=store, run_dir=tmp_path / "run", progress=False)

@@ -198,15 +198,30 @@ def synthetic_check(synthetic_tables: list, out: Path) -> dict:
 
 # ----------------------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
+    """prepare (embedded demo bank + synthetic) → pretrain → checks, all under OUT/."""
+    from vitnirs.train.checkpoint import latest_checkpoint
+    from vitnirs.train.loop import pretrain
+
     started = time.perf_counter()
     cfg = _config(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
-    print(f"[1/2] prepare: embedded demo bank + {cfg.data.synth_samples} synthetic spectra → {out / 'store'}")
+    print(f"[1/3] prepare: embedded demo bank + {cfg.data.synth_samples} synthetic spectra → {out / 'store'}")
     report = _prepare_real(cfg, None, out / "store", args, synth=cfg.data.synth_samples)
     print(report.summary())
-    print("[2/2] synthetic check: can a linear classifier tell synthetic from real spectra?")
+
+    run_dir = out / "pretrain"
+    resume = latest_checkpoint(run_dir) is not None  # a second demo run continues the first
+    print(
+        f"[2/3] pretrain: {cfg.model.preset} encoder, {cfg.training.epochs} epochs → {run_dir}"
+        + (" (resuming)" if resume else "")
+    )
+    run = pretrain(cfg, store=out / "store", run_dir=run_dir, resume=resume, progress=_progress(args))
+    (run_dir / "pretrain_summary.json").write_text(json.dumps(run, indent=1))
+    print(_pretrain_line(run))
+
+    print("[3/3] synthetic check: can a linear classifier tell synthetic from real spectra?")
     synthetic = [r for r in report.manifest["datasets"] if r["kind"] == "synthetic"]
     check = None
     if synthetic:
@@ -216,28 +231,46 @@ def cmd_demo(args: argparse.Namespace) -> int:
         check = synthetic_check([store.table(r["name"]) for r in synthetic], out)
         ref = check["reference_corn_m5_vs_mp5"]
         print(
-            f"  adversarial AUC {check['raw']['auc']:.3f} raw, {check['snv']['auc']:.3f} after SNV "
-            f"(reference, same corn samples on two instruments: {ref['raw']['auc']:.3f} / {ref['snv']['auc']:.3f})"
+            f"  raw spectra: AUC {check['raw']['auc']:.3f} ({check['snv']['auc']:.3f} after SNV); the same "
+            f"corn samples on two instruments: {ref['raw']['auc']:.3f} / {ref['snv']['auc']:.3f}; "
+            f"encoder embeddings (probe): {run.get('probe_auc')}"
         )
     summary = {
         "store": str(out / "store"),
+        "pretrain_run": str(run_dir),
+        "checkpoint": run.get("checkpoint"),
         "datasets": len(report.manifest["datasets"]),
         "spectra": sum(r["n_rows"] for r in report.manifest["datasets"]),
         "skipped": report.skipped,
+        "pretrain": {
+            k: run.get(k)
+            for k in ("steps", "final", "heldout_mae_start", "heldout_mae_end", "probe_auc", "spectra_per_s")
+        },
         "synthetic_check": check,
         "seconds": round(time.perf_counter() - started, 1),
-        "not_yet": "pretraining, evaluation and the HTML report are not implemented yet "
-        "(issues 'Spectral Perceiver + pretraining' and 'Evaluation suite')",
+        "not_yet": "the downstream evaluation and the HTML report are not implemented yet "
+        "(issue 'Evaluation suite')",
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    print(
-        f"demo done in {summary['seconds']} s: data half only — {summary['not_yet']}. "
-        f"Summary: {out / 'summary.json'}"
-    )
+    print(f"demo done in {summary['seconds']} s — {summary['not_yet']}. Summary: {out / 'summary.json'}")
     return 0
 
 
 # ----------------------------------------------------------------------------- pretrain
+def _pretrain_line(summary: dict) -> str:
+    """The one-line summary of a pretraining run."""
+    final = summary.get("final") or {}
+    loss = f"loss {final['total']:.4f}" if "total" in final else "no step run"
+    mae = ""
+    if summary.get("heldout_mae_start") is not None and summary.get("heldout_mae_end") is not None:
+        mae = f", held-out MAE {summary['heldout_mae_start']:.4f} → {summary['heldout_mae_end']:.4f}"
+    took = f"in {summary['seconds']} s " if "seconds" in summary else ""
+    return (
+        f"pretrained to step {summary['steps']}/{summary['total_steps']} {took}"
+        f"({loss}{mae}, {summary.get('spectra_per_s', 0):.0f} spectra/s); checkpoint {summary.get('checkpoint')}"
+    )
+
+
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from vitnirs.train.loop import pretrain
 
@@ -268,16 +301,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         return 0
     summary["seconds"] = round(time.perf_counter() - started, 1)
     (out / "pretrain_summary.json").write_text(json.dumps(summary, indent=1))
-    final = summary.get("final") or {}
-    loss = f"loss {final['total']:.4f}" if "total" in final else "no step run"
-    mae = ""
-    if summary.get("heldout_mae_start") is not None and summary.get("heldout_mae_end") is not None:
-        mae = f", held-out MAE {summary['heldout_mae_start']:.4f} → {summary['heldout_mae_end']:.4f}"
-    print(
-        f"pretrained to step {summary['steps']}/{summary['total_steps']} in {summary['seconds']} s "
-        f"({loss}{mae}, {summary.get('spectra_per_s', 0):.0f} spectra/s); "
-        f"checkpoint {summary.get('checkpoint')}"
-    )
+    print(_pretrain_line(summary))
     return 0
 
 
@@ -345,8 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         formatter_class=_Formatter,
         help="run the whole chain on the embedded demo bank",
-        description="Embedded demo bank + synthetic spectra → prepared store → checks. "
-        "(Pretraining, evaluation and the report join when those issues land.)",
+        description="Embedded demo bank + synthetic spectra → prepared store → pretraining (configs/demo.yaml) "
+        "→ checks, under --out. (The downstream evaluation and the report join when that issue lands.)",
     )
     p.add_argument("--out", default="vitnirs_demo", help="output folder")
     p.add_argument("--workers", type=int, help="processes; default: data.workers")

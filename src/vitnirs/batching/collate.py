@@ -28,6 +28,7 @@ class BatchSettings:
     token_budget: int | None = None  # B × L_max ≤ token_budget (per length bucket)
     p_synth: float = 0.3
     dataset_weights: dict[str, float] | None = None  # relative weights of real datasets (default 1)
+    sampling: str = "uniform_by_dataset"  # or "proportional": real datasets weighted by their size
     curriculum_steps: int = 0
     seed: int = 0
     two_views: bool = True

@@ -108,7 +108,10 @@ class PretrainData:
             self.sizes,
             synthetic=self.synthetic,
             p_synth=settings.p_synth,
-            weights=[float(weights.get(n, 1.0)) for n in self.names],
+            weights=[
+                float(weights.get(n, 1.0)) * (size if settings.sampling == "proportional" else 1.0)
+                for n, size in zip(self.names, self.sizes, strict=True)
+            ],
             seed=settings.seed,
             rank=rank,
             world_size=world_size,

@@ -199,7 +199,8 @@ def batch_settings(cfg: Config):
     t, ts, a, m = cfg.training, cfg.training_strategy, cfg.augmentation, cfg.masking
     return BatchSettings(
         batch_size=t.batch_size, token_budget=t.token_budget, p_synth=ts.p_synth,
-        dataset_weights=dict(ts.dataset_weights) or None, curriculum_steps=ts.curriculum_steps,
+        dataset_weights=dict(ts.dataset_weights) or None, sampling=ts.sampling,
+        curriculum_steps=ts.curriculum_steps,
         seed=t.seed, two_views=cfg.losses.two_views,
         p_baseline_drift=a.p_baseline_drift, p_scatter=a.p_scatter, p_noise=a.p_noise,
         p_band_mask=a.p_band_mask, p_shift=a.p_shift, p_crop=a.p_crop,
