@@ -62,13 +62,13 @@ class MLP(nn.Module):
 class CrossAttentionBlock(nn.Module):
     """Pre-norm block: queries attend to a (padded) context, then an MLP; both residual."""
 
-    def __init__(self, *, d_model: int, n_heads: int, dropout: float = 0.0):
+    def __init__(self, *, d_model: int, n_heads: int, dropout: float = 0.0, mlp_mult: int = 4):
         super().__init__()
         self.norm_q = nn.LayerNorm(d_model)
         self.norm_kv = nn.LayerNorm(d_model)
         self.attn = Attention(d_model=d_model, n_heads=n_heads, dropout=dropout)
         self.norm_mlp = nn.LayerNorm(d_model)
-        self.mlp = MLP(d_model=d_model, dropout=dropout)
+        self.mlp = MLP(d_model=d_model, mult=mlp_mult, dropout=dropout)
 
     def forward(
         self, x: torch.Tensor, context: torch.Tensor, key_valid: torch.Tensor | None = None
