@@ -1,0 +1,145 @@
+"""embed_spectra / load_encoder / embed_store: shapes, determinism, grids, caps, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vitnirs.embedding import embed_spectra, embed_store, load_encoder
+from vitnirs.errors import VitnirsError
+from vitnirs.model import build_mae
+from vitnirs.train.checkpoint import capture_rng_state, checkpoint_dir, save_checkpoint
+
+D_TINY = 32
+
+
+def spectra(n: int = 20, L: int = 120, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, L)`` smooth absorbance-like spectra and their ``(L,)`` grid in nm."""
+    rng = np.random.default_rng(seed)
+    w = np.linspace(1000.0, 2500.0, L)
+    x = (w - 1000.0) / 1500.0
+    X = 0.5 + rng.uniform(0, 0.3, (n, 1)) + rng.uniform(-0.2, 0.2, (n, 1)) * x
+    X = X + rng.uniform(0.1, 0.5, (n, 1)) * np.exp(-(((x - rng.uniform(0.3, 0.7, (n, 1))) / 0.1) ** 2))
+    return X.astype(np.float32), w
+
+
+@pytest.fixture(scope="module")
+def model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return build_mae("tiny").eval()
+
+
+def test_shape_dtype_and_determinism(model):
+    X, w = spectra()
+    Z = embed_spectra(model, X, w)
+    assert Z.shape == (20, D_TINY) and Z.dtype == np.float32
+    assert np.isfinite(Z).all()
+    np.testing.assert_array_equal(Z, embed_spectra(model, X, w))
+    assert np.abs(Z[0] - Z[1]).max() > 1e-4  # different spectra, different embeddings
+    assert embed_spectra(model, X[:0], w).shape[0] == 0
+
+
+def test_batch_size_invariance(model):
+    X, w = spectra(n=23)
+    ref = embed_spectra(model, X, w, batch_size=256)
+    for bs in (1, 7):
+        np.testing.assert_allclose(embed_spectra(model, X, w, batch_size=bs), ref, atol=1e-5)
+
+
+def test_shared_and_per_row_grids(model):
+    X, w = spectra()
+    shared = embed_spectra(model, X, w)
+    per_row = embed_spectra(model, X, np.tile(w, (len(X), 1)))
+    np.testing.assert_allclose(per_row, shared, atol=1e-6)
+    W = np.tile(w, (len(X), 1))
+    W[4] += 300.0  # one row on another grid: only its embedding changes
+    moved = embed_spectra(model, X, W)
+    np.testing.assert_allclose(np.delete(moved, 4, 0), np.delete(shared, 4, 0), atol=1e-6)
+    assert np.abs(moved[4] - shared[4]).max() > 1e-4
+    with pytest.raises(ValueError, match="wavelengths_nm must be"):
+        embed_spectra(model, X, w[:-1])
+
+
+def test_max_points_cap_is_even_spaced_and_deterministic(model):
+    X, w = spectra(n=10, L=300)
+    capped = embed_spectra(model, X, w, max_points=100)
+    np.testing.assert_array_equal(capped, embed_spectra(model, X, w, max_points=100))
+    np.testing.assert_allclose(capped, embed_spectra(model, X, w, max_points=100, batch_size=3), atol=1e-5)
+    # 300 → 100 evenly spaced points = every third point, starting at the first
+    np.testing.assert_allclose(capped, embed_spectra(model, X[:, ::3], w[::3], max_points=0), atol=1e-5)
+    assert np.abs(capped - embed_spectra(model, X, w, max_points=0)).max() > 1e-5
+
+
+def test_level_is_kept(model):
+    X, w = spectra()
+    # same shapes, other absolute level: the normalised values match but level does not
+    assert np.abs(embed_spectra(model, X + 1.0, w) - embed_spectra(model, X, w)).max() > 1e-4
+
+
+def test_non_finite_input_names_the_row(model):
+    X, w = spectra()
+    X[3, 10] = np.nan
+    X[7, 0] = np.inf
+    with pytest.raises(ValueError, match=r"first row 3"):
+        embed_spectra(model, X, w)
+    with pytest.raises(ValueError, match="must be \\(n, L\\)"):
+        embed_spectra(model, X[0], w)
+
+
+def test_meta_ids_are_used(model):
+    X, w = spectra()
+    meta = np.tile([[2, 1, 1]], (len(X), 1))
+    assert np.abs(embed_spectra(model, X, w, meta=meta) - embed_spectra(model, X, w)).max() > 1e-5
+
+
+def _save(run_dir: Path, step: int, model: torch.nn.Module, max_points: int = 64) -> Path:
+    norm = {"max_points": max_points, "meta_vocab": {"instrument": ["inst_a", "inst_b"]}}
+    spec = {"builder": "vitnirs.model.build_mae", "preset": "tiny", "kwargs": {}}
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    return save_checkpoint(run_dir, step, model, opt, None, {}, norm, capture_rng_state(), model_spec=spec)
+
+
+def test_load_encoder_from_run_and_checkpoint_dir(model, tmp_path):
+    torch.manual_seed(1)
+    other = build_mae("tiny")
+    _save(tmp_path, 1, other)
+    _save(tmp_path, 5, model, max_points=64)  # the newest: the run dir must resolve to it
+    X, w = spectra(L=150)
+    expected = embed_spectra(model, X, w, max_points=64)
+    loaded, info = load_encoder(tmp_path)
+    assert info["checkpoint"] == str(checkpoint_dir(tmp_path, 5)) and info["step"] == 5
+    assert info["max_points"] == 64 and info["meta_vocab"]["instrument"] == ["inst_a", "inst_b"]
+    assert not loaded.training
+    np.testing.assert_allclose(embed_spectra(loaded, X, w), expected, atol=1e-6)  # cap from checkpoint
+    old, info1 = load_encoder(checkpoint_dir(tmp_path, 1))
+    assert info1["step"] == 1
+    np.testing.assert_allclose(embed_spectra(old, X, w), embed_spectra(other, X, w, max_points=64), atol=1e-6)
+    with pytest.raises(VitnirsError, match="neither a checkpoint"):
+        load_encoder(_empty(tmp_path))
+    with pytest.raises(VitnirsError, match="no such"):
+        load_encoder(tmp_path / "missing")
+
+
+def _empty(tmp_path: Path) -> Path:
+    (tmp_path / "empty").mkdir(exist_ok=True)
+    return tmp_path / "empty"
+
+
+def test_embed_store(model, csvs, tmp_path):
+    from vitnirs.data.bank import bank_jobs
+    from vitnirs.data.prepare import prepare
+    from vitnirs.data.store import PreparedStore
+
+    bank = tmp_path / "bank"
+    csvs.good("alpha.csv", n=25, folder=bank)
+    jobs, _ = bank_jobs(bank)
+    prepare(jobs, tmp_path / "store", progress=False)
+    store = PreparedStore(tmp_path / "store")
+    (name,) = store.names()
+    Z = embed_store(model, store, name, batch_size=8)
+    assert Z.shape == (25, D_TINY)
+    expected = embed_spectra(model, np.asarray(store.values(name)), store.wavelengths_nm(name))
+    np.testing.assert_allclose(Z, expected, atol=1e-6)
