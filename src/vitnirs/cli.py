@@ -179,7 +179,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         "evaluation": {"metrics": str(out / "evaluation" / "metrics.json"), "summary": evaluation["summary"]},
         "synthetic_check": check,
         "seconds": round(time.perf_counter() - started, 1),
-        "not_yet": "LODO, transfer, robustness, synthetic checks on the embedding and the HTML report "
+        "not_yet": "LODO, robustness, synthetic checks on the embedding and the HTML report "
         "(issue 'Evaluation suite')",
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
@@ -266,7 +266,30 @@ def _evaluation_lines(result: dict) -> str:
                 else "no embedding head"
             )
         )
+    lines += _transfer_lines(result.get("transfer") or [])
     return "\n".join(lines) or "  nothing to evaluate (no real dataset with numeric targets in data.regions)"
+
+
+def _transfer_lines(records: list[dict]) -> list[str]:
+    """Per instrument group and k: median test RMSEP over the cross-instrument pairs, per method."""
+    import numpy as np
+
+    lines = []
+    for group in dict.fromkeys(r["group"] for r in records):
+        for k in sorted({r["k"] for r in records if r["group"] == group}):
+            cross = [
+                r
+                for r in records
+                if r["group"] == group and r["k"] == k and r["source"] != r["target_instrument"]
+            ]
+            by_method: dict[str, list[float]] = {}
+            for r in cross:
+                by_method.setdefault(r["method"], []).append(r["metrics"]["rmsep"])
+            shown = ", ".join(f"{m} {np.median(v):.3g}" for m, v in by_method.items())
+            lines.append(
+                f"  transfer {group}, k={k} transfer samples (median RMSEP over instrument pairs): {shown}"
+            )
+    return lines
 
 
 # ----------------------------------------------------------------------------- config
@@ -334,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
         help="run the whole chain on the embedded demo bank",
         description="Embedded demo bank + synthetic spectra → prepared store → pretraining (configs/demo.yaml) "
-        "→ baselines vs embedding heads → checks, under --out. (LODO, transfer, robustness and the HTML "
+        "→ baselines vs embedding heads and cross-instrument transfer → checks, under --out. (LODO, robustness and the HTML "
         "report join when the evaluation issue lands.)",
     )
     p.add_argument("--out", default="vitnirs_demo", help="output folder")

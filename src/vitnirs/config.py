@@ -302,6 +302,10 @@ class EvaluationConfig(_Section):
         "default", description="AOM-PLS operator bank: the published 'default' or the ~30x faster 'compact'."
     )
     repeats: int = Field(5, ge=0, description="Extra random 80/20 splits for datasets under 200 samples.")
+    transfer: bool = Field(
+        True,
+        description="Cross-instrument transfer (corn, tablets): fit on A's cal, test on B's test, k = 0/5/10.",
+    )
 
 
 class Config(_Section):

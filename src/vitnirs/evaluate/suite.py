@@ -10,8 +10,10 @@ scored on its test part. ``metrics.json`` holds one record per (dataset, target,
 split) in ``baselines`` and ``downstream``, plus ``summary``: mean ± std over repeated splits
 and, per dataset and target, the best classical, best overall and best embedding RMSEP.
 
-Targets are used here only; they never touch pretraining. Not yet here (the evaluation
-issue): class targets, LODO, cross-instrument transfer, synthetic checks, robustness.
+``transfer`` (``evaluation.transfer``): cross-instrument records of
+:mod:`vitnirs.evaluate.transfer` (corn on 3 instruments, tablets on 2, k = 0/5/10 transfer
+samples). Targets are used here only; they never touch pretraining. Not yet here (the
+evaluation issue): class targets, LODO, synthetic checks, robustness.
 """
 
 from __future__ import annotations
@@ -82,6 +84,18 @@ def evaluate(
                 embeddings[dataset], y, split.train, split.test, groups=split.groups, methods=heads, seed=seed
             ):
                 downstream.append({**r, **tag, "method": f"embedding+{r['method']}", "protocol": split.name})
+    transfer = []
+    if ev.transfer:
+        from vitnirs.evaluate.transfer import transfer_pairs
+
+        methods = [m for m in ev.baseline_methods if m in ("pls_raw", "snv_sg1_pls", "aom_pls")]
+        heads_t = [m for m in heads if m in ("ridge", "pls")]
+        transfer = [
+            {**r, **common}
+            for r in transfer_pairs(
+                store, model, heads=heads_t, baselines=methods, seed=seed, aom_bank=ev.aom_bank
+            )
+        ]
     summary = _summary(baselines, downstream)
     result = {
         "checkpoint": common["checkpoint"],
@@ -90,9 +104,10 @@ def evaluate(
         "baselines": baselines,
         "downstream": [r for r in downstream if r.get("metrics") is not None],
         "skipped_heads": sorted({r["skipped"] for r in downstream if r.get("skipped")}),
+        "transfer": transfer,
         "summary": summary,
         "seconds": round(time.perf_counter() - started, 1),
-        "not_yet": "lodo, transfer, synthetic_checks, robustness and class targets: the evaluation issue",
+        "not_yet": "lodo, synthetic_checks, robustness and class targets: the evaluation issue",
     }
     (out / "metrics.json").write_text(json.dumps(result, indent=1, default=_plain))
     return result
