@@ -43,9 +43,8 @@ from vitnirs.batching.loader import PretrainData, make_loader
 from vitnirs.config import load_config
 from vitnirs.data.prepare import prepare, table_jobs
 from vitnirs.data.table import SpectralTable
-from vitnirs.losses import PretrainObjective
 from vitnirs.model import count_parameters
-from vitnirs.train.loop import batch_settings, build_model, param_groups
+from vitnirs.train.loop import batch_settings, build_model, build_objective, param_groups
 from vitnirs.train.probe import to_device
 
 HERE = Path(__file__).resolve().parent
@@ -183,14 +182,7 @@ def measure_full_step(
     torch.manual_seed(0)
     data = PretrainData(store, settings=batch_settings(cfg), regions=list(cfg.data.regions))
     model = build_model(cfg).to(device)
-    weights = {
-        "mae": cfg.losses.mae_weight,
-        "baseline": cfg.losses.baseline_consistency_weight,
-        "contrastive": cfg.losses.contrastive_weight,
-    }
-    objective = PretrainObjective(
-        model, weights=weights, contrastive_kind=cfg.losses.contrastive, temperature=cfg.losses.temperature
-    )
+    objective = build_objective(cfg, model)
     optimizer = torch.optim.AdamW(param_groups(model, t.weight_decay), lr=t.lr)
     amp = torch.bfloat16 if device.type == "cuda" else None
     loader = make_loader(data, 0, 10**7, num_workers=workers, pin_memory=device.type == "cuda")

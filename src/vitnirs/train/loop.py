@@ -70,17 +70,7 @@ def pretrain(
         stop = total if max_steps is None else min(total, max_steps)
         torch.manual_seed(t.seed)  # the same initial weights on every rank
         model = build_model(cfg).to(device)
-        weights = {
-            "mae": cfg.losses.mae_weight,
-            "baseline": cfg.losses.baseline_consistency_weight,
-            "contrastive": cfg.losses.contrastive_weight,
-        }
-        objective = PretrainObjective(
-            model,
-            weights=weights,
-            contrastive_kind=cfg.losses.contrastive,
-            temperature=cfg.losses.temperature,
-        )
+        objective = build_objective(cfg, model)
         optimizer = torch.optim.AdamW(param_groups(model, t.weight_decay), lr=t.lr)
         amp_dtype = autocast_dtype(t.precision, device)
         scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)  # fp16 only
@@ -208,6 +198,18 @@ def batch_settings(cfg: Config):
         subsample_min_fraction=a.subsample_min_fraction, max_points=t.max_points,
         mask_ratio=m.mask_ratio, min_block=m.min_block_size, max_block=m.max_block_size,
     )  # fmt: skip
+
+
+def build_objective(cfg: Config, model: torch.nn.Module) -> PretrainObjective:
+    """All pretraining losses of a config (``losses.*`` weights, contrastive kind) on ``model``."""
+    weights = {
+        "mae": cfg.losses.mae_weight,
+        "baseline": cfg.losses.baseline_consistency_weight,
+        "contrastive": cfg.losses.contrastive_weight,
+    }
+    return PretrainObjective(
+        model, weights=weights, contrastive_kind=cfg.losses.contrastive, temperature=cfg.losses.temperature
+    )
 
 
 def model_spec(cfg: Config) -> dict[str, Any]:
