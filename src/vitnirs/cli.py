@@ -163,7 +163,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(
             f"  raw spectra: AUC {check['raw']['auc']:.3f} ({check['snv']['auc']:.3f} after SNV); the same "
             f"corn samples on two instruments: {ref['raw']['auc']:.3f} / {ref['snv']['auc']:.3f}; "
-            f"encoder embeddings (probe): {run.get('probe_auc')}"
+            "encoder embeddings (probe): "
+            + (f"{run['probe_auc']:.3f}" if run.get("probe_auc") is not None else "not measured")
         )
     summary = {
         "store": str(out / "store"),

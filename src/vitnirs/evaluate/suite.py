@@ -86,16 +86,20 @@ def evaluate(
                 downstream.append({**r, **tag, "method": f"embedding+{r['method']}", "protocol": split.name})
     transfer = []
     if ev.transfer:
-        from vitnirs.evaluate.transfer import transfer_pairs
+        from vitnirs.evaluate.transfer import INSTRUMENT_GROUPS, transfer_pairs
 
         methods = [m for m in ev.baseline_methods if m in ("pls_raw", "snv_sg1_pls", "aom_pls")]
         heads_t = [m for m in heads if m in ("ridge", "pls")]
-        transfer = [
-            {**r, **common}
-            for r in transfer_pairs(
-                store, model, heads=heads_t, baselines=methods, seed=seed, aom_bank=ev.aom_bank
-            )
-        ]
+        groups = {g: [n for n in names if n in store.records] for g, names in INSTRUMENT_GROUPS.items()}
+        groups = {g: names for g, names in groups.items() if len(names) > 1}
+        for group, names in tqdm(groups.items(), desc="transfer", unit="group", disable=not progress):
+            transfer += [
+                {**r, **common}
+                for r in transfer_pairs(
+                    store, model, groups={group: names}, heads=heads_t, baselines=methods, seed=seed,
+                    aom_bank=ev.aom_bank, embeddings=embeddings,
+                )
+            ]  # fmt: skip
     summary = _summary(baselines, downstream)
     result = {
         "checkpoint": common["checkpoint"],
