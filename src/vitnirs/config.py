@@ -99,6 +99,10 @@ class DataConfig(_Section):
     asls_p: float = Field(0.01, gt=0, lt=1, description="AsLS baseline asymmetry (p).")
     asls_max_iter: int = Field(50, ge=1, description="Maximum AsLS iterations per spectrum.")
     asls_tol: float = Field(1e-3, gt=0, description="AsLS convergence tolerance.")
+    exclude_datasets: list[str] = Field(
+        [],
+        description="Store datasets left out of pretraining (strict leave-one-dataset-out); prepared all the same.",
+    )
     workers: int = Field(2, ge=1, description="Worker processes used by `vitnirs prepare`.")
     seed: int = Field(0, description="Random seed for synthetic generation and data splits.")
 
@@ -304,6 +308,26 @@ class EvaluationConfig(_Section):
     transfer: bool = Field(
         True,
         description="Cross-instrument transfer (corn, tablets): fit on A's cal, test on B's test, k = 0/5/10.",
+    )
+    class_columns: list[str] = Field(
+        ["class"],
+        description="Metadata columns evaluated as class targets (besides y_* columns with non-numeric values).",
+    )
+    lodo_datasets: list[str] = Field(
+        [],
+        description="Downstream-only LODO: datasets scored with the encoder pretrained on everything (labelled so).",
+    )
+    lodo_steps: int = Field(
+        300, ge=1, description="Pretraining steps of each strict LODO run (`vitnirs lodo`: one run per dataset)."
+    )
+    robustness: bool = Field(
+        True, description="Robustness curves: drift, scatter, noise, shift injected into test spectra."
+    )
+    robustness_datasets: list[str] = Field(
+        [], description="Datasets of the robustness curves; empty = the first two evaluated datasets."
+    )
+    synthetic_checks: bool = Field(
+        True, description="Real-vs-synthetic separability (embedding and raw) and paired-view invariance."
     )
 
 

@@ -63,6 +63,8 @@ class PretrainData:
         :class:`BatchSettings`: sizes, sampling, views, augmentation, masking, seed.
     regions:
         Which regions pretraining uses (default NIR and vis-NIR).
+    exclude:
+        Dataset names left out (strict leave-one-dataset-out pretraining).
     rank, world_size:
         This process in a distributed run; each rank draws its own stream.
 
@@ -78,14 +80,18 @@ class PretrainData:
         *,
         settings: BatchSettings,
         regions: tuple[str, ...] | list[str] | None = ("NIR", "vis-NIR"),
+        exclude: tuple[str, ...] | list[str] = (),
         rank: int = 0,
         world_size: int = 1,
     ):
         self.store = store if isinstance(store, PreparedStore) else PreparedStore(store)
         self.settings, self.rank, self.world_size = settings, int(rank), int(world_size)
-        self.names = self.store.names(regions=regions)
+        unknown = sorted(set(exclude) - set(self.store.records))
+        if unknown:
+            raise ValueError(f"{self.store.path}: cannot exclude {unknown}: no such dataset in the store")
+        self.names = [n for n in self.store.names(regions=regions) if n not in set(exclude)]
         if not self.names:
-            raise ValueError(f"{self.store.path}: no dataset of regions {regions}")
+            raise ValueError(f"{self.store.path}: no dataset of regions {regions} (after excluding {list(exclude)})")
         records = [self.store.records[n] for n in self.names]
         self.sizes = np.array([r["n_rows"] for r in records], dtype=np.int64)
         self.lengths = np.array([r["n_points"] for r in records], dtype=np.int64)

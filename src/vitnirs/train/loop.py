@@ -171,8 +171,9 @@ def build_data(cfg: Config, store: str | Path, *, rank: int, world_size: int):
     from vitnirs.batching.loader import PretrainData
 
     return PretrainData(
-        store, settings=batch_settings(cfg), regions=list(cfg.data.regions), rank=rank, world_size=world_size
-    )
+        store, settings=batch_settings(cfg), regions=list(cfg.data.regions),
+        exclude=list(cfg.data.exclude_datasets), rank=rank, world_size=world_size,
+    )  # fmt: skip
 
 
 def make_loader(data, start: int, stop: int, *, num_workers: int, pin_memory: bool):
