@@ -13,9 +13,10 @@ import time
 from pathlib import Path
 
 from vitnirs import __version__
-from vitnirs.config import Config, load_config, save_config
+from vitnirs.config import Config, load_config
 from vitnirs.data.sources import asls_settings, prepare_sources, synthetic_check, synthetic_jobs
 from vitnirs.errors import VitnirsError
+from vitnirs.evaluate.text import evaluation_lines, pretrain_line
 
 BUNDLED_CONFIGS = Path(__file__).parent / "configs"
 
@@ -38,7 +39,7 @@ def resolve_config_path(name: str | None) -> Path | None:
 
 
 def _bundled_names() -> list[str]:
-    return sorted(p.stem for p in BUNDLED_CONFIGS.glob("*.yaml"))
+    return sorted(p.stem for p in BUNDLED_CONFIGS.glob("*.yaml") if not p.stem.startswith("ablation_"))
 
 
 def _config(args: argparse.Namespace) -> Config:
@@ -120,89 +121,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
-    """prepare (embedded demo bank + synthetic) → pretrain → evaluate → checks, all under OUT/."""
-    from vitnirs.evaluate.suite import evaluate
-    from vitnirs.train.checkpoint import latest_checkpoint
-    from vitnirs.train.loop import pretrain
+    """prepare (embedded demo bank + synthetic) → pretrain → evaluate → report, all under OUT/."""
+    from vitnirs.demo import run_demo
 
-    started = time.perf_counter()
-    cfg = _config(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, out / "config.yaml")
-    print(f"[1/4] prepare: embedded demo bank + {cfg.data.synth_samples} synthetic spectra → {out / 'store'}")
-    report = prepare_sources(
-        cfg, out / "store", synth=cfg.data.synth_samples, workers=args.workers, progress=_progress(args)
-    )
-    print(report.summary())
-
-    run_dir = out / "pretrain"
-    resume = latest_checkpoint(run_dir) is not None  # a second demo run continues the first
-    print(
-        f"[2/4] pretrain: {cfg.model.preset} encoder, {cfg.training.epochs} epochs → {run_dir}"
-        + (" (resuming)" if resume else "")
-    )
-    run = pretrain(cfg, store=out / "store", run_dir=run_dir, resume=resume, progress=_progress(args))
-    (run_dir / "pretrain_summary.json").write_text(json.dumps(run, indent=1))
-    print(_pretrain_line(run))
-
-    print(f"[3/4] evaluate: classical baselines vs heads on the frozen embedding → {out / 'evaluation'}")
-    evaluation = evaluate(cfg, checkpoint=run["checkpoint"], store=out / "store", out=out / "evaluation",
-                          progress=_progress(args))  # fmt: skip
-    print(_evaluation_lines(evaluation))
-
-    print("[4/4] synthetic check: can a linear classifier tell synthetic from real spectra?")
-    synthetic = [r for r in report.manifest["datasets"] if r["kind"] == "synthetic"]
-    check = None
-    if synthetic:
-        from vitnirs.data.store import PreparedStore
-
-        store = PreparedStore(out / "store")
-        check = synthetic_check([store.table(r["name"]) for r in synthetic], out)
-        ref = check["reference_corn_m5_vs_mp5"]
-        print(
-            f"  raw spectra: AUC {check['raw']['auc']:.3f} ({check['snv']['auc']:.3f} after SNV); the same "
-            f"corn samples on two instruments: {ref['raw']['auc']:.3f} / {ref['snv']['auc']:.3f}; "
-            "encoder embeddings (probe): "
-            + (f"{run['probe_auc']:.3f}" if run.get("probe_auc") is not None else "not measured")
-        )
-    summary = {
-        "store": str(out / "store"),
-        "pretrain_run": str(run_dir),
-        "checkpoint": run.get("checkpoint"),
-        "datasets": len(report.manifest["datasets"]),
-        "spectra": sum(r["n_rows"] for r in report.manifest["datasets"]),
-        "skipped": report.skipped,
-        "pretrain": {
-            k: run.get(k)
-            for k in ("steps", "final", "heldout_mae_start", "heldout_mae_end", "probe_auc", "spectra_per_s")
-        },
-        "evaluation": {"metrics": str(out / "evaluation" / "metrics.json"), "summary": evaluation["summary"]},
-        "synthetic_check": check,
-        "seconds": round(time.perf_counter() - started, 1),
-        "not_yet": "LODO, robustness, synthetic checks on the embedding and the HTML report "
-        "(issue 'Evaluation suite')",
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    print(f"demo done in {summary['seconds']} s — {summary['not_yet']}. Summary: {out / 'summary.json'}")
+    run_demo(_config(args), args.out, workers=args.workers, progress=_progress(args))
     return 0
 
 
 # ----------------------------------------------------------------------------- pretrain
-def _pretrain_line(summary: dict) -> str:
-    """The one-line summary of a pretraining run."""
-    final = summary.get("final") or {}
-    loss = f"loss {final['total']:.4f}" if "total" in final else "no step run"
-    mae = ""
-    if summary.get("heldout_mae_start") is not None and summary.get("heldout_mae_end") is not None:
-        mae = f", held-out MAE {summary['heldout_mae_start']:.4f} → {summary['heldout_mae_end']:.4f}"
-    took = f"in {summary['seconds']} s " if "seconds" in summary else ""
-    return (
-        f"pretrained to step {summary['steps']}/{summary['total_steps']} {took}"
-        f"({loss}{mae}, {summary.get('spectra_per_s', 0):.0f} spectra/s); checkpoint {summary.get('checkpoint')}"
-    )
-
-
 def cmd_pretrain(args: argparse.Namespace) -> int:
     from vitnirs.train.loop import pretrain
 
@@ -235,7 +161,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         return 0
     summary["seconds"] = round(time.perf_counter() - started, 1)
     (out / "pretrain_summary.json").write_text(json.dumps(summary, indent=1))
-    print(_pretrain_line(summary))
+    print(pretrain_line(summary))
     return 0
 
 
@@ -247,50 +173,44 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if store is None:
         raise VitnirsError("--store is needed (a prepared store: `vitnirs prepare --out STORE`)")
     result = evaluate(cfg, checkpoint=args.checkpoint, store=store, out=args.out, progress=_progress(args))
-    print(_evaluation_lines(result))
+    print(evaluation_lines(result))
     print(f"metrics: {Path(args.out) / 'metrics.json'}")
     return 0
 
 
-def _evaluation_lines(result: dict) -> str:
-    """One line per (dataset, target): best classical vs best embedding head, RMSEP."""
-    lines = []
-    for r in result["summary"]:
-        bc, be = r["best_classical"], r["best_embedding"]
-        ratio = r["embedding_vs_best_classical"]
-        verdict = "" if ratio is None else (" (embedding better)" if ratio < 1 else " (embedding worse)")
-        lines.append(
-            f"  {r['dataset']}/{r['target']} [{r['protocol']}]: best classical {bc['method']} RMSEP {bc['rmsep']:.4g}; "
-            + (
-                f"best embedding {be['method']} {be['rmsep']:.4g}, ratio {ratio:.2f}{verdict}"
-                if be
-                else "no embedding head"
-            )
+def cmd_report(args: argparse.Namespace) -> int:
+    from vitnirs.report import write_report
+
+    if not Path(args.dir).is_dir():
+        raise VitnirsError(
+            f"{args.dir}: no such folder (give the --out folder of `vitnirs demo` or `evaluate`)"
         )
-    lines += _transfer_lines(result.get("transfer") or [])
-    return "\n".join(lines) or "  nothing to evaluate (no real dataset with numeric targets in data.regions)"
+    print(f"report: {write_report(args.dir, args.html)}")
+    return 0
 
 
-def _transfer_lines(records: list[dict]) -> list[str]:
-    """Per instrument group and k: median test RMSEP over the cross-instrument pairs, per method."""
-    import numpy as np
+def cmd_ablate(args: argparse.Namespace) -> int:
+    from vitnirs.ablate import bundled_ablation_files, run_ablation
 
-    lines = []
-    for group in dict.fromkeys(r["group"] for r in records):
-        for k in sorted({r["k"] for r in records if r["group"] == group}):
-            cross = [
-                r
-                for r in records
-                if r["group"] == group and r["k"] == k and r["source"] != r["target_instrument"]
-            ]
-            by_method: dict[str, list[float]] = {}
-            for r in cross:
-                by_method.setdefault(r["method"], []).append(r["metrics"]["rmsep"])
-            shown = ", ".join(f"{m} {np.median(v):.3g}" for m, v in by_method.items())
-            lines.append(
-                f"  transfer {group}, k={k} transfer samples (median RMSEP over instrument pairs): {shown}"
-            )
-    return lines
+    files = args.files or bundled_ablation_files()
+    result = run_ablation(
+        files, out=args.out, overrides=args.set or [], store=args.store, progress=_progress(args)
+    )
+    print(f"ablation table: {result['markdown']}")
+    return 0
+
+
+def cmd_lodo(args: argparse.Namespace) -> int:
+    from vitnirs.evaluate.lodo import strict_lodo
+
+    cfg = _config(args)
+    if not Path(args.store).is_dir():
+        raise VitnirsError(f"{args.store}: no such store (run `vitnirs prepare` first)")
+    records = strict_lodo(
+        cfg, store=args.store, datasets=args.datasets, out=args.out, progress=_progress(args)
+    )
+    print(f"{len(records)} LODO records: {Path(args.out) / 'lodo.json'}")
+    return 0
 
 
 # ----------------------------------------------------------------------------- config
@@ -358,8 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_Formatter,
         help="run the whole chain on the embedded demo bank",
         description="Embedded demo bank + synthetic spectra → prepared store → pretraining (configs/demo.yaml) "
-        "→ baselines vs embedding heads and cross-instrument transfer → checks, under --out. (LODO, robustness and the HTML "
-        "report join when the evaluation issue lands.)",
+        "→ baselines vs embedding heads, cross-instrument transfer, downstream-only LODO, robustness, synthetic "
+        "checks → OUT/report.html. A few minutes on a laptop CPU.",
     )
     p.add_argument("--out", default="vitnirs_demo", help="output folder")
     p.add_argument("--workers", type=int, help="processes; default: data.workers")
@@ -390,9 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "evaluate",
         formatter_class=_Formatter,
-        help="baselines vs heads on the frozen embedding",
+        help="baselines vs heads on the frozen embedding, transfer, robustness, checks",
         description="Phase 0 classical baselines and heads on the frozen embedding of CHECKPOINT, on the same "
-        "splits of every real dataset with targets; writes OUT/metrics.json.",
+        "splits of every real dataset with targets; cross-instrument transfer, downstream-only LODO, robustness "
+        "and synthetic checks; writes OUT/metrics.json (+ the report's artefacts).",
     )
     p.add_argument(
         "--checkpoint", required=True, help="a checkpoint folder (…/checkpoints/step_N) or a run folder"
@@ -402,6 +323,54 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_config_options(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser(
+        "report",
+        formatter_class=_Formatter,
+        help="one self-contained HTML report of a run folder",
+        description="Find the pretraining run, evaluation and ablation outputs under DIR (the layout "
+        "`vitnirs demo --out DIR` leaves) and write one HTML file with every plot embedded.",
+    )
+    p.add_argument("dir", metavar="DIR", help="folder to report on")
+    p.add_argument("--html", help="output file; default DIR/report.html")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "ablate",
+        formatter_class=_Formatter,
+        help="pretrain and evaluate ablation variants; one comparison table",
+        description="Each FILE is a variant (name, base config, overrides): pretrain, evaluate, then compare "
+        "against the best classical pipeline (A) in OUT/ablation.{json,md,png}. Without FILE: the bundled "
+        "variants (MAE only, + augmentations, + baseline consistency, p_synth 0/0.3/0.6, no metadata). "
+        "Resumable: finished variants are not rerun.",
+    )
+    p.add_argument(
+        "files", nargs="*", metavar="FILE", help="ablation_*.yaml files; default: the bundled ones"
+    )
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--store", help="prepared store; default: the demo bank + synthetic, prepared into OUT/store"
+    )
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override applied to every variant")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_ablate)
+
+    p = sub.add_parser(
+        "lodo",
+        formatter_class=_Formatter,
+        help="strict leave-one-dataset-out: pretrain without each dataset, evaluate on it",
+        description="For each of --datasets: pretrain for evaluation.lodo_steps steps with that dataset left "
+        "out, then fit the heads on its train part and score its test part. Hours for a whole bank on a CPU; "
+        "resumable, results cached in OUT.",
+    )
+    p.add_argument("--store", required=True, help="prepared store")
+    p.add_argument(
+        "--datasets", nargs="+", required=True, metavar="NAME", help="datasets to leave out, one by one"
+    )
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_config_options(p, default="demo")
+    p.set_defaults(func=cmd_lodo)
 
     p = sub.add_parser("config", formatter_class=_Formatter, help="validate a config and print it resolved")
     _add_config_options(p)

@@ -1,25 +1,36 @@
-"""`vitnirs evaluate`: classical baselines and heads on the frozen embedding, on the same splits.
+"""`vitnirs evaluate`: everything that says whether the frozen embedding is worth using.
 
-For every real dataset of the store with numeric ``y_*`` targets (``evaluation.datasets`` /
-``data.regions`` / ``evaluation.max_targets``), the split protocol of
-:func:`vitnirs.evaluate.splits.make_splits` gives the splits (native cal/test, else
-Kennard–Stone, plus random repeats for small datasets); the Phase 0 baselines
-(:mod:`vitnirs.evaluate.baselines`, cached by dataset hash / target / split / method) and
-the embedding heads (:mod:`vitnirs.evaluate.downstream`) are fitted on each train part and
-scored on its test part. ``metrics.json`` holds one record per (dataset, target, method,
-split) in ``baselines`` and ``downstream``, plus ``summary``: mean ± std over repeated splits
-and, per dataset and target, the best classical, best overall and best embedding RMSEP.
+For every real dataset of the store (``evaluation.datasets`` / ``data.regions``) and each of
+its targets — the first ``evaluation.max_targets`` numeric ``y_*`` columns, plus the class
+targets (non-numeric ``y_*`` columns and the metadata columns of ``evaluation.class_columns``)
+— :func:`vitnirs.evaluate.splits.make_splits` gives the splits (native cal/test, else
+Kennard–Stone, plus random repeats for small datasets). On each split the Phase 0 baselines
+(:mod:`~vitnirs.evaluate.baselines`, cached by dataset hash / target / split / method) and
+the heads on the frozen embedding (:mod:`~vitnirs.evaluate.downstream`) are fitted on the
+train part and scored on the test part: the same rows for every method.
 
-``transfer`` (``evaluation.transfer``): cross-instrument records of
-:mod:`vitnirs.evaluate.transfer` (corn on 3 instruments, tablets on 2, k = 0/5/10 transfer
-samples). Targets are used here only; they never touch pretraining. Not yet here (the
-evaluation issue): class targets, LODO, synthetic checks, robustness.
+``metrics.json`` sections (each a list of records ``{dataset, target, method, protocol,
+n_train, n_test, metrics, std, checkpoint, bank, …}``):
+
+- ``baselines``, ``downstream``: one record per split; ``summary``: per dataset and target
+  the best classical, best overall and best embedding (mean ± std over repeated splits);
+- ``transfer``: cross-instrument pairs (:mod:`~vitnirs.evaluate.transfer`), k = 0/5/10;
+- ``lodo``: the *downstream-only* kind (encoder pretrained on every dataset, this one's
+  spectra included, never its targets) for ``evaluation.lodo_datasets``; the strict kind is
+  ``vitnirs lodo`` (one pretraining per left-out dataset);
+- ``robustness``: test spectra perturbed at increasing severity, nothing refitted;
+- ``synthetic_checks``: real-vs-synthetic separability, paired-view invariance.
+
+Also written next to it: ``embedding_map.json`` and ``reconstructions.json`` (for the
+report), ``baseline_cache.json``. Targets are used here only; they never touch pretraining.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,28 +39,41 @@ from tqdm.auto import tqdm
 
 from vitnirs.config import Config
 from vitnirs.data.store import PreparedStore
-from vitnirs.evaluate.baselines import BaselineCache, best_classical, best_overall, cached_baselines
-from vitnirs.evaluate.downstream import run_heads
-from vitnirs.evaluate.metrics import summarise
-from vitnirs.evaluate.splits import make_splits, regression_targets
+from vitnirs.evaluate.baselines import CLASS_METHODS, BaselineCache, cached_baselines
+from vitnirs.evaluate.downstream import CLASSIFICATION_HEADS, run_heads
+from vitnirs.evaluate.splits import class_targets, make_splits, regression_targets
+from vitnirs.evaluate.summary import summary_rows
+
+SECTIONS = ("baselines", "downstream", "lodo", "transfer", "synthetic_checks", "robustness")
 
 
-def evaluation_tasks(store: PreparedStore, cfg: Config) -> list[tuple[str, str]]:
-    """(dataset, target) pairs to evaluate: real datasets of ``data.regions`` with numeric targets."""
+def evaluation_tasks(store: PreparedStore, cfg: Config) -> list[tuple[str, str, str]]:
+    """``(dataset, target, task)`` to evaluate; task is ``regression`` or ``classification``."""
     wanted = set(cfg.evaluation.datasets)
     tasks = []
     for name in store.names(regions=list(cfg.data.regions), kind="real"):
         if wanted and name not in wanted:
             continue
-        targets = list(regression_targets(store.targets(name)))[: cfg.evaluation.max_targets]
-        tasks += [(name, t) for t in targets]
+        numeric = list(regression_targets(store.targets(name)))[: cfg.evaluation.max_targets]
+        classes = class_targets(store.targets(name), store.metadata(name), cfg.evaluation.class_columns)
+        tasks += [(name, t, "regression") for t in numeric]
+        tasks += [(name, t, "classification") for t, v in classes.items() if _n_classes(v) >= 2]
     return tasks
+
+
+def target_values(store: PreparedStore, cfg: Config, dataset: str, target: str, task: str) -> np.ndarray:
+    """The ``(n,)`` target of a task: float (NaN = missing) or object labels (None = missing)."""
+    if task == "regression":
+        return regression_targets(store.targets(dataset))[target]
+    return class_targets(store.targets(dataset), store.metadata(dataset), cfg.evaluation.class_columns)[
+        target
+    ]
 
 
 def evaluate(
     cfg: Config, *, checkpoint: str | Path, store: str | Path, out: str | Path, progress: bool = True
 ) -> dict:
-    """Run the suite; write ``OUT/metrics.json`` and return it."""
+    """Run the suite; write ``OUT/metrics.json`` (and the report artefacts) and return it."""
     from vitnirs.embedding import embed_store, load_encoder
 
     started, out = time.perf_counter(), Path(out)
@@ -58,100 +82,158 @@ def evaluate(
     model, info = load_encoder(checkpoint)
     ev, seed = cfg.evaluation, cfg.training.seed
     cache = BaselineCache(out / "baseline_cache.json")
-    heads = [m for m in ev.downstream_methods if m != "logistic"]
-    tasks = evaluation_tasks(store, cfg)
     common = {"checkpoint": str(info.get("checkpoint", checkpoint)), "bank": str(store.path)}
-    baselines: list[dict[str, Any]] = []
-    downstream: list[dict[str, Any]] = []
     embeddings: dict[str, np.ndarray] = {}
-    for dataset, target in tqdm(tasks, desc="evaluate", unit="target", disable=not progress):
+
+    def embedding(name: str) -> np.ndarray:
+        if name not in embeddings:
+            embeddings[name] = embed_store(model, store, name)
+        return embeddings[name]
+
+    result: dict[str, Any] = {**common, "embedding_dim": None}
+    result |= {s: [] for s in SECTIONS}
+    tasks, skipped = evaluation_tasks(store, cfg), set()
+    for dataset, target, task in tqdm(tasks, desc="evaluate", unit="target", disable=not progress):
         X = np.asarray(store.values(dataset), dtype=np.float64)
-        y = regression_targets(store.targets(dataset))[target]
+        y = target_values(store, cfg, dataset, target, task)
         splits = make_splits(store.metadata(dataset), X, y, seed=seed, n_repeats=ev.repeats)
-        if dataset not in embeddings:
-            embeddings[dataset] = embed_store(model, store, dataset)
-        tag = {"dataset": dataset, "target": target, **common}
+        tag = {"dataset": dataset, "target": target, "task": task, **common, "std": None}
+        methods = list(CLASS_METHODS) if task == "classification" else list(ev.baseline_methods)
         records = cached_baselines(
             cache, store.records[dataset]["content_hash"], target, X, y, splits,
-            methods=ev.baseline_methods, seed=seed, aom_bank=ev.aom_bank,
+            methods=methods, seed=seed, aom_bank=ev.aom_bank,
         )  # fmt: skip
-        baselines += [
-            {**r, **tag, "split_note": s.note}
-            for r, s in zip(records, _per_method(splits, ev.baseline_methods), strict=True)
+        per_split = [s for s in splits for _ in methods]  # records come split-major, method-minor
+        result["baselines"] += [
+            {**r, **tag, "split_note": s.note} for r, s in zip(records, per_split, strict=True)
         ]
         for split in splits:
             for r in run_heads(
-                embeddings[dataset], y, split.train, split.test, groups=split.groups, methods=heads, seed=seed
-            ):
-                downstream.append({**r, **tag, "method": f"embedding+{r['method']}", "protocol": split.name})
-    transfer = []
-    if ev.transfer:
-        from vitnirs.evaluate.transfer import INSTRUMENT_GROUPS, transfer_pairs
-
-        methods = [m for m in ev.baseline_methods if m in ("pls_raw", "snv_sg1_pls", "aom_pls")]
-        heads_t = [m for m in heads if m in ("ridge", "pls")]
-        groups = {g: [n for n in names if n in store.records] for g, names in INSTRUMENT_GROUPS.items()}
-        groups = {g: names for g, names in groups.items() if len(names) > 1}
-        for group, names in tqdm(groups.items(), desc="transfer", unit="group", disable=not progress):
-            transfer += [
-                {**r, **common}
-                for r in transfer_pairs(
-                    store, model, groups={group: names}, heads=heads_t, baselines=methods, seed=seed,
-                    aom_bank=ev.aom_bank, embeddings=embeddings,
+                embedding(dataset), y, split.train, split.test, groups=split.groups,
+                methods=_heads(ev.downstream_methods, task), task=task, seed=seed,
+            ):  # fmt: skip
+                if r.get("metrics") is None:  # a head that cannot run here (TabPFN without weights)
+                    skipped.add(r["skipped"])
+                    continue
+                result["downstream"].append(
+                    {**r, **tag, "method": f"embedding+{r['method']}", "protocol": split.name}
                 )
-            ]  # fmt: skip
-    summary = _summary(baselines, downstream)
-    result = {
-        "checkpoint": common["checkpoint"],
-        "bank": common["bank"],
-        "embedding_dim": int(next(iter(embeddings.values())).shape[1]) if embeddings else None,
-        "baselines": baselines,
-        "downstream": [r for r in downstream if r.get("metrics") is not None],
-        "skipped_heads": sorted({r["skipped"] for r in downstream if r.get("skipped")}),
-        "transfer": transfer,
-        "summary": summary,
-        "seconds": round(time.perf_counter() - started, 1),
-        "not_yet": "lodo, synthetic_checks, robustness and class targets: the evaluation issue",
-    }
-    (out / "metrics.json").write_text(json.dumps(result, indent=1, default=_plain))
+    result["skipped_heads"] = sorted(skipped)
+    reg_tasks = [(d, t) for d, t, task in tasks if task == "regression"]
+    step = _stepper(progress)
+    if ev.transfer:
+        result["transfer"] = step(
+            "transfer", lambda: _transfer(store, model, cfg, common, embeddings, progress)
+        )
+    if ev.lodo_datasets:
+        result["lodo"] = step(
+            "lodo (downstream-only)", lambda: _lodo(store, model, cfg, common, embeddings, result)
+        )
+    if ev.robustness and reg_tasks:
+        result["robustness"] = step(
+            "robustness", lambda: _robustness(store, model, cfg, common, embedding, reg_tasks)
+        )
+    if ev.synthetic_checks:
+        result["synthetic_checks"] = step(
+            "synthetic checks", lambda: _synthetic_checks(store, model, cfg, common, embeddings)
+        )
+    from vitnirs.evaluate.artefacts import write_artefacts
+
+    step("report artefacts", lambda: write_artefacts(store, model, out, seed=seed, embeddings=embeddings))
+    if embeddings:
+        result["embedding_dim"] = int(next(iter(embeddings.values())).shape[1])
+    result["summary"] = summary_rows(result["baselines"], result["downstream"])
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    _write_json(out / "metrics.json", result)
     return result
 
 
-def _per_method(splits, methods):
-    """The split of each baseline record (cached_baselines returns split-major, method-minor)."""
-    return [s for s in splits for _ in methods]
+def _heads(methods: list[str], task: str) -> list[str]:
+    if task == "classification":
+        return [m for m in methods if m in CLASSIFICATION_HEADS] or ["logistic"]
+    return [m for m in methods if m != "logistic"]
 
 
-def _summary(baselines: list[dict], downstream: list[dict]) -> list[dict]:
-    """Per (dataset, target), on the first (main) protocol: best classical / overall / embedding."""
-    rows = []
-    base_sum = summarise(baselines)
-    down_sum = summarise([r for r in downstream if r.get("metrics") is not None])
-    keys = list(dict.fromkeys((r["dataset"], r["target"]) for r in base_sum))
-    for dataset, target in keys:
-        proto = next(r["protocol"] for r in base_sum if (r["dataset"], r["target"]) == (dataset, target))
-        b = [r for r in base_sum if (r["dataset"], r["target"], r["protocol"]) == (dataset, target, proto)]
-        d = [r for r in down_sum if (r["dataset"], r["target"], r["protocol"]) == (dataset, target, proto)]
-        best_emb = min(d, key=lambda r: r["metrics"]["rmsep"]) if d else None
-        bc, bo = best_classical(b), best_overall(b)
-        rows.append(
-            {
-                "dataset": dataset, "target": target, "protocol": proto,
-                "best_classical": _brief(bc), "best_overall": _brief(bo), "best_embedding": _brief(best_emb),
-                "embedding_vs_best_classical": (
-                    round(best_emb["metrics"]["rmsep"] / bc["metrics"]["rmsep"], 3) if best_emb and bc else None
-                ),
-            }
+def _n_classes(labels: np.ndarray) -> int:
+    return len({v for v in labels if v is not None})
+
+
+def _stepper(progress: bool) -> Callable[[str, Callable[[], Any]], Any]:
+    def step(name: str, fn: Callable[[], Any]) -> Any:
+        t0 = time.perf_counter()
+        value = fn()
+        if progress:
+            print(f"  {name}: {time.perf_counter() - t0:.1f} s", flush=True)
+        return value
+
+    return step
+
+
+# ----------------------------------------------------------------------------- sections
+def _transfer(store, model, cfg: Config, common: dict, embeddings: dict, progress: bool) -> list[dict]:
+    from vitnirs.evaluate.transfer import INSTRUMENT_GROUPS, transfer_pairs
+
+    ev = cfg.evaluation
+    methods = [m for m in ev.baseline_methods if m in ("pls_raw", "snv_sg1_pls", "aom_pls")]
+    heads = [m for m in ev.downstream_methods if m in ("ridge", "pls")]
+    groups = {g: [n for n in names if n in store.records] for g, names in INSTRUMENT_GROUPS.items()}
+    records = []
+    for group, names in tqdm(groups.items(), desc="transfer", unit="group", disable=not progress):
+        if len(names) < 2:
+            continue
+        records += transfer_pairs(
+            store, model, groups={group: names}, heads=heads, baselines=methods, seed=cfg.training.seed,
+            aom_bank=ev.aom_bank, embeddings=embeddings,
         )  # fmt: skip
-    return rows
+    return [{**r, **common, "std": None} for r in records]
 
 
-def _brief(r: dict | None) -> dict | None:
-    return (
-        None
-        if r is None
-        else {"method": r["method"], "rmsep": r["metrics"]["rmsep"], "r2": r["metrics"]["r2"]}
-    )
+def _lodo(store, model, cfg: Config, common: dict, embeddings: dict, result: dict) -> list[dict]:
+    from vitnirs.evaluate.lodo import downstream_only_lodo
+
+    names = [n for n in cfg.evaluation.lodo_datasets if n in store.records]
+    return downstream_only_lodo(
+        store, model, names, cfg=cfg, checkpoint=common["checkpoint"], bank=common["bank"],
+        embeddings=embeddings, baseline_records=result["baselines"],
+    )  # fmt: skip
+
+
+def _robustness(
+    store, model, cfg: Config, common: dict, embedding, tasks: list[tuple[str, str]]
+) -> list[dict]:
+    from vitnirs.evaluate.robustness import robustness_curves
+
+    ev = cfg.evaluation
+    wanted = ev.robustness_datasets or list(dict.fromkeys(d for d, _ in tasks))[:2]
+    heads = [m for m in ev.downstream_methods if m in ("ridge", "pls")][:1] or ["ridge"]
+    baselines = [m for m in ("pls_raw", "snv_sg1_pls") if m in ev.baseline_methods] or ["pls_raw"]
+    records = []
+    for dataset, target in tasks:
+        if dataset not in wanted or any(r["dataset"] == dataset for r in records):
+            continue  # the first target of each chosen dataset
+        X = np.asarray(store.values(dataset), dtype=np.float64)
+        y = regression_targets(store.targets(dataset))[target]
+        split = make_splits(store.metadata(dataset), X, y, seed=cfg.training.seed, n_repeats=0)[0]
+        records += robustness_curves(
+            store, model, dataset, target, split, heads=heads, baselines=baselines,
+            seed=cfg.training.seed, embeddings={dataset: embedding(dataset)},
+        )  # fmt: skip
+    return [{**r, **common} for r in records]
+
+
+def _synthetic_checks(store, model, cfg: Config, common: dict, embeddings: dict) -> list[dict]:
+    from vitnirs.evaluate.synthetic_checks import synthetic_checks
+
+    return synthetic_checks(
+        store, model, checkpoint=common["checkpoint"], bank=common["bank"], seed=cfg.training.seed,
+        embeddings=embeddings,
+    )  # fmt: skip
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(obj, indent=1, default=_plain))
+    os.replace(tmp, path)
 
 
 def _plain(o: Any) -> Any:
@@ -159,4 +241,6 @@ def _plain(o: Any) -> Any:
         return o.item()
     if isinstance(o, np.ndarray):
         return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
     raise TypeError(f"not JSON-serialisable: {type(o).__name__}")

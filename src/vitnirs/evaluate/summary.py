@@ -1,0 +1,74 @@
+"""The headline rows of an evaluation: per dataset and target, the best classical, best
+overall and best embedding result on the main split protocol, and their ratio.
+
+Regression: lower RMSEP wins; ``ratio`` = best embedding RMSEP / best classical RMSEP
+(> 1: the encoder loses). Class targets: higher balanced accuracy wins; ``ratio`` = best
+embedding balanced accuracy / best classical (< 1: the encoder loses). Repeated random
+splits are averaged first (:func:`vitnirs.evaluate.metrics.summarise`), so ``std`` is
+there when the protocol was repeated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from vitnirs.evaluate.baselines import CLASS_METHODS, best_classical, best_overall
+from vitnirs.evaluate.metrics import summarise
+
+
+def summary_rows(baselines: Sequence[dict], downstream: Sequence[dict]) -> list[dict]:
+    """One row per (dataset, target), on the first protocol its baselines were scored on.
+
+    Returns
+    -------
+    list of dict
+        ``{"dataset", "target", "task", "protocol", "best_classical", "best_overall",
+        "best_embedding", "embedding_vs_best_classical", "embedding_wins"}``; the ``best_*``
+        values are ``{"method", <metric>, "std"}`` or None.
+    """
+    base_sum = summarise(baselines)
+    down_sum = summarise([r for r in downstream if r.get("metrics") is not None])
+    rows = []
+    for dataset, target in dict.fromkeys((r["dataset"], r["target"]) for r in base_sum):
+        mine = [r for r in base_sum if (r["dataset"], r["target"]) == (dataset, target)]
+        proto = mine[0]["protocol"]
+        b = [r for r in mine if r["protocol"] == proto]
+        d = [r for r in down_sum if (r["dataset"], r["target"], r["protocol"]) == (dataset, target, proto)]
+        if any(r["method"] in CLASS_METHODS for r in b):
+            rows.append(_class_row(dataset, target, proto, b, d))
+            continue
+        best_emb = min(d, key=lambda r: r["metrics"]["rmsep"]) if d else None
+        bc, bo = best_classical(b), best_overall(b)
+        ratio = round(best_emb["metrics"]["rmsep"] / bc["metrics"]["rmsep"], 3) if best_emb and bc else None
+        rows.append(
+            {
+                "dataset": dataset, "target": target, "task": "regression", "protocol": proto,
+                "best_classical": _brief(bc, "rmsep"), "best_overall": _brief(bo, "rmsep"),
+                "best_embedding": _brief(best_emb, "rmsep"),
+                "embedding_vs_best_classical": ratio,
+                "embedding_wins": None if ratio is None else ratio < 1.0,
+            }
+        )  # fmt: skip
+    return rows
+
+
+def _class_row(dataset: str, target: str, proto: str, b: list[dict], d: list[dict]) -> dict:
+    key = "balanced_accuracy"
+    bc = max(b, key=lambda r: r["metrics"][key]) if b else None
+    be = max(d, key=lambda r: r["metrics"][key]) if d else None
+    ratio = round(be["metrics"][key] / bc["metrics"][key], 3) if be and bc and bc["metrics"][key] else None
+    return {
+        "dataset": dataset, "target": target, "task": "classification", "protocol": proto,
+        "best_classical": _brief(bc, key), "best_overall": _brief(bc, key), "best_embedding": _brief(be, key),
+        "embedding_vs_best_classical": ratio,
+        "embedding_wins": None if ratio is None else ratio > 1.0,
+    }  # fmt: skip
+
+
+def _brief(r: dict | None, key: str) -> dict | None:
+    if r is None:
+        return None
+    out = {"method": r["method"], key: r["metrics"][key], "std": (r.get("std") or {}).get(key)}
+    if "r2" in r["metrics"]:
+        out["r2"] = r["metrics"]["r2"]
+    return out

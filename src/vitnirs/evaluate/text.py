@@ -1,0 +1,89 @@
+"""Console lines for the results of pretraining and evaluation (what `vitnirs` prints).
+
+Every line says which method won; where the encoder loses, it says so.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def pretrain_line(summary: dict) -> str:
+    """The one-line summary of a pretraining run."""
+    final = summary.get("final") or {}
+    loss = f"loss {final['total']:.4f}" if "total" in final else "no step run"
+    mae = ""
+    if summary.get("heldout_mae_start") is not None and summary.get("heldout_mae_end") is not None:
+        mae = f", held-out MAE {summary['heldout_mae_start']:.4f} → {summary['heldout_mae_end']:.4f}"
+    took = f"in {summary['seconds']} s " if "seconds" in summary else ""
+    return (
+        f"pretrained to step {summary['steps']}/{summary['total_steps']} {took}"
+        f"({loss}{mae}, {summary.get('spectra_per_s', 0):.0f} spectra/s); checkpoint {summary.get('checkpoint')}"
+    )
+
+
+def evaluation_lines(result: dict) -> str:
+    """Per (dataset, target): best classical vs best embedding; then transfer, robustness, checks."""
+    lines = [_summary_line(r) for r in result.get("summary") or []]
+    lines += transfer_lines(result.get("transfer") or [])
+    lines += robustness_lines(result.get("robustness") or [])
+    lines += synthetic_lines(result.get("synthetic_checks") or [])
+    return "\n".join(lines) or "  nothing to evaluate (no real dataset with targets in data.regions)"
+
+
+def _summary_line(r: dict) -> str:
+    bc, be, ratio = r["best_classical"], r["best_embedding"], r["embedding_vs_best_classical"]
+    key = "balanced_accuracy" if r.get("task") == "classification" else "rmsep"
+    label = "balanced accuracy" if key == "balanced_accuracy" else "RMSEP"
+    head = f"  {r['dataset']}/{r['target']} [{r['protocol']}]: "
+    if bc is None:
+        return head + "no classical result"
+    text = head + f"best classical {bc['method']} {label} {bc[key]:.4g}; "
+    if be is None:
+        return text + "no embedding head"
+    verdict = "" if r.get("embedding_wins") is None else (
+        " (embedding better)" if r["embedding_wins"] else " (embedding worse)"
+    )  # fmt: skip
+    return text + f"best embedding {be['method']} {be[key]:.4g}, ratio {ratio:.2f}{verdict}"
+
+
+def transfer_lines(records: list[dict]) -> list[str]:
+    """Per instrument group and k: median test RMSEP over the cross-instrument pairs, per method."""
+    lines = []
+    for group in dict.fromkeys(r["group"] for r in records):
+        for k in sorted({r["k"] for r in records if r["group"] == group}):
+            by_method: dict[str, list[float]] = {}
+            for r in records:
+                if r["group"] == group and r["k"] == k and r["source"] != r["target_instrument"]:
+                    by_method.setdefault(r["method"], []).append(r["metrics"]["rmsep"])
+            shown = ", ".join(f"{m} {np.median(v):.3g}" for m, v in by_method.items())
+            lines.append(
+                f"  transfer {group}, k={k} transfer samples (median RMSEP over instrument pairs): {shown}"
+            )
+    return lines
+
+
+def robustness_lines(records: list[dict]) -> list[str]:
+    """Per dataset and perturbation: RMSEP at the highest severity relative to the clean one."""
+    lines = []
+    keys = dict.fromkeys((r["dataset"], r["perturbation"]) for r in records)
+    for dataset, kind in keys:
+        mine = [r for r in records if (r["dataset"], r["perturbation"]) == (dataset, kind)]
+        top = max(r["severity"] for r in mine)
+        worst = {r["method"]: r["metrics"]["rmsep_ratio"] for r in mine if r["severity"] == top}
+        unit = mine[0].get("severity_unit", "")
+        shown = ", ".join(f"{m} ×{v:.2f}" for m, v in worst.items())
+        lines.append(f"  robustness {dataset}, {kind} {top:g} {unit}: RMSEP vs clean {shown}")
+    return lines
+
+
+def synthetic_lines(records: list[dict]) -> list[str]:
+    """One line per synthetic check (its headline number, or why it was skipped)."""
+    lines = []
+    for r in records:
+        if r.get("skipped"):
+            lines.append(f"  synthetic check {r['method']}: skipped ({r['skipped']})")
+            continue
+        shown = ", ".join(f"{k} {v:.3g}" for k, v in (r.get("metrics") or {}).items() if isinstance(v, float))
+        lines.append(f"  synthetic check {r['method']} [{r.get('dataset')}]: {shown}")
+    return lines

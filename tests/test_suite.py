@@ -1,0 +1,104 @@
+"""The evaluation suite end to end on a tiny store: regression and class targets side by side,
+the same splits for every method, the summary's verdict, and the console lines."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from vitnirs.config import load_config
+from vitnirs.data.prepare import prepare, table_jobs
+from vitnirs.data.table import SpectralTable
+from vitnirs.evaluate.suite import evaluate, evaluation_tasks
+from vitnirs.evaluate.text import evaluation_lines
+from vitnirs.model.presets import build_mae
+from vitnirs.train.checkpoint import capture_rng_state, save_checkpoint
+
+GRID = np.arange(1100.0, 1700.0, 10.0)
+
+
+def _table(n: int = 90, seed: int = 0) -> SpectralTable:
+    """y_c = height of a band at 1400 nm; class = which of two bands (1250 / 1550 nm) is present."""
+    rng = np.random.default_rng(seed)
+    c = rng.uniform(0.2, 1.0, n)
+    cls = rng.integers(0, 2, n)
+    band = lambda mu, w: np.exp(-0.5 * ((GRID - mu) / w) ** 2)  # noqa: E731
+    X = 0.3 + c[:, None] * band(1400, 30) + np.where(cls[:, None] == 1, band(1550, 25), band(1250, 25)) * 0.5
+    X = X + rng.normal(0, 2e-3, X.shape)
+    return SpectralTable(
+        name="toy", source="test:toy", values=X.astype(np.float32), wavelengths_nm=GRID,
+        native_unit="nm", native_axis_first=float(GRID[0]), native_axis_last=float(GRID[-1]),
+        signal_type_original="absorbance", signal_type_stored="absorbance", region="NIR",
+        targets=pd.DataFrame({"y_c": c}),
+        metadata=pd.DataFrame({"sample_id": [f"s{i}" for i in range(n)], "class": np.where(cls, "b", "a")}),
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def result(tmp_path_factory):
+    root = tmp_path_factory.mktemp("suite")
+    prepare(table_jobs([_table()], "real"), root / "store", progress=False)
+    torch.manual_seed(0)
+    model = build_mae("tiny")
+    spec = {"builder": "vitnirs.model.build_mae", "preset": "tiny", "kwargs": {}}
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    ckpt = save_checkpoint(root / "run", 1, model, opt, None, {}, {"max_points": 256}, capture_rng_state(),
+                           model_spec=spec)  # fmt: skip
+    cfg = load_config(None, [
+        "evaluation.baseline_methods=[pls_raw, snv_sg1_pls]", "evaluation.downstream_methods=[ridge, logistic]",
+        "evaluation.repeats=0", "evaluation.transfer=false", "evaluation.robustness=false",
+        "evaluation.synthetic_checks=false",
+    ])  # fmt: skip
+    return evaluate(cfg, checkpoint=ckpt, store=root / "store", out=root / "eval", progress=False), root, cfg
+
+
+def test_tasks_include_the_class_column(result):
+    from vitnirs.data.store import PreparedStore
+
+    _, root, cfg = result
+    assert evaluation_tasks(PreparedStore(root / "store"), cfg) == [
+        ("toy", "y_c", "regression"),
+        ("toy", "class", "classification"),
+    ]
+
+
+def test_class_target_gets_class_methods_on_the_same_split(result):
+    res, _, _ = result
+    cls_base = [r for r in res["baselines"] if r["target"] == "class"]
+    cls_down = [r for r in res["downstream"] if r["target"] == "class"]
+    assert {r["method"] for r in cls_base} == {"logreg_snv_sg1"}
+    assert {r["method"] for r in cls_down} == {"embedding+logistic"}  # ridge is not a classifier
+    for r in cls_base + cls_down:
+        assert set(r["metrics"]) >= {"accuracy", "balanced_accuracy"}
+        assert (r["protocol"], r["n_train"], r["n_test"]) == ("kennard_stone", 72, 18)
+    # two bands 300 nm apart, SNV + derivative + logistic regression must separate them
+    assert cls_base[0]["metrics"]["balanced_accuracy"] > 0.9
+    reg = [r for r in res["baselines"] if r["target"] == "y_c"]
+    assert {r["method"] for r in reg} == {"pls_raw", "snv_sg1_pls"}
+    assert min(r["metrics"]["rmsep"] for r in reg) < 0.05  # the planted band height
+
+
+def test_summary_verdicts_and_schema(result):
+    res, root, _ = result
+    rows = {r["target"]: r for r in res["summary"]}
+    assert rows["class"]["task"] == "classification"
+    be, bc = rows["class"]["best_embedding"], rows["class"]["best_classical"]
+    assert rows["class"]["embedding_vs_best_classical"] == pytest.approx(
+        be["balanced_accuracy"] / bc["balanced_accuracy"], abs=1e-3
+    )
+    assert rows["class"]["embedding_wins"] == (be["balanced_accuracy"] > bc["balanced_accuracy"])
+    reg = rows["y_c"]
+    assert reg["embedding_wins"] == (reg["best_embedding"]["rmsep"] < reg["best_classical"]["rmsep"])
+    saved = json.loads((root / "eval" / "metrics.json").read_text())
+    for section in ("baselines", "downstream", "lodo", "transfer", "synthetic_checks", "robustness"):
+        assert isinstance(saved[section], list)
+    for r in saved["baselines"] + saved["downstream"]:
+        assert {"dataset", "target", "method", "protocol", "n_train", "n_test", "metrics", "std",
+                "checkpoint", "bank"} <= set(r)  # fmt: skip
+    text = evaluation_lines(res)
+    assert "toy/class" in text and "balanced accuracy" in text
+    assert ("embedding better" in text) or ("embedding worse" in text)
