@@ -108,7 +108,8 @@ def test_every_pair_and_k_has_records(records):
         for k in (0, 5, 10):
             got = {r["method"] for r in records if (r["source"], r["target_instrument"], r["k"]) == (a, b, k)}
             assert methods <= got, (a, b, k, got)
-            assert ("pls_raw+slope_bias" in got) == (k > 0)
+            for corrected in ("pls_raw+slope_bias", "pls_raw+pds", "snv_sg1_pls+pds"):
+                assert (corrected in got) == (k > 0), (corrected, k, got)
         within = {r["method"] for r in records if r["source"] == r["target_instrument"] == a}
         assert methods <= within
     assert not any("not_in_store" in (r["source"], r["target_instrument"]) for r in records)
@@ -124,9 +125,11 @@ def test_no_test_row_of_b_is_trained_on(records):
         assert set(r["test_ids"]) == test_ids
         assert not set(r["train_ids"]) & set(r["test_ids"])
         extra = set(r["train_ids"]) - {f"s{i:03d}" for i in range(N_CAL)}
-        assert extra <= transfer_ids and len(extra) == (0 if r["method"] == "pls_raw+slope_bias" else r["k"])
+        correction = r["method"].endswith(("+slope_bias", "+pds"))  # fitted on A cal only
+        assert ("transfer_ids" in r) == correction
+        assert extra <= transfer_ids and len(extra) == (0 if correction else r["k"])
         assert r["n_test"] == N_TEST
-        if r["method"] == "pls_raw+slope_bias":
+        if correction:
             assert len(r["transfer_ids"]) == r["k"] and set(r["transfer_ids"]) <= transfer_ids
         else:
             assert r["n_train"] == N_CAL + r["k"]

@@ -14,7 +14,13 @@ inst2). For every ordered pair (A, B) of instruments of a group, rows aligned by
   classical pipelines) — "k transfer samples used by the model". As the classical transfer
   reference, ``pls_raw+slope_bias``: PLS fitted on A ``cal`` only, its predictions on the
   ``k`` transfer samples of B regressed on their reference values (``y ≈ a·ŷ + b``), the
-  correction applied to B's test predictions.
+  correction applied to B's test predictions. And **PDS** (:class:`vitnirs.evaluate.pds.PDS`,
+  piecewise direct standardisation, the published reference): ``pls_raw+pds`` (and
+  ``snv_sg1_pls+pds`` when ``snv_sg1_pls`` is run) — the same pipeline fitted on A ``cal``
+  only (the k = 0 model), B's test spectra mapped onto A's response by a PDS fitted on the
+  ``k`` transfer samples (B's spectra, on A's grid, against A's spectra of the same
+  ``sample_id``), then predicted. These correction records carry ``transfer_ids``; their
+  ``train_ids`` are A's ``cal`` rows only.
 * the **within-instrument reference** A ``cal`` → A ``test`` (``k = 0``,
   ``target_instrument == source``).
 
@@ -34,6 +40,7 @@ import pandas as pd
 from vitnirs.evaluate.baselines import run_baselines
 from vitnirs.evaluate.downstream import fit_head
 from vitnirs.evaluate.metrics import regression_metrics
+from vitnirs.evaluate.pds import PDS
 from vitnirs.evaluate.splits import Split, regression_targets
 
 __all__ = ["INSTRUMENT_GROUPS", "align_instruments", "transfer_pairs", "transfer_table"]
@@ -110,6 +117,7 @@ def transfer_pairs(
     targets: Sequence[str] | None = None,
     engine: str = "nirs4all",
     embeddings: Mapping[str, np.ndarray] | None = None,
+    pds: Mapping[str, Any] | None = None,
 ) -> list[dict]:
     """Cross-instrument transfer records (see the module docstring for the protocol).
 
@@ -130,6 +138,8 @@ def transfer_pairs(
         the group's instruments.
     engine : ``run_baselines`` engine (``"nirs4all"`` or the faster, equivalent ``"sklearn"``).
     embeddings : optional precomputed ``{dataset: (n, D)}`` embeddings.
+    pds : keyword arguments of :class:`vitnirs.evaluate.pds.PDS` (default: its defaults,
+        ``window=5, n_components=2``).
 
     Returns
     -------
@@ -137,7 +147,8 @@ def transfer_pairs(
         ``{"group", "source", "target_instrument", "target", "k", "method", "protocol",
         "n_train", "n_test", "metrics", "params", "note", "train_ids", "test_ids"}`` —
         ``train_ids`` / ``test_ids`` are the ``sample_id`` values used (so a reader can
-        check that no test sample of B was trained on).
+        check that no test sample of B was trained on); the k > 0 corrections
+        (``*+slope_bias``, ``*+pds``) add ``transfer_ids``, the B rows they were fitted on.
     """
     emb: dict[str, np.ndarray] = dict(embeddings or {})
     records: list[dict] = []
@@ -162,13 +173,13 @@ def transfer_pairs(
                 order = np.arange(len(_ids(store, a))) if a == b else align_instruments(store, a, b)
                 records += _pair(
                     store, group, a, b, order, ys, tnames, use_heads, baselines, k_values,
-                    seed, aom_bank, engine, embedding,
+                    seed, aom_bank, engine, embedding, dict(pds or {}),
                 )  # fmt: skip
     return records
 
 
 def _pair(
-    store, group, a, b, order, ys, tnames, heads, baselines, k_values, seed, aom_bank, engine, embedding
+    store, group, a, b, order, ys, tnames, heads, baselines, k_values, seed, aom_bank, engine, embedding, pds
 ):
     """Records of one ordered pair; ``a == b`` is the within-instrument reference (k = 0)."""
     within = a == b
@@ -227,23 +238,58 @@ def _pair(
                     out.append(
                         base | {k2: r[k2] for k2 in ("method", "n_train", "n_test", "metrics", "params")}
                     )
-            if k > 0 and "pls_raw" in baselines:
-                # classical reference: PLS on A cal only, slope/bias fitted on the k transfer samples of B
-                X = np.concatenate([Xa[tr_a], Xb[tk], Xb[te_b]])
-                yy = np.concatenate([y_a[tr_a], y_b[tk], y_te])
-                split = Split(base["protocol"], np.arange(len(tr_a)), np.arange(len(tr_a), len(yy)))
-                (r,) = run_baselines(
-                    X, yy, split, methods=["pls_raw"], seed=seed, engine=engine, return_predictions=True
-                )
-                pred = np.asarray(r["y_pred"], dtype=np.float64)
-                slope, bias = _slope_bias(pred[:k], y_b[tk])
-                out.append(
-                    base
-                    | {"method": "pls_raw+slope_bias", "n_train": len(tr_a), "n_test": len(y_te)}
-                    | {"metrics": regression_metrics(y_te, slope * pred[k:] + bias)}
-                    | {"params": {**r["params"], "slope": slope, "bias": bias, "n_transfer": int(k)}}
-                    | {"train_ids": ids[tr_a].tolist(), "transfer_ids": ids[tk].tolist()}
-                )
+            corrected = [m for m in ("pls_raw", "snv_sg1_pls") if m in baselines]
+            if k > 0 and corrected:
+                data = (Xa, Xb, y_a, y_b, ids)
+                out += _corrections(base, corrected, data, tr_a, tk, te_b, seed, engine, pds)
+    return out
+
+
+def _corrections(base, methods, data, tr_a, tk, te_b, seed, engine, pds) -> list[dict]:
+    """k > 0 corrections of a pipeline fitted on A ``cal`` only (the k = 0 model).
+
+    ``pls_raw+slope_bias``: its predictions on the ``k`` B transfer rows regressed on their
+    reference values. ``<method>+pds``: B's test spectra mapped by a PDS fitted on the ``k``
+    transfer rows (B's spectra against A's spectra of the same samples). One fit per method:
+    the predicted rows are B transfer, B test and B test through PDS, in that order.
+    """
+    Xa, Xb, y_a, y_b, ids = data
+    k, n_te = len(tk), len(te_b)
+    standards = PDS(**pds).fit(Xb[tk], Xa[tk])  # B transfer rows only, never a test row
+    X = np.concatenate([Xa[tr_a], Xb[tk], Xb[te_b], standards.transform(Xb[te_b])])
+    y_te = y_b[te_b]
+    yy = np.concatenate([y_a[tr_a], y_b[tk], y_te, y_te])
+    split = Split(base["protocol"], np.arange(len(tr_a)), np.arange(len(tr_a), len(yy)))
+    recs = run_baselines(X, yy, split, methods=methods, seed=seed, engine=engine, return_predictions=True)
+    common = {"n_train": len(tr_a), "n_test": n_te, "train_ids": ids[tr_a].tolist()}
+    common |= {"transfer_ids": ids[tk].tolist()}
+    pds_params = {"pds_window": int(standards.window), "pds_n_components": standards.n_components_}
+    pds_note = (
+        f"PDS on {k} transfer standards, window={standards.window}, "
+        f"PLS1 with {standards.n_components_} component(s) per window + offset; model fitted on A cal only"
+    )
+    out = []
+    for r in recs:
+        pred = np.asarray(r["y_pred"], dtype=np.float64)
+        p_transfer, p_pds = pred[:k], pred[k + n_te :]
+        if r["method"] == "pls_raw":
+            slope, bias = _slope_bias(p_transfer, y_b[tk])
+            out.append(
+                base
+                | common
+                | {
+                    "method": "pls_raw+slope_bias",
+                    "metrics": regression_metrics(y_te, slope * pred[k : k + n_te] + bias),
+                }
+                | {"params": {**r["params"], "slope": slope, "bias": bias, "n_transfer": int(k)}}
+            )
+        out.append(
+            base
+            | common
+            | {"method": f"{r['method']}+pds", "metrics": regression_metrics(y_te, p_pds)}
+            | {"params": {**r["params"], **pds_params, "n_transfer": int(k)}}
+            | {"note": "; ".join(x for x in (pds_note, base["note"]) if x)}
+        )
     return out
 
 
