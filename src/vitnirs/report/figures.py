@@ -1,0 +1,268 @@
+"""The report's figures, drawn with matplotlib (Agg) into PNG bytes.
+
+Each function takes plain records (as in ``metrics.json`` and the artefact JSON files) and
+returns the PNG as bytes, or ``None`` when there is nothing to draw. The loss curve is the
+pretraining run's own plot (:func:`vitnirs.train.plots.plot_loss_curve`), not redrawn here.
+Embedding methods are drawn solid, classical ones dashed, in every figure.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+__all__ = [
+    "embedding_map_png",
+    "lodo_png",
+    "loss_curve_png",
+    "reconstructions_png",
+    "robustness_png",
+    "transfer_png",
+]
+
+DPI = 90
+LODO_LABELS = {
+    "lodo_strict": "strict LODO (encoder pretrained without this dataset)",
+    "lodo_downstream_only": "downstream-only LODO (encoder saw these spectra, not their targets)",
+}
+
+
+def _png(fig: plt.Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buf, format="png", dpi=DPI)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def is_embedding(method: str) -> bool:
+    """Whether a method name is a head on the frozen embedding (``embedding+ridge`` …)."""
+    return str(method).startswith("embedding")
+
+
+def main_metric(records: Sequence[dict]) -> str:
+    """``"rmsep"`` when the records have it, else ``"balanced_accuracy"`` (class targets)."""
+    return "rmsep" if any("rmsep" in (r.get("metrics") or {}) for r in records) else "balanced_accuracy"
+
+
+def _value(r: dict, key: str) -> float:
+    v = (r.get("metrics") or {}).get(key)
+    return float(v) if isinstance(v, (int, float)) else float("nan")
+
+
+def _mean(records: Sequence[dict], key: str) -> float:
+    vals = [v for v in (_value(r, key) for r in records) if not math.isnan(v)]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def loss_curve_png(run_dir: Path) -> tuple[bytes | None, list[Path]]:
+    """The run's loss curve, drawn by :func:`plot_loss_curve` from ``metrics.jsonl`` (the saved
+    ``loss_curve.png`` when there is no JSONL); also returns the files it was made from."""
+    from vitnirs.train.plots import plot_loss_curve
+
+    jsonl, saved = run_dir / "metrics.jsonl", run_dir / "loss_curve.png"
+    if jsonl.is_file():
+        with tempfile.TemporaryDirectory() as tmp:
+            out = plot_loss_curve(jsonl, Path(tmp) / "loss_curve.png")
+            if out is not None:
+                return out.read_bytes(), [jsonl]
+    if saved.is_file():
+        return saved.read_bytes(), [saved]
+    return None, []
+
+
+def reconstructions_png(recs: Sequence[dict]) -> bytes | None:
+    """One panel per spectrum: the normalised spectrum, masked blocks shaded, MAE prediction."""
+    recs = [r for r in recs if r.get("values")]
+    if not recs:
+        return None
+    ncol = min(2, len(recs))
+    nrow = math.ceil(len(recs) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(6 * ncol, 2.8 * nrow), squeeze=False)
+    for ax, r in zip(axes.ravel(), recs, strict=False):
+        w = np.asarray(r["wavelengths_nm"], float)
+        v = np.asarray(r["values"], float)
+        m = np.asarray(r["mask"], bool)
+        p = np.array([np.nan if x is None else x for x in r["prediction"]], float)
+        ax.fill_between(w, v.min(), v.max(), where=m, color="0.85", step="mid", label="masked")
+        ax.plot(w, np.where(m, np.nan, v), color="k", lw=1.2, label="visible to the encoder")
+        ax.plot(w, np.where(m, v, np.nan), color="k", lw=0.8, ls=":", label="masked (truth)")
+        ax.plot(w, p, color="tab:red", lw=1.2, label="prediction")
+        mse = r.get("masked_mse")
+        ax.set_title(f"{r['dataset']} row {r.get('row', '?')}" + (f" — masked MSE {mse:.3g}" if mse else ""))
+        ax.set_xlabel("wavelength (nm)")
+        ax.set_ylabel("normalised absorbance")
+    for ax in axes.ravel()[len(recs) :]:
+        ax.axis("off")
+    axes[0, 0].legend(fontsize=7, loc="best")
+    return _png(fig)
+
+
+def _scatter_by(ax: plt.Axes, x: np.ndarray, y: np.ndarray, labels: list[str], kind: list[str], title: str):
+    names = list(dict.fromkeys(labels))
+    cmap = plt.get_cmap("tab20")
+    markers = "osD^v<>ph*"
+    for i, name in enumerate(names):
+        sel = np.array([lab == name for lab in labels])
+        synth = np.array([k == "synthetic" for k in kind]) & sel
+        real = sel & ~synth
+        style = {"color": cmap(i % 20), "marker": markers[(i // 20) % len(markers)]}
+        if real.any():
+            ax.scatter(x[real], y[real], s=9, alpha=0.7, label=name, **style)
+        if synth.any():
+            ax.scatter(x[synth], y[synth], s=9, alpha=0.35, facecolors="none", edgecolors=style["color"],
+                       marker=style["marker"], label=None if real.any() else name)  # fmt: skip
+    ax.set_title(title)
+    ax.legend(fontsize=6, ncol=1 + len(names) // 18, loc="center left", bbox_to_anchor=(1.0, 0.5))
+
+
+def embedding_map_png(emap: dict) -> bytes | None:
+    """Two panels of the 2-D map: coloured by dataset and by instrument (synthetic = hollow)."""
+    pts = (emap or {}).get("points") or {}
+    if not pts.get("x"):
+        return None
+    x, y = np.asarray(pts["x"], float), np.asarray(pts["y"], float)
+    kind = list(pts.get("kind") or ["real"] * len(x))
+    method = str(emap.get("method", "pca")).upper()
+    ev = emap.get("explained_variance") or []
+    axis = [f"{method} {i + 1}" + (f" ({ev[i]:.0%})" if i < len(ev) else "") for i in range(2)]
+    fig, axes = plt.subplots(2, 1, figsize=(11, 10))
+    _scatter_by(axes[0], x, y, list(pts["dataset"]), kind, "by dataset")
+    _scatter_by(axes[1], x, y, list(pts.get("instrument") or pts["dataset"]), kind, "by instrument")
+    for ax in axes:
+        ax.set_xlabel(axis[0])
+        ax.set_ylabel(axis[1])
+    return _png(fig)
+
+
+def lodo_png(records: Sequence[dict]) -> bytes | None:
+    """Bars per dataset/target: each method, strict LODO and downstream-only LODO side by side."""
+    records = [r for r in records if r.get("metrics")]
+    if not records:
+        return None
+    key = main_metric(records)
+    tasks = list(dict.fromkeys((r.get("dataset"), r.get("target")) for r in records))
+    protocols = [p for p in LODO_LABELS if any(r.get("protocol") == p for r in records)]
+    protocols += sorted({str(r.get("protocol")) for r in records} - set(protocols))
+    ncol = min(3, len(tasks))
+    nrow = math.ceil(len(tasks) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(5 * ncol, 3.4 * nrow + 0.6), squeeze=False)
+    width = 0.8 / max(1, len(protocols))
+    for ax, (dataset, target) in zip(axes.ravel(), tasks, strict=False):
+        mine = [r for r in records if (r.get("dataset"), r.get("target")) == (dataset, target)]
+        methods = list(dict.fromkeys(r["method"] for r in mine))
+        for j, proto in enumerate(protocols):
+            vals = [
+                _mean([r for r in mine if r["method"] == m and r.get("protocol") == proto], key)
+                for m in methods
+            ]
+            ax.bar(np.arange(len(methods)) + (j - (len(protocols) - 1) / 2) * width, vals, width,
+                   color=f"C{j}", hatch="//" if proto == "lodo_strict" else None,
+                   label=LODO_LABELS.get(proto, proto))  # fmt: skip
+        ax.set_xticks(np.arange(len(methods)), methods, rotation=30, ha="right", fontsize=7)
+        ax.set_title(f"{dataset} / {target}", fontsize=9)
+        ax.set_ylabel(key.upper() if key == "rmsep" else key)
+    for ax in axes.ravel()[len(tasks) :]:
+        ax.axis("off")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def transfer_cells(
+    records: Sequence[dict], method: str, sources: Sequence[str], targets: Sequence[str]
+) -> np.ndarray:
+    """The ``(len(sources), len(targets))`` RMSEP matrix of one method (NaN = not run)."""
+    grid = np.full((len(sources), len(targets)), np.nan)
+    for r in records:
+        if r.get("method") == method and r.get("source") in sources and r.get("target_instrument") in targets:
+            grid[sources.index(r["source"]), targets.index(r["target_instrument"])] = _value(r, "rmsep")
+    return grid
+
+
+def transfer_png(records: Sequence[dict], panels: Sequence[tuple[int, str]]) -> bytes | None:
+    """Heatmaps of RMSEP, source (rows) × target instrument (columns), one per ``(k, method)``.
+
+    ``records`` are one group and target; instruments keep one order and the colour scale is
+    shared by all panels.
+    """
+    sources = list(dict.fromkeys(r.get("source") for r in records))
+    targets = list(dict.fromkeys(r.get("target_instrument") for r in records))
+    grids = [
+        (k, m, transfer_cells([r for r in records if r.get("k") == k], m, sources, targets))
+        for k, m in panels
+    ]
+    grids = [g for g in grids if np.isfinite(g[2]).any()]
+    if not grids:
+        return None
+    finite = np.concatenate([g[2][np.isfinite(g[2])] for g in grids])
+    vmin, vmax = float(finite.min()), float(finite.max())
+    ncol = min(4, len(grids))
+    nrow = math.ceil(len(grids) / ncol)
+    fig, axes = plt.subplots(
+        nrow, ncol, figsize=(3.2 * ncol + 1, 3.2 * nrow), squeeze=False, layout="constrained"
+    )
+    cmap = plt.get_cmap("viridis_r")
+    for i, (ax, (k, method, grid)) in enumerate(zip(axes.ravel(), grids, strict=False)):
+        im = ax.imshow(grid, cmap=cmap, vmin=vmin, vmax=vmax)
+        for (a, b), v in np.ndenumerate(grid):
+            if np.isfinite(v):
+                dark = (v - vmin) / max(vmax - vmin, 1e-12) > 0.5  # viridis_r: high values are dark
+                ax.text(b, a, f"{v:.3g}", ha="center", va="center", fontsize=7, color="w" if dark else "k")
+        ax.set_xticks(range(len(targets)), [str(t) for t in targets], rotation=30, ha="right", fontsize=7)
+        ax.set_yticks(range(len(sources)), [str(s) for s in sources], fontsize=7)
+        ax.set_title(f"{method}, k = {k}", fontsize=8)
+        ax.set_xlabel("tested on", fontsize=7)
+        if i % ncol == 0:
+            ax.set_ylabel("fitted on", fontsize=7)
+    for ax in axes.ravel()[len(grids) :]:
+        ax.axis("off")
+    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="RMSEP (white: not run)")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def robustness_png(records: Sequence[dict], max_tasks: int = 4) -> bytes | None:
+    """RMSEP against severity, one panel per (dataset/target, perturbation); one line per method."""
+    records = [r for r in records if r.get("metrics") and r.get("severity") is not None]
+    if not records:
+        return None
+    tasks = list(dict.fromkeys((r.get("dataset"), r.get("target")) for r in records))[:max_tasks]
+    perts = list(dict.fromkeys(str(r.get("perturbation")) for r in records))
+    fig, axes = plt.subplots(
+        len(tasks), len(perts), figsize=(3.6 * len(perts), 3 * len(tasks)), squeeze=False
+    )
+    for i, (dataset, target) in enumerate(tasks):
+        for j, pert in enumerate(perts):
+            ax = axes[i, j]
+            mine = [r for r in records
+                    if (r.get("dataset"), r.get("target"), str(r.get("perturbation"))) == (dataset, target, pert)]  # fmt: skip
+            for method in dict.fromkeys(r["method"] for r in mine):
+                pts = sorted(
+                    (float(r["severity"]), _value(r, "rmsep")) for r in mine if r["method"] == method
+                )
+                ax.plot(*zip(*pts, strict=True), marker="o", ms=3, ls="-" if is_embedding(method) else "--",
+                        label=method)  # fmt: skip
+            unit = next((r.get("severity_unit") for r in mine if r.get("severity_unit")), "")
+            ax.set_title(f"{dataset} / {target}: {pert}", fontsize=8)
+            ax.set_xlabel(f"severity ({unit})" if unit else "severity", fontsize=7)
+            ax.set_ylabel("RMSEP", fontsize=7)
+            if mine:
+                ax.legend(fontsize=6)
+            ax.grid(alpha=0.3)
+    return _png(fig)

@@ -1,0 +1,218 @@
+"""``vitnirs report DIR``: one self-contained HTML file from the outputs of a run.
+
+:func:`write_report` finds the files (:func:`vitnirs.report.discover.discover`), draws the
+figures into PNG bytes (:mod:`vitnirs.report.figures`), embeds them as base64 data URIs and
+writes one HTML file with inline CSS: no script, no external stylesheet, font or image, so
+it can be emailed. Sections, in order: run headline, loss curves, reconstructions, embedding
+map, downstream regression table, class targets, LODO, transfer, robustness, synthetic checks,
+ablations, and the list of files the report was built from. A section whose data is missing
+says "not run in this output". All text is escaped. Each table says its checkpoint, bank and
+split protocol; where the encoder loses to a classical method, a sentence says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from vitnirs.report.discover import RunFiles, discover
+from vitnirs.report.figures import embedding_map_png, loss_curve_png, reconstructions_png
+from vitnirs.report.sections import (
+    ablation_section,
+    img,
+    lodo_section,
+    robustness_section,
+    synthetic_section,
+    transfer_section,
+)
+from vitnirs.report.tables import Html, compare, comparison_table, esc, fmt, provenance, summary_table, table
+
+__all__ = ["SECTION_TITLES", "build_html", "write_report"]
+
+SECTION_TITLES = {
+    "run": "Run",
+    "loss": "Pretraining loss curves",
+    "reconstructions": "Reconstructions of masked spectra",
+    "embedding-map": "Embedding map",
+    "downstream": "Downstream regression",
+    "class": "Class targets",
+    "lodo": "Leave-one-dataset-out (LODO)",
+    "transfer": "Cross-instrument transfer",
+    "robustness": "Robustness",
+    "synthetic": "Synthetic checks",
+    "ablations": "Ablations",
+    "files": "Files this report was built from",
+}
+RUN_SECTIONS = {
+    "lodo": "lodo",
+    "transfer": "transfer",
+    "robustness": "robustness",
+    "synthetic": "synthetic_checks",
+}
+NOT_RUN = Html('<p class="missing">not run in this output</p>')
+MAX_LOSS_PLOTS = 4
+CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:2em auto;max-width:1300px;
+padding:0 1em;color:#222;line-height:1.4}
+h1{border-bottom:2px solid #444}h2{border-bottom:1px solid #bbb;margin-top:2em}
+table{border-collapse:collapse;margin:.8em 0;font-size:.82em}caption{text-align:left;color:#555;padding:.3em 0}
+th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}th{background:#f0f0f0}
+tr.loses{background:#fdecea}tr.wins{background:#eaf6ec}li.loses{color:#a00}.win{font-weight:bold}
+.missing{color:#777;font-style:italic}img{max-width:100%;display:block;margin:.5em 0}
+code{background:#f4f4f4;padding:0 .2em}nav a{margin-right:1em}
+"""
+
+
+def _kv(items: list[tuple[str, object]]) -> Html:
+    return table(["", ""], [[k, v] for k, v in items if v not in (None, "", [])])
+
+
+def _headline(files: RunFiles, rows: list[dict]) -> Html:
+    ev, demo, cfg = files.evaluation, files.demo_summary or {}, files.config or {}
+    pre = demo.get("pretrain") or files.pretrain_summary or {}
+    check = demo.get("synthetic_check") or {}
+    model, training = cfg.get("model") or {}, cfg.get("training") or {}
+    facts = [
+        ("run directory", str(files.root)),
+        ("report generated", dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
+        ("checkpoint", ev.get("checkpoint") or demo.get("checkpoint") or "unknown"),
+        ("bank (prepared store)", ev.get("bank") or demo.get("store") or "unknown"),
+        ("model", f"{model.get('preset')} preset, d_model {model.get('d_model')}" if model else None),
+        ("training", f"{training.get('epochs')} epochs, batch {training.get('batch_size')}" if training else None),
+        ("datasets / spectra in the store", f"{demo['datasets']} / {demo.get('spectra')}" if "datasets" in demo else None),
+        ("pretraining steps", pre.get("steps")),
+        ("final losses", ", ".join(f"{k} {fmt(v)}" for k, v in (pre.get("final") or {}).items()) or None),
+        ("held-out masked MSE, start → end",
+         f"{fmt(pre['heldout_mae_start'])} → {fmt(pre.get('heldout_mae_end'))}" if pre.get("heldout_mae_start") else None),
+        ("synthetic-vs-real probe AUC on the embedding (0.5 = indistinguishable)", fmt(pre.get("probe_auc"))
+         if pre.get("probe_auc") is not None else None),
+        ("synthetic-vs-real AUC on raw spectra (raw / SNV)",
+         f"{fmt((check.get('raw') or {}).get('auc'))} / {fmt((check.get('snv') or {}).get('auc'))}" if check else None),
+        ("embedding dimension", ev.get("embedding_dim")),
+        ("evaluation time (s)", ev.get("seconds")),
+        ("demo time (s)", demo.get("seconds")),
+    ]  # fmt: skip
+    main = {}
+    for r in rows:  # the first protocol of each dataset/target is its main one (as the suite's summary)
+        main.setdefault((r["dataset"], r["target"]), r)
+    lost = [r for r in main.values() if r["loses"]]
+    won = [r for r in main.values() if r["loses"] is False]
+    lines = []
+    if main:
+        lines.append(f"On the main split protocol of {len(main)} dataset/target pairs, the encoder beats the best "
+                     f"classical baseline on {len(won)} and loses on {len(lost)}.")  # fmt: skip
+        lines += [f"{r['dataset']} / {r['target']}: {r['verdict']}." for r in lost]
+    missing = [SECTION_TITLES[k] for k, section in RUN_SECTIONS.items() if not files.ran(section)]
+    if missing:
+        lines.append("Not run in this output: " + ", ".join(missing) + ".")
+    lines += [f"Could not read: {p}" for p in files.problems]
+    body = "".join(f'<li class="{"loses" if "worse" in ln else ""}">{esc(ln)}</li>' for ln in lines)
+    return Html(_kv(facts) + (f"<ul>{body}</ul>" if body else ""))
+
+
+def _loss(files: RunFiles, extra: list[Path]) -> Html:
+    if not files.pretrain_runs:
+        return NOT_RUN
+    parts = []
+    for i, run in enumerate(files.pretrain_runs):
+        rel = run.relative_to(files.root).as_posix() or "."
+        if i >= MAX_LOSS_PLOTS:
+            parts.append(f"<p>also found: <code>{esc(rel)}</code> (not drawn)</p>")
+            continue
+        png, used = loss_curve_png(run)
+        extra += used
+        label = "main run" if i == 0 else "other run"
+        parts.append(f"<h3>{esc(rel)} ({label})</h3>" + (img(png, f"loss curve {rel}") if png else NOT_RUN))
+    return Html("".join(parts))
+
+
+def _artefact(data: Any, draw: Callable[[Any], bytes | None], alt: str, note: str) -> Html:
+    png = draw(data) if data else None
+    return Html(f"<p>{esc(note)}</p>" + img(png, alt)) if png else NOT_RUN
+
+
+def _split_tasks(records: list[dict]) -> tuple[list[dict], list[dict]]:
+    """Regression records (RMSEP) and class-target records (balanced accuracy)."""
+    reg = [r for r in records if "rmsep" in (r.get("metrics") or {})]
+    cls = [
+        r for r in records if "balanced_accuracy" in (r.get("metrics") or {}) and "rmsep" not in r["metrics"]
+    ]
+    return reg, cls
+
+
+def build_html(files: RunFiles) -> str:
+    """The whole page for what :func:`discover` found."""
+    ev = files.evaluation
+    records = files.section("baselines") + files.section("downstream")
+    reg, cls = _split_tasks(records)
+    reg_rows, cls_rows = compare(reg), compare(cls, classification=True)
+    extra: list[Path] = []
+    emap = files.embedding_map or {}
+    sections = {
+        "run": _headline(files, reg_rows + cls_rows),
+        "loss": _loss(files, extra),
+        "reconstructions": _artefact(
+            files.reconstructions, reconstructions_png, "reconstructions",
+            "Real spectra, block-masked as in pretraining; the encoder sees the solid parts, the decoder "
+            "predicts the shaded ones (per-spectrum normalised units).",
+        ),
+        "embedding-map": _artefact(
+            files.embedding_map, embedding_map_png, "embedding map",
+            f"{str(emap.get('method', 'pca')).upper()} of the frozen embeddings of {emap.get('n_points', '?')} "
+            "spectra (a balanced sample per dataset; synthetic spectra hollow).",
+        ),
+        "downstream": comparison_table(
+            reg_rows, "RMSEP (lower is better), mean ± std over repeated splits; ★ = best of the row · "
+            + provenance(reg, ev),
+        ) or (summary_table(files.section("summary"), "from the summary of metrics.json (no per-method records) · "
+                            + provenance(files.section("summary"), ev)) if files.ran("summary") else NOT_RUN),
+        "class": comparison_table(
+            cls_rows, "balanced accuracy (higher is better); ★ = best of the row · " + provenance(cls, ev)
+        ) or NOT_RUN,
+        "lodo": lodo_section(files.section("lodo"), ev, reg_rows + cls_rows) if files.ran("lodo") else NOT_RUN,
+        "transfer": transfer_section(files.section("transfer"), ev) if files.ran("transfer") else NOT_RUN,
+        "robustness": robustness_section(files.section("robustness"), ev) if files.ran("robustness") else NOT_RUN,
+        "synthetic": synthetic_section(files.section("synthetic_checks"), ev)
+        if files.ran("synthetic_checks") else NOT_RUN,
+        "ablations": ablation_section(files.ablations, files.root) if files.ablations else NOT_RUN,
+    }  # fmt: skip
+    used = list(dict.fromkeys(files.used + extra))
+    sections["files"] = table(
+        ["file", "bytes"],
+        [[p.relative_to(files.root).as_posix() if p.is_relative_to(files.root) else str(p),
+          p.stat().st_size if p.exists() else "—"] for p in used],
+    ) if used else NOT_RUN  # fmt: skip
+    nav = "".join(f'<a href="#{k}">{esc(t)}</a>' for k, t in SECTION_TITLES.items())
+    body = "".join(
+        f'<section id="{k}"><h2>{esc(SECTION_TITLES[k])}</h2>{v}</section>' for k, v in sections.items()
+    )
+    title = f"vitnirs report: {files.root.resolve().name}"
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
+        f"<style>{CSS}</style></head><body><h1>{esc(title)}</h1><nav>{nav}</nav>{body}</body></html>\n"
+    )
+
+
+def write_report(run_dir: str | Path, out_html: str | Path | None = None) -> Path:
+    """Write the HTML report of a run directory.
+
+    Parameters
+    ----------
+    run_dir:
+        The directory ``vitnirs demo --out DIR`` (or ``evaluate`` / ``ablate``) wrote; files
+        are found by name anywhere below it.
+    out_html:
+        Where to write (default ``run_dir/report.html``).
+
+    Returns
+    -------
+    Path
+        The HTML file written.
+    """
+    run_dir = Path(run_dir)
+    out = Path(out_html) if out_html is not None else run_dir / "report.html"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(build_html(discover(run_dir)), encoding="utf-8")
+    return out

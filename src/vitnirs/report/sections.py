@@ -1,0 +1,270 @@
+"""The evaluation sections of the report after the downstream tables: LODO, transfer,
+robustness, synthetic checks, ablations. Each returns an HTML fragment (figures embedded)
+and says in a plain sentence wherever the encoder loses to a classical method.
+
+Comparisons in these sections: the best embedding head against the best classical method of
+the same records (LODO: same dataset/target/protocol; transfer: same group/target/k, mean RMSEP
+over the off-diagonal instrument pairs; robustness: at the highest severity of a perturbation).
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from vitnirs.report.discover import Ablation
+from vitnirs.report.figures import (
+    LODO_LABELS,
+    is_embedding,
+    lodo_png,
+    main_metric,
+    robustness_png,
+    transfer_png,
+)
+from vitnirs.report.tables import Html, esc, fmt, provenance, table
+
+__all__ = [
+    "ablation_section",
+    "img",
+    "lodo_section",
+    "robustness_section",
+    "synthetic_section",
+    "transfer_section",
+]
+
+
+def img(png: bytes | None, alt: str) -> Html:
+    """An ``<img>`` with the PNG embedded as a base64 data URI (empty when there is none)."""
+    if not png:
+        return Html("")
+    data = base64.b64encode(png).decode("ascii")
+    return Html(f'<img alt="{esc(alt)}" src="data:image/png;base64,{data}">')
+
+
+def _sentences(items: Sequence[tuple[bool, str]]) -> Html:
+    lis = "".join(f'<li class="{"loses" if bad else ""}">{esc(s)}</li>' for bad, s in items)
+    return Html(f"<ul>{lis}</ul>" if items else "")
+
+
+def _mean(records: Sequence[dict], key: str) -> float:
+    vals = [
+        float(r["metrics"][key])
+        for r in records
+        if isinstance((r.get("metrics") or {}).get(key), (int, float))
+    ]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def _versus(records: Sequence[dict], key: str, what: str) -> tuple[bool, str] | None:
+    """Best embedding method vs best classical method of ``records`` (means per method)."""
+    higher = key != "rmsep"
+    means = {
+        m: _mean([r for r in records if r["method"] == m], key)
+        for m in dict.fromkeys(r["method"] for r in records)
+    }
+    means = {m: v for m, v in means.items() if not np.isnan(v)}
+    emb = {m: v for m, v in means.items() if is_embedding(m)}
+    cla = {m: v for m, v in means.items() if not is_embedding(m)}
+    if not emb or not cla:
+        return None
+    pick = max if higher else min
+    e, c = pick(emb, key=emb.get), pick(cla, key=cla.get)
+    ev, cv = emb[e], cla[c]
+    worse = ev < cv if higher else ev > cv
+    if ev == cv:
+        return False, f"{what}: the encoder ({e}, {fmt(ev)}) ties with {c}"
+    gap = f"{100 * abs(cv - ev):.1f} points" if higher else (f"{100 * abs(ev / cv - 1):.1f} %" if cv else "—")
+    word = "worse" if worse else "better"
+    return worse, f"{what}: the encoder ({e}, {fmt(ev)}) is {word} than {c} ({fmt(cv)}) by {gap}"
+
+
+def lodo_section(records: Sequence[dict], evaluation: dict, downstream: Sequence[dict] = ()) -> Html:
+    """LODO bars (strict vs downstream-only labelled), a table and the verdicts.
+
+    ``downstream``: rows of :func:`vitnirs.report.tables.compare`; their best classical result
+    is the reference of a dataset/target whose LODO records have no classical method.
+    """
+    key = main_metric(records)
+    notes = "".join(f"<li><b>{esc(p)}</b>: {esc(label)}</li>" for p, label in LODO_LABELS.items())
+    items = []
+    for dataset, target, proto in dict.fromkeys(
+        (r.get("dataset"), r.get("target"), r.get("protocol")) for r in records
+    ):
+        mine = [
+            r
+            for r in records
+            if (r.get("dataset"), r.get("target"), r.get("protocol")) == (dataset, target, proto)
+        ]
+        what = f"{dataset} / {target}, {LODO_LABELS.get(str(proto), proto)}"
+        ref = next((d for d in downstream if (d["dataset"], d["target"]) == (dataset, target)), None)
+        if (
+            all(is_embedding(r["method"]) for r in mine)
+            and ref
+            and ref["best_classical"]
+            and ref["key"] == key
+        ):
+            bc = ref["best_classical"]
+            mine = mine + [{"method": bc["method"], "metrics": bc["metrics"]}]
+            what += f" (reference: the best classical of the downstream table, protocol {ref['protocol']})"
+        v = _versus(mine, key, what)
+        if v:
+            items.append(v)
+    rows = [
+        [r.get("dataset"), r.get("target"), r.get("method"), LODO_LABELS.get(str(r.get("protocol")), r.get("protocol")),
+         fmt((r.get("metrics") or {}).get(key)), fmt((r.get("metrics") or {}).get("r2")), r.get("note") or ""]
+        for r in records
+    ]  # fmt: skip
+    return Html(
+        f"<ul>{notes}</ul>"
+        + img(lodo_png(records), "LODO bars")
+        + _sentences(items)
+        + table(
+            ["dataset", "target", "method", "protocol", key, "r2", "note"],
+            rows,
+            caption=provenance(records, evaluation),
+        )  # fmt: skip
+    )
+
+
+def transfer_section(records: Sequence[dict], evaluation: dict) -> Html:
+    """Per group and target: RMSEP heatmaps (best embedding head, PLS raw), a table, verdicts."""
+    parts = []
+    for group, target in dict.fromkeys((r.get("group"), r.get("target")) for r in records):
+        mine = [
+            r for r in records if (r.get("group"), r.get("target")) == (group, target) and r.get("metrics")
+        ]
+        off = [r for r in mine if r.get("source") != r.get("target_instrument")]
+        heads = {m: _mean([r for r in off if r["method"] == m], "rmsep") for m in {r["method"] for r in off}}
+        heads = {m: v for m, v in heads.items() if is_embedding(m) and not np.isnan(v)}
+        best_head = min(heads, key=heads.get) if heads else None
+        ks = sorted({int(r.get("k", 0)) for r in mine})
+        panels = [(k, m) for k in ks for m in (best_head, "pls_raw") if m]
+        items = [
+            v for k in ks
+            if (v := _versus([r for r in off if int(r.get("k", 0)) == k], "rmsep",
+                             f"k = {k}, mean RMSEP over the instrument pairs"))
+        ]  # fmt: skip
+        methods = list(dict.fromkeys(r["method"] for r in mine))
+        body = []
+        for k in ks:
+            for src, tgt in dict.fromkeys(
+                (r["source"], r["target_instrument"]) for r in mine if int(r.get("k", 0)) == k
+            ):
+                cell = {r["method"]: r for r in mine
+                        if (int(r.get("k", 0)), r["source"], r["target_instrument"]) == (k, src, tgt)}  # fmt: skip
+                best = min(cell, key=lambda m: cell[m]["metrics"].get("rmsep", np.inf))
+                vals = [
+                    "—" if m not in cell else
+                    (Html(f'<span class="win">★ {esc(fmt(cell[m]["metrics"].get("rmsep")))}</span>')
+                     if m == best else fmt(cell[m]["metrics"].get("rmsep")))
+                    for m in methods
+                ]  # fmt: skip
+                proto = next(iter(cell.values())).get("protocol", "")
+                body.append([k, src, tgt, proto, *vals])
+        parts.append(
+            f"<h3>{esc(group)} / {esc(target)}</h3>"
+            + (f"<p>Heatmaps: best embedding head ({esc(best_head)}) and pls_raw.</p>" if best_head else "")
+            + img(transfer_png(mine, panels), f"transfer {group} {target}")
+            + _sentences(items)
+            + table(
+                ["k", "fitted on", "tested on", "protocol", *methods],
+                body,
+                caption="RMSEP, ★ = best of the row · " + provenance(mine, evaluation),
+            )  # fmt: skip
+        )
+    return Html("".join(parts))
+
+
+def robustness_section(records: Sequence[dict], evaluation: dict) -> Html:
+    """RMSEP-vs-severity curves and, per perturbation, the comparison at the highest severity."""
+    items = []
+    keys = dict.fromkeys((r.get("dataset"), r.get("target"), r.get("perturbation")) for r in records)
+    for dataset, target, pert in keys:
+        mine = [
+            r
+            for r in records
+            if (r.get("dataset"), r.get("target"), r.get("perturbation")) == (dataset, target, pert)
+        ]
+        top = max(float(r.get("severity") or 0) for r in mine)
+        at_top = [r for r in mine if float(r.get("severity") or 0) == top]
+        unit = next((r.get("severity_unit") for r in mine if r.get("severity_unit")), "")
+        v = _versus(at_top, "rmsep", f"{dataset} / {target}, {pert} at severity {fmt(top)} {unit}".rstrip())
+        if v:
+            ratios = ", ".join(
+                f"{r['method']} ×{fmt(r['metrics']['rmsep_ratio'])}"
+                for r in at_top
+                if "rmsep_ratio" in r["metrics"]
+            )
+            items.append((v[0], v[1] + (f" (RMSEP / unperturbed: {ratios})" if ratios else "")))
+    return Html(
+        "<p>Perturbations injected into the test spectra only; embedding heads solid, classical dashed. "
+        + esc(provenance(records, evaluation))
+        + "</p>"
+        + img(robustness_png(records), "robustness curves")
+        + _sentences(items)
+    )
+
+
+def synthetic_section(records: Sequence[dict], evaluation: dict) -> Html:
+    """The synthetic-check records as a table."""
+    rows = [
+        [r.get("dataset"), r.get("target"), r.get("method"), r.get("protocol"),
+         ", ".join(f"{k} = {fmt(v)}" for k, v in (r.get("metrics") or {}).items()),
+         r.get("note") or "", r.get("skipped") or ""]
+        for r in records
+    ]  # fmt: skip
+    return table(["dataset", "target", "method", "protocol", "metrics", "note", "skipped"], rows,
+                 caption=provenance(records, evaluation))  # fmt: skip
+
+
+def _flat(row: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in row.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _markdown_table(text: str) -> Html:
+    """Pipe tables of a Markdown text as HTML tables; other lines as paragraphs."""
+    out, block = [], []
+
+    def flush() -> None:
+        if block:
+            cells = [[c.strip() for c in ln.strip().strip("|").split("|")] for ln in block]
+            cells = [c for c in cells if not all(set(x) <= set("-: ") for x in c)]
+            out.append(table(cells[0], [c + [""] * (len(cells[0]) - len(c)) for c in cells[1:]]))
+            block.clear()
+
+    for line in text.splitlines():
+        if line.strip().startswith("|"):
+            block.append(line)
+            continue
+        flush()
+        if line.strip():
+            out.append(f"<p>{esc(line.strip().lstrip('#').strip())}</p>")
+    flush()
+    return Html("".join(out))
+
+
+def ablation_section(ablations: Sequence[Ablation], root: Path) -> Html:
+    """Per ablation folder: its PNG and its table (``ablation.json`` rows, else the Markdown)."""
+    parts = []
+    for ab in ablations:
+        parts.append(
+            f"<h3>{esc(ab.folder.relative_to(root).as_posix() or '.')}</h3>" + img(ab.png, "ablation")
+        )
+        if ab.rows:
+            flat = [_flat(r) for r in ab.rows]
+            cols = list(dict.fromkeys(k for r in flat for k in r))
+            parts.append(
+                table(cols, [[fmt(r.get(c)) if r.get(c) is not None else "—" for c in cols] for r in flat])
+            )
+        elif ab.markdown:
+            parts.append(_markdown_table(ab.markdown))
+    return Html("".join(parts))
