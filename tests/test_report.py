@@ -9,6 +9,7 @@ import io
 import json
 import re
 
+import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
@@ -21,6 +22,9 @@ from vitnirs.data.table import SpectralTable
 from vitnirs.evaluate.artefacts import embedding_map, reconstructions, write_artefacts
 from vitnirs.model import build_mae
 from vitnirs.report import SECTION_TITLES, write_report
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 
 EVIL = "<script>alert(1)</script>"
 CKPT, BANK = "runs/x/pretrain/checkpoints/step_0000010", "runs/x/store"
@@ -96,9 +100,24 @@ def _fake_run(root, evaluation: dict | None = None):
     (ab / "ablation.json").write_text(
         json.dumps([{"variant": "no_synthetic", "rmsep_ratio": {"mean": 1.07}}])
     )
-    lodo_only = {**_rec("ds_lose", "embedding+ridge", 1.9, "lodo_strict"), "note": "from lodo.json"}
+    ab2 = root / "ablate2"
+    ab2.mkdir()
+    (ab2 / "ablation.md").write_text("# Ablation\n\n| variant | mean ratio |\n|---|---|\n| B_mae | 1.12 |\n")
+    fig = plt.figure(figsize=(1, 1))
+    fig.savefig(ab2 / "ablation.png")
+    plt.close(fig)
+    # as benchmarks/lodo.py writes it: {"records": [...]}, a classical reference per split family
+    lodo_only = [
+        {**_rec("ds_lose", "embedding+ridge", 1.9, "lodo_strict"), "split": "random_rep"},
+        {**_rec("ds_cl", "embedding+ridge", 0.5, "lodo_strict"), "split": "kennard_stone"},
+        {**_rec("ds_cl", "snv_sg1_pls", 0.6, "lodo_classical"), "split": "kennard_stone"},
+        {**_rec("ds_cl", "embedding+ridge", 0.7, "lodo_strict"), "split": "random_rep"},
+        {**_rec("ds_cl", "snv_sg1_pls", 0.6, "lodo_classical"), "split": "random_rep"},
+        {"dataset": "ds_err", "target": None, "method": None, "protocol": "lodo_strict", "metrics": None,
+         "error": "RuntimeError: planted failure"},
+    ]  # fmt: skip
     (root / "lodo_runs").mkdir()
-    (root / "lodo_runs" / "lodo.json").write_text(json.dumps([lodo_only]))
+    (root / "lodo_runs" / "lodo.json").write_text(json.dumps({"records": lodo_only, "table": []}))
     return root
 
 
@@ -128,7 +147,7 @@ def test_one_self_contained_file_with_every_section(report):
     positions = [report.find(f">{t}</h2>") for t in SECTION_TITLES.values()]
     assert all(p > 0 for p in positions) and positions == sorted(positions)
     images = _images(report)
-    assert len(images) == 4  # loss, LODO, transfer, robustness (no artefacts, no ablation PNG here)
+    assert len(images) == 5  # loss, LODO, transfer, robustness, one ablation PNG (no artefacts here)
     for png in images:
         assert png.startswith(b"\x89PNG\r\n\x1a\n")
         Image.open(io.BytesIO(png)).verify()
@@ -163,7 +182,16 @@ def test_class_lodo_transfer_robustness_synthetic_ablation(report):
     assert "worse than logreg_snv_sg1 by 20.0 points" in cls
     lodo = report.split('id="lodo"')[1].split("</section>")[0]
     assert "strict LODO (encoder pretrained without this dataset)" in lodo and "downstream-only LODO" in lodo
-    assert "from lodo.json" in lodo  # records of a separate lodo.json are merged
+    assert "ds_cl" in lodo and "planted failure" in lodo  # records of a separate lodo.json are merged
+    # the lodo_classical reference of the same split family, not of the other one
+    assert (
+        "ds_cl / y_a (kennard_stone split), strict LODO (encoder pretrained without this dataset): "
+        "the encoder (embedding+ridge, 0.5) is better than snv_sg1_pls (0.6) by 16.7 %" in lodo
+    )
+    assert (
+        "ds_cl / y_a (random_rep split), strict LODO (encoder pretrained without this dataset): "
+        "the encoder (embedding+ridge, 0.7) is worse than snv_sg1_pls (0.6) by 16.7 %" in lodo
+    )
     # ds_lose has no classical LODO record: compared with the downstream table's best classical
     assert (
         "protocol random_rep): the encoder (embedding+ridge, 1.9) is worse than pls_raw (1) by 90.0 %" in lodo
@@ -179,7 +207,8 @@ def test_class_lodo_transfer_robustness_synthetic_ablation(report):
     )
     assert "auc = 0.81" in report.split('id="synthetic"')[1]
     ablations = report.split('id="ablations"')[1].split("</section>")[0]
-    assert "no_synthetic" in ablations and "rmsep_ratio.mean" in ablations
+    assert "no_synthetic" in ablations and "rmsep_ratio.mean" in ablations  # JSON rows (no Markdown)
+    assert "<td>B_mae</td><td>1.12</td>" in ablations and len(_images(ablations)) == 1  # Markdown + PNG
 
 
 def test_only_metrics_json_and_broken_files(tmp_path):

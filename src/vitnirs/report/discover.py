@@ -113,7 +113,7 @@ def _lodo_records(data: Any) -> list[dict]:
 
 
 def _record_key(r: dict) -> str:
-    keys = ("dataset", "target", "method", "protocol", "metrics")
+    keys = ("dataset", "target", "method", "protocol", "split", "metrics")
     return json.dumps({k: r.get(k) for k in keys}, sort_keys=True, default=str)
 
 

@@ -19,6 +19,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 __all__ = [
     "embedding_map_png",
@@ -33,6 +34,7 @@ DPI = 90
 LODO_LABELS = {
     "lodo_strict": "strict LODO (encoder pretrained without this dataset)",
     "lodo_downstream_only": "downstream-only LODO (encoder saw these spectra, not their targets)",
+    "lodo_classical": "classical reference (best linear baseline on the same splits, no encoder)",
 }
 
 
@@ -156,25 +158,27 @@ def lodo_png(records: Sequence[dict]) -> bytes | None:
     ncol = min(3, len(tasks))
     nrow = math.ceil(len(tasks) / ncol)
     fig, axes = plt.subplots(nrow, ncol, figsize=(5 * ncol, 3.4 * nrow + 0.6), squeeze=False)
-    width = 0.8 / max(1, len(protocols))
+    style = {
+        p: {"color": f"C{j}", "hatch": "//" if p == "lodo_strict" else None} for j, p in enumerate(protocols)
+    }
     for ax, (dataset, target) in zip(axes.ravel(), tasks, strict=False):
         mine = [r for r in records if (r.get("dataset"), r.get("target")) == (dataset, target)]
         methods = list(dict.fromkeys(r["method"] for r in mine))
-        for j, proto in enumerate(protocols):
-            vals = [
-                _mean([r for r in mine if r["method"] == m and r.get("protocol") == proto], key)
-                for m in methods
+        for i, method in enumerate(methods):  # the method's protocols side by side around its tick
+            present = [
+                p for p in protocols if any(r["method"] == method and r.get("protocol") == p for r in mine)
             ]
-            ax.bar(np.arange(len(methods)) + (j - (len(protocols) - 1) / 2) * width, vals, width,
-                   color=f"C{j}", hatch="//" if proto == "lodo_strict" else None,
-                   label=LODO_LABELS.get(proto, proto))  # fmt: skip
+            width = 0.8 / len(present)
+            for j, proto in enumerate(present):
+                value = _mean([r for r in mine if r["method"] == method and r.get("protocol") == proto], key)
+                ax.bar(i + (j - (len(present) - 1) / 2) * width, value, width, **style[proto])
         ax.set_xticks(np.arange(len(methods)), methods, rotation=30, ha="right", fontsize=7)
         ax.set_title(f"{dataset} / {target}", fontsize=9)
         ax.set_ylabel(key.upper() if key == "rmsep" else key)
     for ax in axes.ravel()[len(tasks) :]:
         ax.axis("off")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8)
+    handles = [Patch(label=LODO_LABELS.get(p, p), **style[p]) for p in protocols]
+    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)

@@ -84,45 +84,60 @@ def _versus(records: Sequence[dict], key: str, what: str) -> tuple[bool, str] | 
 def lodo_section(records: Sequence[dict], evaluation: dict, downstream: Sequence[dict] = ()) -> Html:
     """LODO bars (strict vs downstream-only labelled), a table and the verdicts.
 
-    ``downstream``: rows of :func:`vitnirs.report.tables.compare`; their best classical result
-    is the reference of a dataset/target whose LODO records have no classical method.
+    Per dataset, target and split family (``split``), each LODO protocol's best head is compared
+    with the classical records of the same group (``lodo_classical`` or a classical method under
+    the same protocol); when there are none, with the best classical result of the downstream
+    table (``downstream``: rows of :func:`vitnirs.report.tables.compare`), and the sentence says so.
+    The bars show the first split family of each dataset/target.
     """
-    key = main_metric(records)
+    scored = [r for r in records if r.get("metrics")]
+    key = main_metric(scored)
     notes = "".join(f"<li><b>{esc(p)}</b>: {esc(label)}</li>" for p, label in LODO_LABELS.items())
-    items = []
-    for dataset, target, proto in dict.fromkeys(
-        (r.get("dataset"), r.get("target"), r.get("protocol")) for r in records
+    items, main_split = [], {}
+    for r in scored:
+        main_split.setdefault((r.get("dataset"), r.get("target")), r.get("split"))
+    for dataset, target, split in dict.fromkeys(
+        (r.get("dataset"), r.get("target"), r.get("split")) for r in scored
     ):
-        mine = [
+        group = [
             r
-            for r in records
-            if (r.get("dataset"), r.get("target"), r.get("protocol")) == (dataset, target, proto)
+            for r in scored
+            if (r.get("dataset"), r.get("target"), r.get("split")) == (dataset, target, split)
         ]
-        what = f"{dataset} / {target}, {LODO_LABELS.get(str(proto), proto)}"
-        ref = next((d for d in downstream if (d["dataset"], d["target"]) == (dataset, target)), None)
-        if (
-            all(is_embedding(r["method"]) for r in mine)
-            and ref
-            and ref["best_classical"]
-            and ref["key"] == key
-        ):
-            bc = ref["best_classical"]
-            mine = mine + [{"method": bc["method"], "metrics": bc["metrics"]}]
-            what += f" (reference: the best classical of the downstream table, protocol {ref['protocol']})"
-        v = _versus(mine, key, what)
-        if v:
-            items.append(v)
+        for proto in dict.fromkeys(r.get("protocol") for r in group if is_embedding(r["method"])):
+            mine = [r for r in group if r.get("protocol") == proto]
+            what = f"{dataset} / {target}" + (f" ({split} split)" if split else "")
+            what += f", {LODO_LABELS.get(str(proto), proto)}"
+            if all(is_embedding(r["method"]) for r in mine):
+                mine += [r for r in group if not is_embedding(r["method"])]
+            ref = next((d for d in downstream if (d["dataset"], d["target"]) == (dataset, target)), None)
+            if (
+                all(is_embedding(r["method"]) for r in mine)
+                and ref
+                and ref["best_classical"]
+                and ref["key"] == key
+            ):
+                mine.append(
+                    {"method": ref["best_classical"]["method"], "metrics": ref["best_classical"]["metrics"]}
+                )
+                what += (
+                    f" (reference: the best classical of the downstream table, protocol {ref['protocol']})"
+                )
+            if v := _versus(mine, key, what):
+                items.append(v)
     rows = [
         [r.get("dataset"), r.get("target"), r.get("method"), LODO_LABELS.get(str(r.get("protocol")), r.get("protocol")),
-         fmt((r.get("metrics") or {}).get(key)), fmt((r.get("metrics") or {}).get("r2")), r.get("note") or ""]
+         r.get("split"), fmt((r.get("metrics") or {}).get(key)), fmt((r.get("metrics") or {}).get("r2")),
+         r.get("error") or r.get("skipped") or ""]
         for r in records
     ]  # fmt: skip
+    shown = [r for r in scored if r.get("split") == main_split[(r.get("dataset"), r.get("target"))]]
     return Html(
         f"<ul>{notes}</ul>"
-        + img(lodo_png(records), "LODO bars")
+        + img(lodo_png(shown), "LODO bars")
         + _sentences(items)
         + table(
-            ["dataset", "target", "method", "protocol", key, "r2", "note"],
+            ["dataset", "target", "method", "protocol", "split", key, "r2", "error"],
             rows,
             caption=provenance(records, evaluation),
         )  # fmt: skip
@@ -253,18 +268,18 @@ def _markdown_table(text: str) -> Html:
 
 
 def ablation_section(ablations: Sequence[Ablation], root: Path) -> Html:
-    """Per ablation folder: its PNG and its table (``ablation.json`` rows, else the Markdown)."""
+    """Per ablation folder: its PNG and its table (``ablation.md``, else the ``ablation.json`` rows)."""
     parts = []
     for ab in ablations:
         parts.append(
             f"<h3>{esc(ab.folder.relative_to(root).as_posix() or '.')}</h3>" + img(ab.png, "ablation")
         )
-        if ab.rows:
-            flat = [_flat(r) for r in ab.rows]
+        if ab.markdown:  # the ablation's own table first
+            parts.append(_markdown_table(ab.markdown))
+        elif ab.rows:  # else its JSON rows, scalar cells only
+            flat = [{k: v for k, v in _flat(r).items() if not isinstance(v, (list, tuple))} for r in ab.rows]
             cols = list(dict.fromkeys(k for r in flat for k in r))
             parts.append(
                 table(cols, [[fmt(r.get(c)) if r.get(c) is not None else "—" for c in cols] for r in flat])
             )
-        elif ab.markdown:
-            parts.append(_markdown_table(ab.markdown))
     return Html("".join(parts))
