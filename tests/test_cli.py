@@ -291,7 +291,10 @@ def test_demo_run(tmp_path, capsys):
     # the other sections of the suite ran on the same encoder
     assert {r["protocol"] for r in metrics["lodo"]} >= {"lodo_downstream_only"}
     assert {r["perturbation"] for r in metrics["robustness"]} == {"drift", "scatter", "noise", "shift"}
-    assert {r["method"] for r in metrics["synthetic_checks"]} >= {"embedding_logistic_auc", "raw_adversarial_auc"}
+    assert {r["method"] for r in metrics["synthetic_checks"]} >= {
+        "embedding_logistic_auc",
+        "raw_adversarial_auc",
+    }
     assert (out / "evaluation" / "embedding_map.json").is_file()
     html = (out / "report.html").read_text()
     assert summary["report"] == str(out / "report.html") and "data:image/png;base64," in html

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 from collections.abc import Sequence
@@ -234,11 +233,9 @@ def _run_variant(
     if v.config_hash in evaluated:  # same config, same checkpoint: the same numbers
         shutil.copyfile(evaluated[v.config_hash], ev_dir / "metrics.json")
     else:
-        # evaluate() caches baselines in OUT/baseline_cache.json of its own folder: copy the
-        # shared cache in and back, so the classical methods are fitted once for all variants.
-        _copy(out / "baseline_cache.json", ev_dir / "baseline_cache.json")
-        evaluate(v.cfg, checkpoint=run["summary"]["checkpoint"], store=store, out=ev_dir, progress=progress)
-        _copy(ev_dir / "baseline_cache.json", out / "baseline_cache.json")
+        # one baseline cache for every variant: the classical methods are fitted once
+        evaluate(v.cfg, checkpoint=run["summary"]["checkpoint"], store=store, out=ev_dir, progress=progress,
+                 baseline_cache=out / "baseline_cache.json")  # fmt: skip
         evaluated[v.config_hash] = ev_dir / "metrics.json"
     pre = run["summary"]
     return {
@@ -302,14 +299,6 @@ def _last_auc(run: dict) -> float | None:
         for line in path.read_text().splitlines():
             auc = json.loads(line).get("probe_auc", auc) if line.strip() else auc
     return auc
-
-
-def _copy(src: Path, dst: Path) -> None:
-    """Atomic copy (a no-op when ``src`` does not exist)."""
-    if src.is_file():
-        tmp = dst.with_name(f".{dst.name}.tmp")
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
 
 
 def _verdict(record: dict) -> str:

@@ -277,6 +277,12 @@ class LossesConfig(_Section):
         "vicreg", description="Invariance loss between the two views."
     )
     temperature: float = Field(0.1, gt=0, description="InfoNCE temperature.")
+    semi_supervised_weight: float = Field(
+        0.0,
+        ge=0,
+        description="Weight of the optional semi-supervised head (a per-dataset linear map from the embedding "
+        "to the dataset's first numeric y_*, standardised); needs training_strategy.use_targets_in_pretraining.",
+    )
 
     @property
     def two_views(self) -> bool:
@@ -318,7 +324,9 @@ class EvaluationConfig(_Section):
         description="Downstream-only LODO: datasets scored with the encoder pretrained on everything (labelled so).",
     )
     lodo_steps: int = Field(
-        300, ge=1, description="Pretraining steps of each strict LODO run (`vitnirs lodo`: one run per dataset)."
+        300,
+        ge=1,
+        description="Pretraining steps of each strict LODO run (`vitnirs lodo`: one run per dataset).",
     )
     robustness: bool = Field(
         True, description="Robustness curves: drift, scatter, noise, shift injected into test spectra."
@@ -328,6 +336,9 @@ class EvaluationConfig(_Section):
     )
     synthetic_checks: bool = Field(
         True, description="Real-vs-synthetic separability (embedding and raw) and paired-view invariance."
+    )
+    artefacts: bool = Field(
+        True, description="Write the report's embedding map and masked reconstructions beside metrics.json."
     )
 
 
@@ -342,6 +353,21 @@ class Config(_Section):
     training: TrainingConfig = TrainingConfig()
     losses: LossesConfig = LossesConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+
+    @model_validator(mode="after")
+    def _targets_switch(self) -> Config:
+        on, weight = self.training_strategy.use_targets_in_pretraining, self.losses.semi_supervised_weight
+        if weight > 0 and not on:
+            raise ValueError(
+                f"losses.semi_supervised_weight ({weight}) > 0 uses targets in pretraining: "
+                "set training_strategy.use_targets_in_pretraining: true as well (off by default)"
+            )
+        if on and weight == 0:
+            raise ValueError(
+                "training_strategy.use_targets_in_pretraining is true but losses.semi_supervised_weight is 0: "
+                "give the semi-supervised head a (small) weight, e.g. 0.05"
+            )
+        return self
 
     def to_dict(self) -> dict[str, Any]:
         """Plain, JSON-serialisable dict of the resolved configuration."""

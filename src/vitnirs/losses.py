@@ -119,6 +119,27 @@ def embed_views(
     return list(emb.split([v["values"].shape[0] for v in views]))
 
 
+class TargetHead(nn.Module):
+    """The optional semi-supervised head: one linear map per dataset, embedding → its standardised y.
+
+    ``forward(emb [B, D], dataset_id [B], target [B]) -> loss``: mean squared error over the
+    rows whose target is finite (NaN = none: synthetic rows, datasets without numeric ``y_*``);
+    ``0 * pred.sum()`` when the batch has none, so the head stays in the graph (DDP).
+    """
+
+    def __init__(self, n_datasets: int, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(n_datasets, dim))  # [N_datasets, D]
+        self.bias = nn.Parameter(torch.zeros(n_datasets))  # [N_datasets]
+
+    def forward(self, emb: Tensor, dataset_id: Tensor, target: Tensor) -> Tensor:
+        pred = (emb.float() * self.weight[dataset_id]).sum(-1) + self.bias[dataset_id]  # [B]
+        has = torch.isfinite(target)
+        if not bool(has.any()):
+            return 0.0 * pred.sum()
+        return F.mse_loss(pred[has], target[has])
+
+
 class PretrainObjective(nn.Module):
     """All pretraining losses in one ``forward``: what the loop (and DDP) wraps.
 
@@ -137,6 +158,9 @@ class PretrainObjective(nn.Module):
         ``{"mae": w, "baseline": w, "contrastive": w}`` (the ``losses.*_weight`` keys).
     contrastive_kind, temperature:
         ``losses.contrastive`` and ``losses.temperature``.
+    target_head:
+        Optional :class:`TargetHead` (``weights["semi_supervised"]`` > 0 and batches carrying
+        ``target``): the semi-supervised term on the first view's embedding.
     """
 
     def __init__(
@@ -146,9 +170,11 @@ class PretrainObjective(nn.Module):
         weights: Mapping[str, float],
         contrastive_kind: str = "vicreg",
         temperature: float = 0.1,
+        target_head: TargetHead | None = None,
     ):
         super().__init__()
         self.model = model
+        self.target_head = target_head
         self.weights = dict(weights)
         self.contrastive_kind = contrastive_kind
         self.temperature = temperature
@@ -182,6 +208,8 @@ class PretrainObjective(nn.Module):
             parts = contrastive(emb[:n], emb[-n:], self.contrastive_kind, temperature=self.temperature)
             terms["contrastive"] = parts.pop("total")
             terms.update({f"contrastive_{k}": v for k, v in parts.items()})
+        if self.target_head is not None and "target" in batch:
+            terms["semi_supervised"] = self.target_head(emb[:n], batch["dataset_id"], batch["target"])
         return combine(terms, self.weights)
 
 

@@ -25,6 +25,27 @@ META_FIELDS = ("instrument", "measurement_mode", "signal_type_original")
 __all__ = ["BatchSettings", "PretrainData", "PretrainIterable", "make_loader", "steps_per_epoch"]
 
 
+def _standardised_targets(store: PreparedStore, names: list[str], synthetic: np.ndarray) -> list[np.ndarray]:
+    """Per dataset, ``(n_rows,)`` float32: its first numeric ``y_*`` column standardised over its rows
+    (NaN = missing, and for synthetic datasets or datasets without numeric targets).
+
+    Used only by the optional semi-supervised head (``training_strategy.use_targets_in_pretraining``).
+    """
+    out = []
+    for name, is_synth in zip(names, synthetic, strict=True):
+        y = np.full(store.records[name]["n_rows"], np.nan, dtype=np.float32)
+        if not is_synth:
+            frame = store.targets(name)
+            numeric = [c for c in frame.columns if str(c).startswith("y_") and frame[c].dtype.kind in "fiu"]
+            if numeric:
+                col = frame[numeric[0]].to_numpy(dtype=np.float64)
+                mean, std = np.nanmean(col), np.nanstd(col)
+                if np.isfinite(std) and std > 0:
+                    y = ((col - mean) / std).astype(np.float32)
+        out.append(y)
+    return out
+
+
 def _meta_codes(store: PreparedStore, names: list[str]) -> tuple[dict[str, list[str]], list[np.ndarray]]:
     """Per field, a vocabulary (id 0 = unknown); per dataset, ``(n_rows, K)`` int64 ids.
 
@@ -65,6 +86,10 @@ class PretrainData:
         Which regions pretraining uses (default NIR and vis-NIR).
     exclude:
         Dataset names left out (strict leave-one-dataset-out pretraining).
+    use_targets:
+        Add ``target`` ``(B,)`` to each batch: the row's first numeric ``y_*``, standardised per
+        dataset, NaN where there is none (the optional semi-supervised head). Off: targets are
+        never read.
     rank, world_size:
         This process in a distributed run; each rank draws its own stream.
 
@@ -81,6 +106,7 @@ class PretrainData:
         settings: BatchSettings,
         regions: tuple[str, ...] | list[str] | None = ("NIR", "vis-NIR"),
         exclude: tuple[str, ...] | list[str] = (),
+        use_targets: bool = False,
         rank: int = 0,
         world_size: int = 1,
     ):
@@ -91,7 +117,9 @@ class PretrainData:
             raise ValueError(f"{self.store.path}: cannot exclude {unknown}: no such dataset in the store")
         self.names = [n for n in self.store.names(regions=regions) if n not in set(exclude)]
         if not self.names:
-            raise ValueError(f"{self.store.path}: no dataset of regions {regions} (after excluding {list(exclude)})")
+            raise ValueError(
+                f"{self.store.path}: no dataset of regions {regions} (after excluding {list(exclude)})"
+            )
         records = [self.store.records[n] for n in self.names]
         self.sizes = np.array([r["n_rows"] for r in records], dtype=np.int64)
         self.lengths = np.array([r["n_points"] for r in records], dtype=np.int64)
@@ -135,6 +163,10 @@ class PretrainData:
         )
         self.wavelengths = [self.store.wavelengths_nm(n).astype(np.float32) for n in self.names]
         self.meta_vocab, self._meta = _meta_codes(self.store, self.names)
+        self._targets = None  # (all rows,) flat, and the offset of each dataset's first row
+        if use_targets:
+            per_dataset = _standardised_targets(self.store, self.names, self.synthetic)
+            self._targets = (np.concatenate(per_dataset), np.concatenate([[0], np.cumsum(self.sizes)[:-1]]))
         self._arrays: dict[int, tuple[np.ndarray, np.ndarray]] | None = None
 
     def __getstate__(self) -> dict:
@@ -188,6 +220,11 @@ class PretrainData:
         dataset_idx, row_idx = self.sampler.draw(step)
         raw = self.gather(dataset_idx, row_idx)
         out = build_view(raw, self.settings, step=step, rank=self.rank, stream=0, augment=self.augmenter)
+        if self._targets is not None:
+            flat, offset = self._targets
+            out["target"] = torch.from_numpy(
+                flat[offset[dataset_idx] + row_idx]
+            )  # [B] standardised y, NaN = none
         if self.settings.two_views:
             partner = self.paired[dataset_idx]
             if (partner >= 0).any():  # paired synthetic rows: view 2 is the other table's row

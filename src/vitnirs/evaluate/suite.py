@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -71,18 +72,31 @@ def target_values(store: PreparedStore, cfg: Config, dataset: str, target: str, 
 
 
 def evaluate(
-    cfg: Config, *, checkpoint: str | Path, store: str | Path, out: str | Path, progress: bool = True
+    cfg: Config,
+    *,
+    checkpoint: str | Path,
+    store: str | Path,
+    out: str | Path,
+    progress: bool = True,
+    baseline_cache: str | Path | None = None,
 ) -> dict:
-    """Run the suite; write ``OUT/metrics.json`` (and the report artefacts) and return it."""
+    """Run the suite; write ``OUT/metrics.json`` (and the report artefacts) and return it.
+
+    ``baseline_cache``: the classical results' cache file (default ``OUT/baseline_cache.json``);
+    several evaluations sharing one fit each classical method once.
+    """
     from vitnirs.embedding import embed_store, load_encoder
+    from vitnirs.train.checkpoint import read_checkpoint_config
 
     started, out = time.perf_counter(), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     store = PreparedStore(store)
     model, info = load_encoder(checkpoint)
     ev, seed = cfg.evaluation, cfg.training.seed
-    cache = BaselineCache(out / "baseline_cache.json")
+    cache = BaselineCache(baseline_cache or out / "baseline_cache.json")
     common = {"checkpoint": str(info.get("checkpoint", checkpoint)), "bank": str(store.path)}
+    pretrain_cfg = read_checkpoint_config(info["checkpoint"]).get("config") or {}
+    used_targets = bool(pretrain_cfg.get("training_strategy", {}).get("use_targets_in_pretraining"))
     embeddings: dict[str, np.ndarray] = {}
 
     def embedding(name: str) -> np.ndarray:
@@ -90,7 +104,13 @@ def evaluate(
             embeddings[name] = embed_store(model, store, name)
         return embeddings[name]
 
-    result: dict[str, Any] = {**common, "embedding_dim": None}
+    result: dict[str, Any] = {**common, "embedding_dim": None, "targets_in_pretraining": used_targets}
+    if used_targets:  # the fairness rule is broken: say so in the file and on the console
+        result["warning"] = (
+            "this encoder was pretrained WITH targets (semi-supervised head): its downstream numbers "
+            "are not a fair comparison with the classical baselines"
+        )
+        print(f"warning: {result['warning']}", file=sys.stderr)
     result |= {s: [] for s in SECTIONS}
     tasks, skipped = evaluation_tasks(store, cfg), set()
     for dataset, target, task in tqdm(tasks, desc="evaluate", unit="target", disable=not progress):
@@ -137,9 +157,10 @@ def evaluate(
         result["synthetic_checks"] = step(
             "synthetic checks", lambda: _synthetic_checks(store, model, cfg, common, embeddings)
         )
-    from vitnirs.evaluate.artefacts import write_artefacts
+    if ev.artefacts:
+        from vitnirs.evaluate.artefacts import write_artefacts
 
-    step("report artefacts", lambda: write_artefacts(store, model, out, seed=seed, embeddings=embeddings))
+        step("report artefacts", lambda: write_artefacts(store, model, out, seed=seed, embeddings=embeddings))
     if embeddings:
         result["embedding_dim"] = int(next(iter(embeddings.values())).shape[1])
     result["summary"] = summary_rows(result["baselines"], result["downstream"])

@@ -103,11 +103,14 @@ def save_checkpoint(
     *,
     model_spec: dict[str, Any] | None = None,
     keep: int | None = None,
+    extra_state: dict[str, torch.Tensor] | None = None,
 ) -> Path:
     """Write ``RUN_DIR/checkpoints/step_NNNNNNN/`` atomically and keep the newest ``keep`` ones.
 
     ``step`` is the number of optimiser steps taken so far (resume continues at ``step``).
     ``model_spec`` (default: from ``config_dict["model"]``) is what :func:`load_model` rebuilds.
+    ``extra_state`` (tensors of training-only modules, e.g. the semi-supervised head) goes in
+    ``trainer.pt`` under ``"extra"``: it is needed to resume, not to embed.
     Returns the checkpoint directory.
     """
     final = checkpoint_dir(run_dir, step)
@@ -130,6 +133,7 @@ def save_checkpoint(
             "optimizer": optimizer.state_dict(),
             "scaler": scaler.state_dict() if scaler is not None else {},
             "rng": rng_state,
+            "extra": extra_state or {},
         }
         torch.save(trainer, tmp / TRAINER_FILE)
         if final.exists():  # re-saving a step (e.g. after a resume): swap, then drop the old one

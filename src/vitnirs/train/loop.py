@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from vitnirs.config import Config, save_config
 from vitnirs.errors import VitnirsError
-from vitnirs.losses import PretrainObjective
+from vitnirs.losses import PretrainObjective, TargetHead
 from vitnirs.train.checkpoint import (
     capture_rng_state,
     latest_checkpoint,
@@ -70,15 +70,16 @@ def pretrain(
         stop = total if max_steps is None else min(total, max_steps)
         torch.manual_seed(t.seed)  # the same initial weights on every rank
         model = build_model(cfg).to(device)
-        objective = build_objective(cfg, model)
-        optimizer = torch.optim.AdamW(param_groups(model, t.weight_decay), lr=t.lr)
+        objective = build_objective(cfg, model, n_datasets=len(data.names))
+        # the objective holds the model (and the optional semi-supervised head): one optimiser for both
+        optimizer = torch.optim.AdamW(param_groups(objective, t.weight_decay), lr=t.lr)
         amp_dtype = autocast_dtype(t.precision, device)
         scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)  # fp16 only
 
         # ---- where to start: fresh, or the newest checkpoint
         start = 0
         if resume:
-            start = restore(run_dir, model, optimizer, scaler, cfg)
+            start = restore(run_dir, objective, optimizer, scaler, cfg)
         elif latest_checkpoint(run_dir) is not None:
             raise VitnirsError(f"{run_dir} already holds checkpoints: pass --resume, or choose another --out")
         if main:
@@ -144,6 +145,7 @@ def pretrain(
                         save_checkpoint(
                             run_dir, done, model, optimizer, scaler, cfg.to_dict(), norm_constants(cfg, data),
                             capture_rng_state(), model_spec=model_spec(cfg), keep=t.keep_checkpoints,
+                            extra_state=head_state(objective),
                         )
                     )  # fmt: skip
                 barrier()
@@ -173,6 +175,7 @@ def build_data(cfg: Config, store: str | Path, *, rank: int, world_size: int):
     return PretrainData(
         store, settings=batch_settings(cfg), regions=list(cfg.data.regions),
         exclude=list(cfg.data.exclude_datasets), rank=rank, world_size=world_size,
+        use_targets=cfg.training_strategy.use_targets_in_pretraining,
     )  # fmt: skip
 
 
@@ -201,16 +204,36 @@ def batch_settings(cfg: Config):
     )  # fmt: skip
 
 
-def build_objective(cfg: Config, model: torch.nn.Module) -> PretrainObjective:
-    """All pretraining losses of a config (``losses.*`` weights, contrastive kind) on ``model``."""
+def build_objective(
+    cfg: Config, model: torch.nn.Module, *, n_datasets: int | None = None
+) -> PretrainObjective:
+    """All pretraining losses of a config (``losses.*`` weights, contrastive kind) on ``model``.
+
+    The semi-supervised head (one linear map per dataset) is built only when
+    ``losses.semi_supervised_weight`` > 0 (which the config allows only with
+    ``training_strategy.use_targets_in_pretraining``); it needs ``n_datasets``.
+    """
     weights = {
         "mae": cfg.losses.mae_weight,
         "baseline": cfg.losses.baseline_consistency_weight,
         "contrastive": cfg.losses.contrastive_weight,
+        "semi_supervised": cfg.losses.semi_supervised_weight,
     }
+    head = None
+    if cfg.losses.semi_supervised_weight > 0:
+        if n_datasets is None:
+            raise ValueError("the semi-supervised head needs n_datasets")
+        head = TargetHead(n_datasets, model.encoder.d_model).to(next(model.parameters()).device)
     return PretrainObjective(
-        model, weights=weights, contrastive_kind=cfg.losses.contrastive, temperature=cfg.losses.temperature
-    )
+        model, weights=weights, contrastive_kind=cfg.losses.contrastive, temperature=cfg.losses.temperature,
+        target_head=head,
+    )  # fmt: skip
+
+
+def head_state(objective: PretrainObjective) -> dict[str, torch.Tensor] | None:
+    """The semi-supervised head's tensors (saved in ``trainer.pt``: not part of the encoder)."""
+    head = objective.target_head
+    return None if head is None else {k: v.detach().cpu() for k, v in head.state_dict().items()}
 
 
 def model_spec(cfg: Config) -> dict[str, Any]:
@@ -261,8 +284,10 @@ def step_seed(seed: int, rank: int, step: int) -> int:
     return int(np.random.SeedSequence([int(seed), int(rank), int(step), 7]).generate_state(1, np.uint64)[0])
 
 
-def restore(run_dir: Path, model, optimizer, scaler, cfg: Config) -> int:
-    """Load the newest checkpoint of ``run_dir`` into model/optimizer/scaler/RNG; its step."""
+def restore(run_dir: Path, objective: PretrainObjective, optimizer, scaler, cfg: Config) -> int:
+    """Load the newest checkpoint of ``run_dir`` into the model (and semi-supervised head),
+    optimizer, scaler and RNG; return its step."""
+    model = objective.model
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None:
         raise VitnirsError(f"--resume: no checkpoint in {run_dir / 'checkpoints'}")
@@ -274,5 +299,11 @@ def restore(run_dir: Path, model, optimizer, scaler, cfg: Config) -> int:
         )
     load_model_weights(ckpt, model)
     state = load_trainer_state(ckpt, optimizer, scaler)
+    if objective.target_head is not None:
+        if not state.get("extra"):
+            raise VitnirsError(
+                f"--resume: {ckpt} has no semi-supervised head; resume with the run's own config"
+            )
+        objective.target_head.load_state_dict(state["extra"])
     restore_rng_state(state["rng"])
     return int(state["step"])
