@@ -24,6 +24,7 @@ on the same splits (``protocol: "lodo_classical"``, no encoder).
 Records are summarised over repeated splits: one per (dataset, target, method, split family);
 ``split`` is the family (``native``, ``kennard_stone``, ``random``, ``random_rep``),
 ``n_splits`` its size, ``metrics`` the means and ``std`` the sample std (None for one split).
+The per-(dataset, target) table and its figure: :mod:`vitnirs.evaluate.lodo_table`.
 """
 
 from __future__ import annotations
@@ -46,12 +47,13 @@ from vitnirs.config import Config
 from vitnirs.data.store import PreparedStore
 from vitnirs.evaluate.baselines import BaselineCache, best_classical, cached_baselines, run_baselines
 from vitnirs.evaluate.downstream import run_heads
+from vitnirs.evaluate.lodo_table import CLASSICAL, DOWNSTREAM_ONLY, STRICT, lodo_table, plot_lodo
+from vitnirs.evaluate.lodo_table import LABELS as LABELS  # re-exported (lodo.LABELS)
 from vitnirs.evaluate.metrics import summarise
 from vitnirs.evaluate.splits import make_splits, regression_targets
 
 __all__ = ["PROTOCOLS", "downstream_only_lodo", "strict_lodo", "strict_config", "lodo_table", "plot_lodo"]
 
-STRICT, DOWNSTREAM_ONLY, CLASSICAL = "lodo_strict", "lodo_downstream_only", "lodo_classical"
 PROTOCOLS = {
     STRICT: "encoder never saw this dataset (pretrained without it); heads fitted on this dataset's train part",
     DOWNSTREAM_ONLY: (
@@ -59,11 +61,6 @@ PROTOCOLS = {
         "heads fitted on this dataset's train part"
     ),
     CLASSICAL: "best classical baseline (linear methods) on the same splits; no encoder",
-}
-LABELS = {
-    CLASSICAL: "best classical baseline",
-    STRICT: "embedding, strict LODO (encoder never saw the dataset)",
-    DOWNSTREAM_ONLY: "embedding, downstream-only LODO (encoder pretrained on all datasets, this one included)",
 }
 # Keys that change how a run is executed, not what it learns: left out of the config hash.
 _HOW_NOT_WHAT = {
@@ -373,82 +370,3 @@ def _dedup(records: list[dict]) -> list[dict]:
             out.append(r)
         seen.add(key)
     return out
-
-
-# ----------------------------------------------------------------------------- table and plot
-def _best(records: list[dict], protocol: str) -> dict | None:
-    cands = [r for r in records if r["protocol"] == protocol and np.isfinite(r["metrics"]["rmsep"])]
-    best = min(cands, key=lambda r: r["metrics"]["rmsep"]) if cands else None
-    return None if best is None else {"method": best["method"], "rmsep": best["metrics"]["rmsep"]}
-
-
-def _ratio(a: dict | None, b: dict | None) -> float | None:
-    return round(a["rmsep"] / b["rmsep"], 3) if a and b and b["rmsep"] > 0 else None
-
-
-def lodo_table(records: Sequence[dict]) -> list[dict]:
-    """One row per (dataset, target): best RMSEP of each kind on the main split, and ratios.
-
-    The main split of a (dataset, target) is its first split family other than ``random_rep``
-    (as the suite's summary). ``*_vs_classical`` is embedding RMSEP / best classical RMSEP
-    (below 1: the embedding wins). A failed dataset gets a row with its ``protocol`` and ``error``.
-    """
-    scored = [r for r in records if r.get("metrics") is not None and r.get("target") is not None]
-    rows = []
-    for dataset, target in dict.fromkeys((r["dataset"], r["target"]) for r in scored):
-        these = [r for r in scored if (r["dataset"], r["target"]) == (dataset, target)]
-        splits = list(dict.fromkeys(r["split"] for r in these))
-        main = next((s for s in splits if s != "random_rep"), splits[0])
-        these = [r for r in these if r["split"] == main]
-        classical, strict, down = (_best(these, p) for p in (CLASSICAL, STRICT, DOWNSTREAM_ONLY))
-        rows.append(
-            {
-                "dataset": dataset, "target": target, "split": main, "best_classical": classical,
-                "best_strict": strict, "best_downstream_only": down,
-                "strict_vs_classical": _ratio(strict, classical),
-                "downstream_only_vs_classical": _ratio(down, classical),
-                "strict_vs_downstream_only": _ratio(strict, down),
-            }
-        )  # fmt: skip
-    rows += [
-        {"dataset": r["dataset"], "target": None, "protocol": r["protocol"], "error": r["error"]}
-        for r in records
-        if r.get("error")
-    ]
-    return rows
-
-
-def plot_lodo(records: Sequence[dict], path: str | Path) -> Path | None:
-    """Grouped bars per (dataset, target): RMSEP / best classical RMSEP of each kind.
-
-    Returns the PNG path, or None when no row has a classical reference to divide by.
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = [r for r in lodo_table(records) if r.get("best_classical")]
-    if not rows:
-        return None
-    kinds = [
-        (CLASSICAL, "best_classical"),
-        (STRICT, "best_strict"),
-        (DOWNSTREAM_ONLY, "best_downstream_only"),
-    ]
-    x, width = np.arange(len(rows)), 0.27
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.1 * len(rows) + 2), 4.5))
-    for k, (protocol, key) in enumerate(kinds):
-        ratio = [np.nan if r[key] is None else r[key]["rmsep"] / r["best_classical"]["rmsep"] for r in rows]
-        ax.bar(x + (k - 1) * width, ratio, width, label=LABELS[protocol])
-    ax.axhline(1.0, color="k", lw=0.8, ls="--")
-    ax.set_xticks(x, [f"{r['dataset']}\n{r['target']}" for r in rows], rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel("test RMSEP / best classical RMSEP")
-    ax.set_title("Leave-one-dataset-out, main split of each dataset (lower is better)")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.35))
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
