@@ -120,3 +120,21 @@ def test_keep_and_masked_indices_round_trip() -> None:
     rebuilt.scatter_(1, ids_keep, torch.gather(values, 1, ids_keep) * keep_valid)
     rebuilt.scatter_add_(1, ids_masked, torch.gather(values, 1, ids_masked) * masked_valid)
     assert torch.equal(rebuilt * valid, values * valid)
+
+
+def test_decode_subset_caps_each_row_uniformly_within_the_mask():
+    from vitnirs.batching.masking import decode_subset
+
+    g = torch.Generator().manual_seed(0)
+    valid = torch.ones(64, 300, dtype=torch.bool)
+    valid[1, 100:] = False  # a short row: fewer masked points than the cap
+    mask = block_mask(valid, mask_ratio=0.7, min_block=5, max_block=20, generator=g)
+    decode = decode_subset(mask, 50, torch.Generator().manual_seed(1))
+    assert not (decode & ~mask).any()  # a subset of the mask, never padding
+    n_masked = mask.sum(1)
+    assert torch.equal(decode.sum(1), torch.clamp(n_masked, max=50))
+    # uniform over the masked points: every masked position is chosen about 50/n_masked of the time
+    rows = [r for r in range(64) if r != 1]
+    freq = (decode[rows].float().sum(0) / mask[rows].float().sum(0).clamp(min=1))[mask[rows].any(0)]
+    assert 0.1 < freq.mean() < 0.4 and freq.std() < 0.15
+    assert decode_subset(mask, None) is mask and decode_subset(mask, 10_000) is mask

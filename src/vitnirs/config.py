@@ -163,6 +163,12 @@ class MaskingConfig(_Section):
         50, ge=1, description="Largest masked block, in tokens (at least min_block_size)."
     )
 
+    max_decoder_points: Annotated[int, Field(ge=1)] | None = Field(
+        None,
+        description="Masked points the decoder predicts per spectrum, drawn uniformly (null = all, as MAE); "
+        "a cap keeps the decoder's cost flat for long spectra.",
+    )
+
     @model_validator(mode="after")
     def _blocks_ordered(self) -> MaskingConfig:
         if self.max_block_size < self.min_block_size:

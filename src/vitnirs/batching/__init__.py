@@ -9,6 +9,9 @@ The batch contract (every producer and consumer of a pretraining batch follows i
         "valid":       bool    (B, L)  True = a real point, False = padding
         "mask":        bool    (B, L)  MAE mask: True = removed from the encoder input and
                                        predicted by the decoder; never True at padding
+        "decode":      bool    (B, L)  the masked points the decoder predicts (the loss's points):
+                                       ``mask`` itself, or at most ``max_decoder_points`` of them
+                                       per row, drawn uniformly (an unbiased subsample of the loss)
         "level":       float32 (B, 2)  what the normalisation removed: (mean, log(std))
         "corrected_values": float32 (B, L)  the spectrum minus its cached AsLS baseline,
                                        normalised the same way (its own mean/std); 0 at padding

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from vitnirs.batching.masking import decode_subset
+
 PAD_WAVELENGTH = 1000.0
 MIN_STD = 1e-6
 
@@ -49,6 +51,7 @@ class BatchSettings:
     mask_ratio: float = 0.7
     min_block: int = 5
     max_block: int = 50
+    max_decoder_points: int | None = None  # masked points predicted per row (None = all, as MAE)
 
 
 def torch_generator(seed: int, rank: int, step: int, stream: int) -> torch.Generator:
@@ -191,11 +194,14 @@ def build_view(
     # corrected: the (augmented) spectrum minus the cached AsLS baseline of the original
     corrected, corrected_level = normalise(torch.where(valid, values - baseline, 0.0), valid)
     normed, level = normalise(values, valid)
+    mask_gen = torch_generator(seed, rank, step, 3 * stream + 2)
+    mask = _block_mask(valid, settings, mask_gen)
     return {
         "values": normed,
         "wavelengths": wavelengths.float(),
         "valid": valid,
-        "mask": _block_mask(valid, settings, torch_generator(seed, rank, step, 3 * stream + 2)),
+        "mask": mask,
+        "decode": decode_subset(mask, settings.max_decoder_points, mask_gen),
         "level": level,
         "corrected_values": corrected,
         "corrected_level": corrected_level,

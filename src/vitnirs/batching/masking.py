@@ -163,3 +163,28 @@ def keep_indices(mask: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor,
 def masked_indices(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices of the masked points (B, M) and their validity (B, M), as :func:`keep_indices`."""
     return _select_first(mask.bool())
+
+
+def decode_subset(
+    mask: torch.Tensor, max_points: int | None, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """At most ``max_points`` masked points per row, drawn uniformly: the points the decoder predicts.
+
+    Args:
+        mask: bool (B, L), True = masked.
+        max_points: cap per row; ``None`` (or a cap no row exceeds) returns ``mask`` itself.
+        generator: torch generator of the draw.
+
+    Returns:
+        decode: bool (B, L), a subset of ``mask``; exactly ``min(n_masked, max_points)`` True per row.
+        Predicting a uniform subsample of the masked points keeps the reconstruction loss unbiased
+        while the decoder's cost stops growing with L (the long spectra's hot spot).
+    """
+    mask = mask.bool()
+    if max_points is None or int(mask.sum(dim=1).max()) <= max_points:
+        return mask
+    scores = torch.rand(mask.shape, generator=generator, device=mask.device)  # [B, L]
+    scores = torch.where(mask, scores, -1.0)  # unmasked points never chosen
+    top = torch.topk(scores, k=min(max_points, mask.shape[1]), dim=1).indices  # [B, max_points]
+    chosen = torch.zeros_like(mask).scatter(1, top, True)
+    return chosen & mask

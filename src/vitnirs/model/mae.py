@@ -68,8 +68,12 @@ class SpectralMAE(nn.Module):
     def forward_decoder(
         self, latents: torch.Tensor, batch: Batch
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Predict at the masked points: -> pred (B, M), ids_masked (B, M), masked_valid (B, M)."""
-        ids_masked, masked_valid = masked_indices(batch["mask"])  # [B, M], [B, M]
+        """Predict at the masked points: -> pred (B, M), ids_masked (B, M), masked_valid (B, M).
+
+        The points are ``batch["decode"]`` when present (a subsample of the mask, see
+        :func:`~vitnirs.batching.masking.decode_subset`), else every masked point.
+        """
+        ids_masked, masked_valid = masked_indices(batch.get("decode", batch["mask"]))  # [B, M], [B, M]
         wavelengths = torch.gather(batch["wavelengths"], 1, ids_masked)  # [B, M]
         return self.decoder(latents, wavelengths, masked_valid), ids_masked, masked_valid
 

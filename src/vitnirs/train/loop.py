@@ -201,6 +201,7 @@ def batch_settings(cfg: Config):
         crop_min_fraction=a.crop_min_fraction, p_subsample=a.p_subsample,
         subsample_min_fraction=a.subsample_min_fraction, max_points=t.max_points,
         mask_ratio=m.mask_ratio, min_block=m.min_block_size, max_block=m.max_block_size,
+        max_decoder_points=m.max_decoder_points,
     )  # fmt: skip
 
 
