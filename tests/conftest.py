@@ -1,4 +1,5 @@
-"""Shared helpers for the data tests: small synthetic bank CSVs written into tmp_path."""
+"""Shared test helpers: small synthetic bank CSVs written into tmp_path, in-memory absorbance
+tables for a store, and a one-thread torch fixture."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
+
+from vitnirs.data.table import SpectralTable
 
 XBANK = Path("/work/shared/xbank")
 
@@ -79,3 +83,49 @@ def good_rows(n: int = 25, seed: int = 0) -> tuple[list, list[list]]:
 @pytest.fixture
 def csvs(tmp_path: Path) -> CsvFactory:
     return CsvFactory(tmp_path)
+
+
+def _frame(columns: dict | pd.DataFrame | None) -> pd.DataFrame:
+    if columns is None:
+        return pd.DataFrame()
+    return columns if isinstance(columns, pd.DataFrame) else pd.DataFrame(columns)
+
+
+def absorbance_table(
+    name: str,
+    X: np.ndarray,
+    wavelengths_nm: np.ndarray,
+    *,
+    targets: dict | pd.DataFrame | None = None,
+    metadata: dict | pd.DataFrame | None = None,
+    region: str = "NIR",
+    extra: dict | None = None,
+) -> SpectralTable:
+    """An in-memory absorbance table in nm, source ``test:<name>``, values stored as float32."""
+    grid = np.asarray(wavelengths_nm, dtype=np.float64)
+    return SpectralTable(
+        name=name,
+        source=f"test:{name}",
+        values=np.asarray(X).astype(np.float32),
+        wavelengths_nm=grid,
+        native_unit="nm",
+        native_axis_first=float(grid[0]),
+        native_axis_last=float(grid[-1]),
+        signal_type_original="absorbance",
+        signal_type_stored="absorbance",
+        region=region,
+        targets=_frame(targets),
+        metadata=_frame(metadata),
+        extra=dict(extra or {}),
+    )
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models gain nothing from threads, and OpenMP spin-waits are ruinous on a busy 2-core box."""
+    import torch  # here, not at the top: the data tests never need it
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

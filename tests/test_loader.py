@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
+from conftest import absorbance_table
 
 from vitnirs.batching.collate import PAD_WAVELENGTH, BatchSettings, collate
 from vitnirs.batching.loader import PretrainData, make_loader
@@ -16,24 +16,9 @@ from vitnirs.data.table import SpectralTable
 def table(name: str, n: int, grid: np.ndarray, seed: int, region: str = "NIR", **extra) -> SpectralTable:
     rng = np.random.default_rng(seed)
     x = np.linspace(0, 1, len(grid))[None]
-    values = (0.5 + rng.uniform(0, 0.5, (n, 1)) + 0.2 * np.sin(6 * x + rng.uniform(0, 3, (n, 1)))).astype(
-        np.float32
-    )
-    meta = pd.DataFrame({"instrument": [f"inst_{name}"] * n, "measurement_mode": ["reflectance"] * n})
-    return SpectralTable(
-        name=name,
-        source=f"test:{name}",
-        values=values,
-        wavelengths_nm=grid,
-        native_unit="nm",
-        native_axis_first=float(grid[0]),
-        native_axis_last=float(grid[-1]),
-        signal_type_original="absorbance",
-        signal_type_stored="absorbance",
-        region=region,
-        metadata=meta,
-        extra=extra,
-    )
+    values = 0.5 + rng.uniform(0, 0.5, (n, 1)) + 0.2 * np.sin(6 * x + rng.uniform(0, 3, (n, 1)))
+    meta = {"instrument": [f"inst_{name}"] * n, "measurement_mode": ["reflectance"] * n}
+    return absorbance_table(name, values, grid, metadata=meta, region=region, extra=extra)
 
 
 @pytest.fixture(scope="session")

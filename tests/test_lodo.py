@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import absorbance_table
 
 from vitnirs.config import load_config
 from vitnirs.data.prepare import prepare, table_jobs
@@ -21,6 +21,8 @@ from vitnirs.evaluate.lodo import downstream_only_lodo, lodo_table, plot_lodo, s
 from vitnirs.evaluate.splits import make_splits
 from vitnirs.model import build_mae
 from vitnirs.train.schedule import warmup_and_total_steps
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one torch thread
 
 NAMES = ("alpha", "beta", "gamma")
 TINY = [
@@ -39,20 +41,7 @@ def _table(name: str, seed: int, n: int = 36) -> SpectralTable:
     x = np.linspace(0, 1, len(grid))[None, :]
     y = rng.uniform(0.1, 0.6, n)
     X = 0.5 + rng.uniform(0, 0.3, (n, 1)) * x + y[:, None] * np.exp(-(((x - 0.5) / 0.1) ** 2))
-    return SpectralTable(
-        name=name, source=f"test:{name}", values=(X + rng.normal(0, 2e-3, X.shape)).astype(np.float32),
-        wavelengths_nm=grid, native_unit="nm", native_axis_first=float(grid[0]),
-        native_axis_last=float(grid[-1]), signal_type_original="absorbance",
-        signal_type_stored="absorbance", region="NIR", targets=pd.DataFrame({"y_height": y}),
-    )  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    return absorbance_table(name, X + rng.normal(0, 2e-3, X.shape), grid, targets={"y_height": y})
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
+from conftest import absorbance_table
 from sklearn.cross_decomposition import PLSRegression
 
 import vitnirs.evaluate.transfer as transfer_mod
@@ -109,20 +109,7 @@ N_CAL, N_TRANSFER, N_TEST = 40, 12, 24
 
 
 def _table(name: str, X: np.ndarray, y: np.ndarray, ids: list[str], part: list[str]) -> SpectralTable:
-    return SpectralTable(
-        name=name,
-        source=f"test:{name}",
-        values=X.astype(np.float32),
-        wavelengths_nm=GRID,
-        native_unit="nm",
-        native_axis_first=float(GRID[0]),
-        native_axis_last=float(GRID[-1]),
-        signal_type_original="absorbance",
-        signal_type_stored="absorbance",
-        region="NIR",
-        targets=pd.DataFrame({"y_c": y}),
-        metadata=pd.DataFrame({"sample_id": ids, "partition": part}),
-    )
+    return absorbance_table(name, X, GRID, targets={"y_c": y}, metadata={"sample_id": ids, "partition": part})
 
 
 class _RecordingPDS(PDS):

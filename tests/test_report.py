@@ -11,9 +11,9 @@ import re
 
 import matplotlib
 import numpy as np
-import pandas as pd
 import pytest
 import torch
+from conftest import absorbance_table
 from PIL import Image
 
 from vitnirs.data.prepare import prepare, table_jobs
@@ -246,12 +246,7 @@ def _table(name: str, n: int, kind_shift: float, instrument: str | None) -> Spec
     meta = {"sample_id": [f"s{i}" for i in range(n)]} | (
         {"instrument": [instrument] * n} if instrument else {}
     )
-    return SpectralTable(
-        name=name, source=f"test:{name}", values=X.astype(np.float32), wavelengths_nm=GRID, native_unit="nm",
-        native_axis_first=float(GRID[0]), native_axis_last=float(GRID[-1]), signal_type_original="absorbance",
-        signal_type_stored="absorbance", region="NIR", targets=pd.DataFrame({"y_a": X[:, 30]}),
-        metadata=pd.DataFrame(meta),
-    )  # fmt: skip
+    return absorbance_table(name, X, GRID, targets={"y_a": X[:, 30]}, metadata=meta)
 
 
 @pytest.fixture(scope="module")

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
+from conftest import absorbance_table
 
 import vitnirs.embedding as embedding_module
 from vitnirs.data.prepare import prepare, table_jobs
 from vitnirs.data.store import PreparedStore
-from vitnirs.data.table import SpectralTable
 from vitnirs.embedding import INFO_ATTR, embed_store, meta_ids
 from vitnirs.evaluate import robustness
 from vitnirs.evaluate.baselines import run_baselines
@@ -46,19 +45,12 @@ def _spectra(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 def store(tmp_path_factory) -> PreparedStore:
     X, y = _spectra()
     n = len(y)
-    table = SpectralTable(
-        name="toy",
-        source="test:toy",
-        values=X.astype(np.float32),
-        wavelengths_nm=GRID,
-        native_unit="nm",
-        native_axis_first=float(GRID[0]),
-        native_axis_last=float(GRID[-1]),
-        signal_type_original="absorbance",
-        signal_type_stored="absorbance",
-        region="NIR",
-        targets=pd.DataFrame({"y_band": y}),
-        metadata=pd.DataFrame({"sample_id": [f"s{i:03d}" for i in range(n)], "instrument": ["toy"] * n}),
+    table = absorbance_table(
+        "toy",
+        X,
+        GRID,
+        targets={"y_band": y},
+        metadata={"sample_id": [f"s{i:03d}" for i in range(n)], "instrument": ["toy"] * n},
     )
     path = tmp_path_factory.mktemp("rstore")
     prepare(table_jobs([table], "real"), path, progress=False)

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from test_train import _table, cfg_with, one_thread  # noqa: F401 (fixture)
+from test_train import _table, cfg_with
 
 from vitnirs.batching.loader import PretrainData
 from vitnirs.config import ConfigError
@@ -17,6 +17,8 @@ from vitnirs.data.store import PreparedStore
 from vitnirs.losses import TargetHead
 from vitnirs.train.checkpoint import latest_checkpoint, load_model, load_trainer_state
 from vitnirs.train.loop import batch_settings, pretrain
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one torch thread
 
 ON = ["training_strategy.use_targets_in_pretraining=true", "losses.semi_supervised_weight=0.5"]
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
+from conftest import absorbance_table
 
 from vitnirs.config import load_config
 from vitnirs.data.prepare import prepare, table_jobs
@@ -29,13 +29,13 @@ def _table(n: int = 90, seed: int = 0) -> SpectralTable:
     band = lambda mu, w: np.exp(-0.5 * ((GRID - mu) / w) ** 2)  # noqa: E731
     X = 0.3 + c[:, None] * band(1400, 30) + np.where(cls[:, None] == 1, band(1550, 25), band(1250, 25)) * 0.5
     X = X + rng.normal(0, 2e-3, X.shape)
-    return SpectralTable(
-        name="toy", source="test:toy", values=X.astype(np.float32), wavelengths_nm=GRID,
-        native_unit="nm", native_axis_first=float(GRID[0]), native_axis_last=float(GRID[-1]),
-        signal_type_original="absorbance", signal_type_stored="absorbance", region="NIR",
-        targets=pd.DataFrame({"y_c": c}),
-        metadata=pd.DataFrame({"sample_id": [f"s{i}" for i in range(n)], "class": np.where(cls, "b", "a")}),
-    )  # fmt: skip
+    return absorbance_table(
+        "toy",
+        X,
+        GRID,
+        targets={"y_c": c},
+        metadata={"sample_id": [f"s{i}" for i in range(n)], "class": np.where(cls, "b", "a")},
+    )
 
 
 @pytest.fixture(scope="module")

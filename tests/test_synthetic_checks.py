@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
+from conftest import absorbance_table
 
 from vitnirs.data.prepare import prepare, table_jobs
 from vitnirs.data.store import PreparedStore
@@ -35,12 +35,7 @@ def _spectra(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _table(name: str, X: np.ndarray, meta: dict, **extra) -> SpectralTable:
-    return SpectralTable(
-        name=name, source=f"test:{name}", values=X.astype(np.float32), wavelengths_nm=GRID,
-        native_unit="nm", native_axis_first=float(GRID[0]), native_axis_last=float(GRID[-1]),
-        signal_type_original="absorbance", signal_type_stored="absorbance", region="NIR",
-        metadata=pd.DataFrame(meta), extra=extra,
-    )  # fmt: skip
+    return absorbance_table(name, X, GRID, metadata=meta, extra=extra)
 
 
 def _make_store(path, *, paired: str | None) -> PreparedStore:

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
+from conftest import absorbance_table
 
 from vitnirs.cli import main
 from vitnirs.config import MODEL_PRESETS, load_config
@@ -17,6 +17,8 @@ from vitnirs.data.table import SpectralTable
 from vitnirs.errors import VitnirsError
 from vitnirs.train.checkpoint import latest_checkpoint, load_model
 from vitnirs.train.loop import pretrain
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one torch thread
 
 TINY = [
     "model.preset=tiny", "training.batch_size=4", "training_strategy.steps_per_epoch=3",
@@ -36,13 +38,8 @@ def _table(name: str, n: int, grid: np.ndarray, region: str, seed: int) -> Spect
         + rng.uniform(0, 0.3, (n, 1)) * x
         + rng.uniform(0.1, 0.6, (n, 1)) * np.exp(-(((x - centre) / 0.08) ** 2))
     )
-    values = (values + rng.normal(0, 0.002, values.shape)).astype(np.float32)
-    return SpectralTable(
-        name=name, source=f"test:{name}", values=values, wavelengths_nm=grid.astype(np.float64),
-        native_unit="nm", native_axis_first=float(grid[0]), native_axis_last=float(grid[-1]),
-        signal_type_original="absorbance", signal_type_stored="absorbance", region=region,
-        targets=pd.DataFrame({"y": rng.normal(size=n)}),
-    )  # fmt: skip
+    values = values + rng.normal(0, 0.002, values.shape)
+    return absorbance_table(name, values, grid, targets={"y": rng.normal(size=n)}, region=region)
 
 
 def make_tiny_store(path: Path) -> Path:
@@ -54,15 +51,6 @@ def make_tiny_store(path: Path) -> Path:
     synth = [_table("synth_c", 80, np.linspace(900, 1700, 60), "NIR", 2)]
     prepare(table_jobs(real, "real") + table_jobs(synth, "synthetic"), path, progress=False)
     return path
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and OpenMP spin-waits are ruinous on a busy 2-core box."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

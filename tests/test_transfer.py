@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
+from conftest import absorbance_table
 
 from vitnirs.data.prepare import prepare, table_jobs
 from vitnirs.data.store import PreparedStore
@@ -29,20 +29,8 @@ def _spectra(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _table(name: str, X: np.ndarray, y: np.ndarray, ids: list[str], part: list[str]) -> SpectralTable:
-    return SpectralTable(
-        name=name,
-        source=f"test:{name}",
-        values=X.astype(np.float32),
-        wavelengths_nm=GRID,
-        native_unit="nm",
-        native_axis_first=float(GRID[0]),
-        native_axis_last=float(GRID[-1]),
-        signal_type_original="absorbance",
-        signal_type_stored="absorbance",
-        region="NIR",
-        targets=pd.DataFrame({"y_c": y}),
-        metadata=pd.DataFrame({"sample_id": ids, "partition": part, "instrument": [name] * len(ids)}),
-    )
+    meta = {"sample_id": ids, "partition": part, "instrument": [name] * len(ids)}
+    return absorbance_table(name, X, GRID, targets={"y_c": y}, metadata=meta)
 
 
 def _make_store(path, *, misaligned: bool = False) -> PreparedStore:
