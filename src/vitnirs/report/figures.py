@@ -41,7 +41,7 @@ LODO_LABELS = {
 def _png(fig: plt.Figure) -> bytes:
     buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=DPI)
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
 
@@ -178,10 +178,10 @@ def lodo_png(records: Sequence[dict]) -> bytes | None:
     for ax in axes.ravel()[len(tasks) :]:
         ax.axis("off")
     handles = [Patch(label=LODO_LABELS.get(p, p), **style[p]) for p in protocols]
-    fig.legend(handles=handles, loc="lower center", ncol=2, fontsize=8)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    fig.legend(handles=handles, loc="lower center", ncol=1, fontsize=8)
+    fig.tight_layout(rect=(0, 0.06 * len(protocols), 1, 1))
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI)
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")  # the legend is never cut
     plt.close(fig)
     return buf.getvalue()
 
