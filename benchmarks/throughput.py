@@ -156,8 +156,11 @@ def build_store(root: Path, length: int) -> Path:
 
 
 # ----------------------------------------------------------------------------- ours: full step
-def pretrain_config(preset: str, length: int, batch_size: int, dropout: float | None = None):
-    """The demo config at ``preset``, batch ``batch_size``, ``max_points`` = L (and ``dropout``)."""
+def pretrain_config(
+    preset: str, length: int, batch_size: int, dropout: float | None = None, extra: tuple[str, ...] = ()
+):
+    """The demo config at ``preset``, batch ``batch_size``, ``max_points`` = L (and ``dropout``),
+    then the ``--set`` overrides ``extra``."""
     overrides = [
         f"model.preset={preset}",
         f"training.batch_size={batch_size}",
@@ -165,7 +168,7 @@ def pretrain_config(preset: str, length: int, batch_size: int, dropout: float | 
     ]
     if dropout is not None:
         overrides.append(f"model.dropout={dropout}")
-    return load_config(DEMO_CONFIG, overrides)
+    return load_config(DEMO_CONFIG, [*overrides, *extra])
 
 
 def measure_full_step(
@@ -177,7 +180,7 @@ def measure_full_step(
     args,
     dropout: float | None = None,
 ) -> dict:
-    cfg = pretrain_config(preset, length, args.batch_size, dropout)
+    cfg = pretrain_config(preset, length, args.batch_size, dropout, tuple(args.set))
     t = cfg.training
     torch.manual_seed(0)
     data = PretrainData(store, settings=batch_settings(cfg), regions=list(cfg.data.regions))
@@ -224,6 +227,7 @@ def measure_full_step(
         "mean_real_points_per_spectrum": round(float(np.mean(shape["points"])), 1),
         "mean_padded_width": round(float(np.mean(shape["width"])), 1),
         "mask_ratio": cfg.masking.mask_ratio,
+        "max_decoder_points": cfg.masking.max_decoder_points,
         **result,
     }
 
@@ -326,6 +330,10 @@ def main() -> None:
         default=False,
         help="also time --preset with model.dropout=0 (not in the ratios)",
     )
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="config override for our runs, e.g. masking.max_decoder_points=256",
+    )  # fmt: skip
     args = parser.parse_args()
 
     device = torch.device(args.device)
