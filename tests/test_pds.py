@@ -134,7 +134,7 @@ def planted(tmp_path_factory):
         mp.setattr(transfer_mod, "PDS", _RecordingPDS)
         records = transfer_pairs(
             store, None, groups={"toy": ["inst_a", "inst_b"]}, baselines=("pls_raw", "snv_sg1_pls"),
-            engine="sklearn", seed=0,
+            engine="sklearn", seed=0, pds={"window": 5, "n_components": 2},  # what undoes a noiseless shift
         )  # fmt: skip
     return store, records, list(_RecordingPDS.fitted_on)
 
@@ -182,3 +182,17 @@ def test_pds_is_fitted_on_transfer_rows_of_b_only(planted):
         assert set(part[rows]) == {"transfer"}
         assert [f"s{i:03d}" for i in rows] == rec["transfer_ids"]
         assert not set(rec["transfer_ids"]) & set(rec["test_ids"])
+
+
+def test_default_pds_one_component_still_repairs_the_planted_pair(planted):
+    """The evaluation's default (one component per window: robust with 5-10 noisy standards)."""
+    store, records, _ = planted
+    default = transfer_pairs(
+        store, None, groups={"toy": ["inst_a", "inst_b"]}, baselines=("pls_raw",), k_values=(0, 10),
+        engine="sklearn", seed=0,
+    )  # fmt: skip
+    for a, b in [("inst_a", "inst_b"), ("inst_b", "inst_a")]:
+        cross = _get(default, a, b, 0, "pls_raw")["metrics"]["rmsep"]
+        pds = _get(default, a, b, 10, "pls_raw+pds")
+        assert pds["params"]["pds_n_components"] == 1
+        assert pds["metrics"]["rmsep"] < 0.2 * cross, (a, b, cross, pds["metrics"])
