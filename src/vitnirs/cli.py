@@ -213,6 +213,38 @@ def cmd_lodo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from vitnirs.data.store import PreparedStore
+    from vitnirs.finetune import finetune
+
+    out = Path(args.out)
+    if args.store:
+        store = PreparedStore(args.store)
+    else:
+        print(f"prepare: {args.bank} → {out / 'store'}")
+        report = prepare_sources(
+            load_config(None, ()), out / "store", bank=args.bank, synth=0, progress=_progress(args)
+        )
+        print(report.summary())
+        store = PreparedStore(out / "store")
+    candidates = [n for n in store.names(kind="real") if set(args.target) <= set(store.records[n]["targets"])]
+    dataset = args.dataset or (candidates[0] if len(candidates) == 1 else None)
+    if dataset is None:
+        raise VitnirsError(f"--dataset is needed: datasets with {args.target}: {candidates or 'none'}")
+    res = finetune(
+        args.checkpoint, store, dataset, args.target, out=out, epochs=args.epochs, lr=args.lr,
+        head_lr=args.head_lr, freeze_encoder=args.freeze_encoder, progress=_progress(args),
+    )  # fmt: skip
+    for t in res["targets"]:
+        verdict = "better" if t["finetuned_vs_frozen_ridge"] < 1 else "worse"
+        print(
+            f"  {dataset}/{t['target']} [{res['protocol']}]: fine-tuned RMSEP {t['finetuned']['rmsep']:.4g}, "
+            f"ridge on the frozen embedding {t['frozen_ridge']['rmsep']:.4g} ({verdict})"
+        )
+    print(f"results: {out / 'finetune.json'}; weights: {out / 'model.safetensors'}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- config
 def cmd_config(args: argparse.Namespace) -> int:
     import yaml
@@ -371,6 +403,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_config_options(p, default="demo")
     p.set_defaults(func=cmd_lodo)
+
+    p = sub.add_parser(
+        "finetune",
+        formatter_class=_Formatter,
+        help="fine-tune an encoder + linear head on your targets",
+        description="One or several numeric y_* targets of one dataset; the split of `vitnirs evaluate` "
+        "(native cal/test, else Kennard-Stone); early stopping on part of the train rows; the head first, "
+        "then the encoder at a small learning rate (or --freeze-encoder). Compared with ridge on the frozen "
+        "embedding on the same split.",
+    )
+    p.add_argument("--checkpoint", required=True, help="a checkpoint folder or a pretraining run folder")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--bank", help="a CSV or a folder of CSVs (prepared into OUT/store)")
+    src.add_argument("--store", help="a prepared store")
+    p.add_argument("--dataset", help="dataset name in the store (default: the only one with the targets)")
+    p.add_argument("--target", action="append", required=True, metavar="Y", help="y_* column (repeatable)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--epochs", type=int, default=200)
+    p.add_argument("--lr", type=float, default=1e-4, help="encoder learning rate")
+    p.add_argument("--head-lr", type=float, default=1e-2, help="head learning rate")
+    p.add_argument("--freeze-encoder", action="store_true", help="train the head only")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("config", formatter_class=_Formatter, help="validate a config and print it resolved")
     _add_config_options(p)
