@@ -35,7 +35,9 @@ def load_encoder(checkpoint: str | Path, *, device: str = "cpu") -> tuple[torch.
     ----------
     checkpoint:
         A checkpoint directory (``RUN_DIR/checkpoints/step_N``, holding ``model.safetensors``
-        and ``config.json``) or a run directory (its newest complete checkpoint is used).
+        and ``config.json``; a portable one from :func:`vitnirs.portable.export_checkpoint`
+        too), a run directory (its newest complete checkpoint is used), or ``"default"``: the
+        model shipped in the package (:func:`vitnirs.models.default_checkpoint`).
     device:
         Where the weights go.
 
@@ -43,13 +45,17 @@ def load_encoder(checkpoint: str | Path, *, device: str = "cpu") -> tuple[torch.
     -------
     model, info
         ``info`` has ``checkpoint`` (the directory used), ``step``, ``preset``, ``max_points``
-        (the pretraining cap on points per spectrum), ``meta_vocab`` (``{field: [values]}``;
+        (the pretraining cap on points per spectrum), ``portable``, ``meta_vocab`` (``{field: [values]}``;
         id = position + 1, 0 = unknown) and ``normalization`` (the checkpoint's constants).
         The same dict is attached to the model as ``model.vitnirs_info`` so that
         :func:`embed_spectra` uses the checkpoint's ``max_points`` by default.
     """
     from vitnirs.train.checkpoint import CONFIG_FILE, MODEL_FILE, latest_checkpoint, load_model
 
+    if str(checkpoint) == "default":
+        from vitnirs.models import default_checkpoint
+
+        checkpoint = default_checkpoint()
     path = Path(checkpoint)
     if not path.exists():
         raise VitnirsError(f"{path}: no such checkpoint or run directory")
@@ -71,6 +77,7 @@ def load_encoder(checkpoint: str | Path, *, device: str = "cpu") -> tuple[torch.
         "max_points": norm.get("max_points"),
         "meta_vocab": norm.get("meta_vocab") or {},
         "normalization": norm,
+        "portable": bool(meta.get("portable", False)),
     }
     setattr(model, INFO_ATTR, info)
     return model, info

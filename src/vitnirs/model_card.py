@@ -1,0 +1,396 @@
+"""``model_card.md`` of a portable checkpoint, built from files only.
+
+Every number in the card is read from a file: the checkpoint's ``config.json`` (step,
+preset, recipe, the datasets it saw) and ``model.safetensors`` (parameter count, size),
+the pretraining run's ``pretrain_summary.json`` and ``metrics.jsonl`` (losses), a prepared
+store's ``manifest.json`` (kind and spectrum count per dataset), bank manifests (licence
+per dataset) and a ``benchmarks/downstream.py`` JSON (downstream and cross-instrument
+results). What no file says is written as ``unknown``; the only free text is
+:attr:`CardInputs.hardware` and :attr:`CardInputs.notes`.
+
+>>> text = build_model_card("out/portable", CardInputs(run_dir="runs/x"))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from vitnirs.errors import VitnirsError
+
+__all__ = ["CARD_FILE", "CardInputs", "build_model_card", "verdicts"]
+
+CARD_FILE = "model_card.md"
+
+
+@dataclass(frozen=True)
+class CardInputs:
+    """The files a model card is built from (all optional: a missing one gives ``unknown``).
+
+    Parameters
+    ----------
+    run_dir:
+        The pretraining run directory (``pretrain_summary.json``, ``metrics.jsonl``).
+    downstream:
+        A results JSON written by ``benchmarks/downstream.py``.
+    store_dir:
+        The prepared store the run read (its ``manifest.json``: kind, spectra, source).
+    bank_manifests:
+        Bank ``manifest.json`` files with a ``licence`` per dataset file (e.g. ../shared/xbank).
+    hardware:
+        Where and how it was trained, in words (no file records it), e.g. ``"CPU, 2 cores"``.
+    notes:
+        Further plain statements, one bullet each.
+    """
+
+    run_dir: str | Path | None = None
+    downstream: str | Path | None = None
+    store_dir: str | Path | None = None
+    bank_manifests: tuple[str | Path, ...] = ()
+    hardware: str = "unknown"
+    notes: tuple[str, ...] = ()
+
+
+def read_json(path: str | Path | None, what: str) -> Any:
+    """A JSON file, ``None`` when ``path`` is ``None``; a clear error when it cannot be read."""
+    if path is None:
+        return None
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise VitnirsError(f"{path}: cannot read the {what} ({exc})") from None
+
+
+def _weights_summary(checkpoint_dir: Path) -> dict[str, Any]:
+    from safetensors import safe_open
+
+    path = checkpoint_dir / "model.safetensors"
+    counts: dict[str, int] = {}
+    dtypes: set[str] = set()
+    with safe_open(str(path), framework="pt") as f:
+        for key in f.keys():  # noqa: SIM118 (safe_open is not a mapping)
+            t, part = f.get_slice(key), key.split(".")[0]
+            counts[part] = counts.get(part, 0) + math.prod(int(n) for n in t.get_shape())
+            dtypes.add(str(t.get_dtype()))
+    return {"counts": counts, "dtypes": sorted(dtypes), "bytes": path.stat().st_size}
+
+
+def _model_lines(meta: dict[str, Any], weights: dict[str, Any]) -> list[str]:
+    from vitnirs.model.presets import preset_config
+
+    spec = meta.get("model", {})
+    preset = spec.get("preset", "unknown")
+    try:
+        width = preset_config(preset, **spec.get("kwargs", {})).get("d_model", "unknown")
+    except ValueError:
+        width = "unknown"
+    counts = weights["counts"]
+    parts = ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items()))
+    return [
+        f"- Architecture: `SpectralMAE` (Perceiver encoder + MAE decoder), preset `{preset}`, "
+        f"model arguments `{json.dumps(spec.get('kwargs', {}), sort_keys=True)}`.",
+        f"- Parameters: {sum(counts.values()):,} ({parts}); only the encoder is used to embed.",
+        f"- Embedding width: {width} (`embed_spectra` returns `(n, {width})`).",
+        f"- Weights: `model.safetensors`, {', '.join(weights['dtypes'])}, {weights['bytes']:,} bytes"
+        f"{'' if weights['dtypes'] == ['F32'] else ' (the loader casts them to float32)'}. "
+        f"`format_version` {meta.get('format_version')}; "
+        "a checkpoint of another version is refused with an error naming both versions.",
+        f"- Spectra per forward pass are capped at {meta.get('normalization', {}).get('max_points')} "
+        "evenly spaced points (as in pretraining).",
+    ]
+
+
+def _recipe_lines(config: dict[str, Any]) -> list[str]:
+    strat, mask = config.get("training_strategy", {}), config.get("masking", {})
+    train, losses = config.get("training", {}), config.get("losses", {})
+    aug = config.get("augmentation", {})
+    targets = strat.get("use_targets_in_pretraining")
+    used = {True: "used (semi-supervised head)", False: "never used"}.get(targets, "unknown")
+    return [
+        f"- Targets (`y_*` columns) in pretraining: {used}.",
+        f"- Sampling: `{strat.get('sampling', 'unknown')}`, synthetic share p_synth = {strat.get('p_synth')}.",
+        f"- Masking: ratio {mask.get('mask_ratio')}, blocks of {mask.get('min_block_size')}"
+        f"–{mask.get('max_block_size')} points.",
+        "- Losses (weights): "
+        + ", ".join(f"{k} {v}" for k, v in losses.items() if k.endswith("_weight"))
+        + ".",
+        f"- Optimiser: batch {train.get('batch_size')}, lr {train.get('lr')}, weight decay "
+        f"{train.get('weight_decay')}, warm-up {train.get('warmup_epochs')} epochs, precision "
+        f"`{train.get('precision')}`, seed {train.get('seed')}.",
+        "- Augmentation probabilities: "
+        + ", ".join(f"{k} {v}" for k, v in aug.items() if k.startswith("p_"))
+        + ".",
+    ]
+
+
+def build_model_card(checkpoint_dir: str | Path, inputs: CardInputs | None = None) -> str:
+    """The markdown of ``model_card.md`` for a checkpoint directory.
+
+    Parameters
+    ----------
+    checkpoint_dir:
+        A directory with ``config.json`` and ``model.safetensors`` (portable or not).
+    inputs:
+        The run, store, bank manifests and downstream results to report (see :class:`CardInputs`).
+
+    Returns
+    -------
+    str
+        The card; sections: model, training, data, pretraining losses, downstream results, use.
+    """
+    inputs = inputs or CardInputs()
+    ckpt = Path(checkpoint_dir)
+    meta = read_json(ckpt / "config.json", "checkpoint config")
+    weights = _weights_summary(ckpt)
+    config = meta.get("config", {})
+    datasets = list(meta.get("normalization", {}).get("datasets") or [])
+    store = (
+        read_json(Path(inputs.store_dir) / "manifest.json", "store manifest") if inputs.store_dir else None
+    )
+    banks = [read_json(p, "bank manifest") for p in inputs.bank_manifests]
+    table, data_summary = dataset_rows(datasets, store, banks)
+    run = Path(inputs.run_dir) if inputs.run_dir else None
+    summary = _optional_json(run / "pretrain_summary.json") if run else None
+    metrics = _last_metrics(run / "metrics.jsonl") if run else None
+    downstream = read_json(inputs.downstream, "downstream results")
+
+    preset = meta.get("model", {}).get("preset", "unknown")
+    lines = [f"# vitnirs encoder: `{preset}` preset, {_num(meta.get('step'), ',')} pretraining steps", ""]
+    lines += [
+        "A self-supervised encoder for near-infrared spectra: any wavelength grid in, one fixed-size "
+        "embedding out, to fit ridge / PLS on. This card was generated: its numbers were read from the "
+        "checkpoint, the pretraining run, the prepared store and the benchmark results; only the hardware "
+        "line and the notes are free text.",
+        "",
+        "## At a glance",
+        "",
+        f"- Trained on: {inputs.hardware}; {_num(meta.get('step'), ',')} steps.",
+        f"- Data: {data_summary[0][2:]}",
+        *(f"- {v}" for v in verdicts(downstream)),
+        "",
+        "## Model",
+        "",
+        *_model_lines(meta, weights),
+        "",
+        "## Training",
+        "",
+        f"- Hardware: {inputs.hardware}.",
+        f"- Steps: {_num(meta.get('step'), ',')}.",
+        *_recipe_lines(config),
+        *(f"- {note}" for note in inputs.notes),
+        "",
+        "## Data it saw",
+        "",
+        *data_summary,
+        "",
+        *table,
+        "",
+        "## Pretraining losses",
+        "",
+        *pretraining_lines(summary, metrics),
+        "",
+        "## Downstream results",
+        "",
+        *downstream_lines(downstream),
+        "",
+        "## Use",
+        "",
+        "```python",
+        "from vitnirs.embedding import embed_spectra, load_encoder",
+        'model, info = load_encoder("default")  # or the path of this directory',
+        "Z = embed_spectra(model, X_absorbance, wavelengths_nm)  # (n, L) -> (n, D)",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _optional_json(path: Path) -> Any:
+    return read_json(path, path.name) if path.is_file() else None
+
+
+def _last_metrics(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    last = None
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            last = json.loads(line)
+    return last
+
+
+# ----------------------------------------------------------------------------- data
+def _package_licence(name: str) -> str | None:
+    """Licence from the pip metadata of the package the dataset name starts with (demo bank)."""
+    import importlib.metadata as md
+
+    dist = name.split("_")[0]
+    try:
+        meta = md.metadata(dist)
+    except md.PackageNotFoundError:
+        return None
+    classifiers = [
+        c.split("::")[-1].strip() for c in meta.get_all("Classifier") or [] if c.startswith("License")
+    ]
+    licence = meta.get("License-Expression") or meta.get("License") or "; ".join(classifiers)
+    return f"{licence} (pip metadata of {dist} {meta.get('Version')})" if licence else None
+
+
+def dataset_rows(
+    datasets: list[str], store: dict[str, Any] | None, banks: list[dict[str, Any]]
+) -> tuple[list[str], list[str]]:
+    """The data table and its summary bullets for the datasets a checkpoint saw.
+
+    Real datasets get one row each; synthetic ones (``kind`` in the store manifest) one row
+    together. Licences come from the bank manifests (matched by file name), then the pip
+    metadata of the package the name starts with; otherwise ``unknown``.
+    """
+    by_file = {Path(r["file"]).stem: r for bank in banks for r in bank.get("datasets", []) if "file" in r}
+    by_name = {r["name"]: r for r in (store or {}).get("datasets", [])}
+    table = ["| dataset | kind | spectra | region | source | licence |", "|---|---|---|---|---|---|"]
+    totals: dict[str, list[int]] = {}
+    licences: dict[str, int] = {}
+    synthetic: list[dict[str, Any]] = []
+    for name in datasets:
+        s = by_name.get(name, {})
+        b = by_file.get(Path(s.get("file") or name).stem) or by_file.get(name, {})
+        kind = s.get("kind") or ("real" if b else "unknown")
+        n = s.get("n_rows", b.get("n_rows"))
+        totals.setdefault(kind, []).append(int(n) if n is not None else 0)
+        if kind == "synthetic":
+            synthetic.append(s)
+            continue
+        licence = b.get("licence") or _package_licence(name) or "unknown"
+        licences[licence] = licences.get(licence, 0) + 1
+        spectra = "unknown" if n is None else f"{int(n):,}"
+        region = s.get("region", b.get("region", "unknown"))
+        table.append(
+            f"| {name} | {kind} | {spectra} | {region} | {b.get('package') or 'unknown'} | {licence} |"
+        )
+    if synthetic:
+        sources = sorted({str(r.get("source", "unknown")).split(" ")[0] for r in synthetic})
+        regions = sorted({str(r.get("region", "unknown")) for r in synthetic})
+        table.append(
+            f"| {len(synthetic)} synthetic datasets | synthetic | {sum(int(r.get('n_rows', 0)) for r in synthetic):,} | "
+            f"{', '.join(regions)} | {', '.join(sources)} | none (generated spectra) |"
+        )
+    parts = [f"{len(v)} {k} ({sum(v):,} spectra)" for k, v in sorted(totals.items())]
+    summary = [
+        f"- {len(datasets)} datasets (`normalization.datasets` of the checkpoint): {', '.join(parts) or 'none listed'}; "
+        "spectrum counts from the prepared store's manifest.",
+        "- Licences of the real data (bank manifest, else the package's pip metadata); the code of vitnirs "
+        "is MIT, check these before redistributing the weights:",
+        *(f"  - {lic}: {k} dataset{'s' if k > 1 else ''}" for lic, k in sorted(licences.items())),
+    ]
+    return table, summary
+
+
+# ----------------------------------------------------------------------------- losses
+def pretraining_lines(summary: dict[str, Any] | None, last: dict[str, Any] | None) -> list[str]:
+    """Bullets from ``pretrain_summary.json`` and the last record of ``metrics.jsonl``."""
+    if summary is None and last is None:
+        return ["- unknown (no pretraining run directory was given)."]
+    out = []
+    if summary:
+        final = ", ".join(f"{k} {v:.4g}" for k, v in (summary.get("final") or {}).items())
+        out += [
+            f"- {_num(summary.get('steps'), ',')} steps in {summary.get('seconds', float('nan')) / 60:.1f} min, "
+            f"{summary.get('spectra_per_s', 'unknown')} spectra/s (`pretrain_summary.json`).",
+            f"- Training losses of the last step: {final or 'unknown'}.",
+            f"- Held-out masked-reconstruction loss (MAE): {_num(summary.get('heldout_mae_start'))} at the start "
+            f"→ {_num(summary.get('heldout_mae_end'))} at the end.",
+            f"- Synthetic-vs-real linear probe AUC on the embeddings: {_num(summary.get('probe_auc'), '.3f')} "
+            "(1.0: the embedding tells synthetic spectra from real ones perfectly).",
+        ]
+    if last:
+        logged = ", ".join(
+            f"{k} {v:.4g}" for k, v in last.items() if k in ("mae", "baseline", "total", "contrastive")
+        )
+        out.append(
+            f"- Mean over the last logged window (`metrics.jsonl`, step {last.get('step')}): {logged}."
+        )
+    return out
+
+
+# ----------------------------------------------------------------------------- downstream
+def _num(v: Any, spec: str = ".4g") -> str:
+    return "unknown" if v is None else format(v, spec)
+
+
+def _cell(best: dict[str, Any] | None, key: str) -> str:
+    return "–" if not best else f"{best.get('method')}: {_num(best.get(key))}"
+
+
+def _transfer_cells(medians: list[dict[str, Any]]) -> list[tuple[str, int, dict[str, float]]]:
+    cells: dict[tuple[str, int], dict[str, float]] = {}
+    for m in medians:
+        cells.setdefault((m["group"], m["k"]), {})[m["method"]] = m["median_rmsep"]
+    return [(g, k, methods) for (g, k), methods in cells.items()]
+
+
+def _best(methods: dict[str, float], embedding: bool) -> tuple[float, str] | None:
+    return min(((v, m) for m, v in methods.items() if m.startswith("embedding") == embedding), default=None)
+
+
+def verdicts(results: dict[str, Any] | None) -> list[str]:
+    """One sentence per bank: targets lost to the best classical calibration, transfer cells won vs PLS."""
+    out = []
+    for bank, res in ((results or {}).get("banks") or {}).items():
+        decided = [r for r in res.get("summary") or [] if isinstance(r.get("embedding_wins"), bool)]
+        wins = [f"{r['dataset']} / {r['target']}" for r in decided if r["embedding_wins"]]
+        line = (
+            f"The embedding loses to the best classical calibration on {len(decided) - len(wins)} of "
+            f"{len(decided)} {bank} targets" + (f" (it wins on {', '.join(wins)})" if wins else "")
+        )
+        cells = _transfer_cells(res.get("transfer_medians") or [])
+        if cells:
+            pls = [(_best(m, True), m.get("pls_raw")) for _, _, m in cells]
+            better = sum(1 for emb, ref in pls if emb and ref and emb[0] < ref)
+            line += f"; across instruments it beats PLS (raw) in {better} of {len(cells)} (group, k) cells"
+        out.append(line + ".")
+    return out
+
+
+def downstream_lines(results: dict[str, Any] | None) -> list[str]:
+    """Per-target table and transfer medians against PLS, per bank, then the verdicts."""
+    if results is None:
+        return ["- unknown (no `benchmarks/downstream.py` results were given)."]
+    name = Path(str(results.get("checkpoint", "unknown"))).name
+    out = [
+        f"From `benchmarks/downstream.py` (checkpoint `{name}`). Ratio = best embedding head / best "
+        "classical calibration (RMSEP: lower is better; balanced accuracy: higher is better).",
+    ]
+    for bank, res in (results.get("banks") or {}).items():
+        out += [
+            "",
+            f"### {bank}",
+            "",
+            "| dataset / target | split | best classical | best embedding | ratio |",
+        ]
+        out.append("|---|---|---|---|---|")
+        for r in res.get("summary") or []:
+            key = "balanced_accuracy" if r.get("task") == "classification" else "rmsep"
+            out.append(
+                f"| {r['dataset']} / {r['target']} | {r.get('protocol')} | {_cell(r.get('best_classical'), key)} | "
+                f"{_cell(r.get('best_embedding'), key)} | {_num(r.get('embedding_vs_best_classical'))} |"
+            )
+        cells = _transfer_cells(res.get("transfer_medians") or [])
+        if cells:
+            out += [
+                "",
+                "Cross-instrument transfer, median test RMSEP over instrument pairs (k = transfer samples):",
+                "",
+                "| group | k | best embedding | PLS (raw) | best classical | embedding / PLS |",
+                "|---|---|---|---|---|---|",
+            ]
+        for group, k, methods in cells:
+            emb, cls, pls = _best(methods, True), _best(methods, False), methods.get("pls_raw")
+            out.append(
+                f"| {group} | {k} | {f'{emb[1]}: {emb[0]:.4g}' if emb else '–'} | {_num(pls)} | "
+                f"{f'{cls[1]}: {cls[0]:.4g}' if cls else '–'} | {_num(emb[0] / pls if emb and pls else None)} |"
+            )
+    return out + ["", *(f"**{v}**" for v in verdicts(results))]

@@ -1,0 +1,149 @@
+"""Portable checkpoints: what inference needs, nothing that only resumes training.
+
+A portable checkpoint is a pretraining checkpoint directory without ``trainer.pt``::
+
+    OUT_DIR/
+        model.safetensors   the weights, bfloat16 by default (the loader casts to float32)
+        config.json         the checkpoint's config.json (config, model spec, normalisation
+                            constants, format_version) plus "portable": true and "dtype"
+        model_card.md       data and licences, steps, losses, downstream results
+
+:func:`vitnirs.embedding.load_encoder` reads it like any checkpoint directory; a directory of
+another ``format_version`` is refused by :func:`vitnirs.train.checkpoint.read_checkpoint_config`.
+
+>>> export_checkpoint("runs/x/checkpoints/step_0004000", "portable_x")  # doctest: +SKIP
+PosixPath('portable_x')
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from vitnirs.errors import VitnirsError
+from vitnirs.model_card import CARD_FILE, CardInputs, build_model_card
+from vitnirs.train.checkpoint import CONFIG_FILE, MODEL_FILE, latest_checkpoint, read_checkpoint_config
+
+__all__ = ["PORTABLE_FILES", "export_checkpoint", "export_from_args"]
+
+PORTABLE_FILES = (MODEL_FILE, CONFIG_FILE, CARD_FILE)
+DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
+
+
+def _resolve(checkpoint: Path) -> Path:
+    if (checkpoint / MODEL_FILE).is_file() and (checkpoint / CONFIG_FILE).is_file():
+        return checkpoint
+    found = latest_checkpoint(checkpoint)
+    if found is None:
+        raise VitnirsError(
+            f"{checkpoint}: neither a checkpoint directory (model.safetensors + config.json) "
+            "nor a run directory with complete checkpoints under checkpoints/"
+        )
+    return found
+
+
+def export_checkpoint(
+    checkpoint_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    dtype: str = "bfloat16",
+    card_inputs: CardInputs | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a portable checkpoint (weights, config, model card; never ``trainer.pt``).
+
+    Parameters
+    ----------
+    checkpoint_dir:
+        A checkpoint directory, or a run directory (its newest complete checkpoint is used).
+    out_dir:
+        The portable checkpoint directory to write; written under a temporary name and
+        renamed into place, so it is either complete or absent.
+    dtype:
+        ``"bfloat16"`` (half the size; about 3 significant digits per weight) or ``"float32"``
+        (bit-identical weights). Floating-point tensors only; integer buffers are kept.
+    card_inputs:
+        The files ``model_card.md`` is built from. When its ``run_dir`` is unset and the
+        checkpoint lies in ``RUN_DIR/checkpoints/``, ``RUN_DIR`` is used.
+    overwrite:
+        Replace an existing non-empty ``out_dir`` (otherwise a ``VitnirsError``).
+
+    Returns
+    -------
+    Path
+        ``out_dir``.
+    """
+    if dtype not in DTYPES:
+        raise VitnirsError(f"dtype must be one of {sorted(DTYPES)}; got {dtype!r}")
+    src = _resolve(Path(checkpoint_dir))
+    meta = read_checkpoint_config(src)  # checks format_version
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise VitnirsError(f"{out}: exists and is not empty (pass overwrite=True to replace it)")
+    inputs = card_inputs or CardInputs()
+    if inputs.run_dir is None and src.parent.name == "checkpoints":
+        inputs = replace(inputs, run_dir=src.parent.parent)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp_{out.name}.", dir=out.parent))
+    try:
+        target = DTYPES[dtype]
+        state = {
+            k: (v.to(target) if v.is_floating_point() else v).contiguous()
+            for k, v in load_file(str(src / MODEL_FILE)).items()
+        }
+        save_file(state, str(tmp / MODEL_FILE), metadata={"format_version": str(meta["format_version"])})
+        meta = {**meta, "portable": True, "dtype": dtype}
+        (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+        (tmp / CARD_FILE).write_text(build_model_card(tmp, inputs), encoding="utf-8")
+        umask = os.umask(0)
+        os.umask(umask)
+        for f in PORTABLE_FILES:  # readable like any installed file (mkdtemp makes 0700)
+            os.chmod(tmp / f, 0o666 & ~umask)
+        os.chmod(tmp, 0o777 & ~umask)
+        if out.exists():
+            old = out.with_name(f".old_{out.name}")
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(out, old)
+            os.rename(tmp, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def export_from_args(
+    checkpoint: str,
+    out: str,
+    *,
+    dtype: str = "bfloat16",
+    run_dir: str | None = None,
+    downstream: str | None = None,
+    store: str | None = None,
+    bank_manifests: list[str] | None = None,
+    hardware: str = "unknown",
+    notes: list[str] | None = None,
+    overwrite: bool = False,
+) -> str:
+    """What a ``vitnirs export`` command calls: export, then one line saying what was written."""
+    inputs = CardInputs(
+        run_dir=run_dir,
+        downstream=downstream,
+        store_dir=store,
+        bank_manifests=tuple(bank_manifests or ()),
+        hardware=hardware,
+        notes=tuple(notes or ()),
+    )
+    path = export_checkpoint(checkpoint, out, dtype=dtype, card_inputs=inputs, overwrite=overwrite)
+    size = sum(p.stat().st_size for p in path.iterdir())
+    return f"portable checkpoint ({dtype}, {size / 2**20:.2f} MiB): {path}"
