@@ -245,6 +245,18 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from vitnirs.portable import export_from_args
+
+    path = export_from_args(
+        args.checkpoint, args.out, dtype=args.dtype, run_dir=args.run_dir, downstream=args.downstream,
+        store=args.store, bank_manifests=args.bank_manifest, hardware=args.hardware, notes=args.note,
+        overwrite=args.overwrite,
+    )  # fmt: skip
+    print(f"portable checkpoint: {path}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- config
 def cmd_config(args: argparse.Namespace) -> int:
     import yaml
@@ -426,6 +438,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--freeze-encoder", action="store_true", help="train the head only")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser(
+        "export",
+        formatter_class=_Formatter,
+        help="portable checkpoint: weights + config + model card (no trainer state)",
+        description="Write model.safetensors (bf16 by default), config.json and model_card.md; every number in "
+        "the card is read from the run folder, the store and a benchmarks/downstream.py JSON.",
+    )
+    p.add_argument("checkpoint", help="a checkpoint folder or a pretraining run folder")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--dtype", choices=["bfloat16", "float32"], default="bfloat16")
+    p.add_argument("--run-dir", help="the pretraining run (losses); default: found from the checkpoint")
+    p.add_argument("--downstream", help="a benchmarks/downstream.py JSON for the card's results")
+    p.add_argument("--store", help="the prepared store it was trained on (data and sizes)")
+    p.add_argument("--bank-manifest", action="append", help="bank manifest.json with licences (repeatable)")
+    p.add_argument("--hardware", default="unknown", help="what it was trained on, for the card")
+    p.add_argument("--note", action="append", help="a line for the card (repeatable)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("config", formatter_class=_Formatter, help="validate a config and print it resolved")
     _add_config_options(p)
