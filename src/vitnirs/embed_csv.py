@@ -1,0 +1,193 @@
+"""`vitnirs embed`: one bank-convention CSV → a table of embeddings (CSV or parquet).
+
+The file is read and validated exactly as ``vitnirs prepare`` reads a bank file
+(:func:`vitnirs.data.csv.read_csv`, :func:`vitnirs.data.validate.build_table`): numeric headers
+are the spectral axis, ``y_*`` columns are targets, every other column is metadata; the unit and
+signal type come from ``--unit``/``--signal-type``, else the ``manifest.json`` of the file's
+folder, else a ``signal_type`` column, else a guess (with a warning). Reflectance and
+transmittance become absorbance log10(1/R), cm⁻¹ becomes nm.
+
+The output has one row per data row of the input, in input order: the metadata and target
+columns as read, then the embedding columns ``emb_0 … emb_{D-1}`` (the names of
+:meth:`vitnirs.embedder.SpectralEmbedder.get_feature_names_out`). A row whose spectrum
+``prepare`` would drop (every value missing, or constant) keeps its metadata and gets NaN
+embeddings, with a warning naming it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vitnirs.data.csv import RawTable, read_csv
+from vitnirs.data.declarations import Declaration, declaration, read_bank_manifest
+from vitnirs.data.validate import _axis, _named_columns, _numeric_block, _typed, build_table
+from vitnirs.embedder import cached_encoder, embed_absorbance, feature_names, resolve_checkpoint
+from vitnirs.errors import VitnirsError
+
+__all__ = ["OUTPUT_SUFFIXES", "embed_csv", "embed_table"]
+
+OUTPUT_SUFFIXES = (".csv", ".parquet")
+
+
+def _declared(path: Path, unit: str | None, signal_type: str | None) -> tuple[Declaration, list[str]]:
+    """Command-line declarations over those of the folder's bank ``manifest.json``."""
+    try:
+        given = declaration(unit, signal_type, "--unit/--signal-type")
+    except ValueError as err:
+        raise VitnirsError(f"{path}: {err}") from None
+    by_file, notes = read_bank_manifest(path.parent)
+    return given.merged_under(by_file.get(path.name, Declaration())), notes
+
+
+def _usable_rows(raw: RawTable, spectral: list[int]) -> np.ndarray:
+    """``(n_rows,)`` bool: the rows whose spectrum :func:`build_table` keeps.
+
+    It drops rows with no spectral value and rows whose values are all equal; filling the
+    other gaps by linear interpolation along the axis cannot make a row constant or not.
+    ``spectral`` are the positions of the spectral columns.
+    """
+    values = _numeric_block(raw, spectral)  # [n_rows, L], NaN where missing
+    values = values[:, ~np.isnan(values).all(axis=0)]
+    empty = np.isnan(values).all(axis=1)
+    with np.errstate(all="ignore"):
+        safe = np.where(empty[:, None], 0.0, values)
+        constant = np.nanmax(safe, axis=1) == np.nanmin(safe, axis=1)
+    return ~empty & ~constant
+
+
+def embed_table(
+    input_csv: str | Path,
+    *,
+    checkpoint: str | Path = "default",
+    batch_size: int = 256,
+    device: str = "cpu",
+    unit: str | None = None,
+    signal_type: str | None = None,
+    progress: bool = False,
+) -> tuple[pd.DataFrame, list[str]]:
+    """Embed one bank CSV → ``(frame, warnings)``; ``frame`` is what :func:`embed_csv` writes.
+
+    Parameters are those of :func:`embed_csv`. Bad input raises
+    :class:`~vitnirs.errors.VitnirsError` naming the file.
+    """
+    import torch
+
+    path = Path(input_csv)
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise VitnirsError(f"device {device!r} is not a torch device ({err})") from None
+    declared, notes = _declared(path, unit, signal_type)
+    raw = read_csv(path)  # BadFileError (a VitnirsError) names the file, row and column
+    table = build_table(raw, name=path.stem, declared=declared)
+    notes += [f"{path}: {note}" for note in table.warnings]
+    if table.signal_type_stored != "absorbance":
+        notes.append(
+            f"{path}: the values are not absorbance ({table.signal_type_stored}); the encoder was "
+            "pretrained on absorbance: declare the signal type (--signal-type) if it is known"
+        )
+
+    spectral = _axis(raw)[0]
+    usable = _usable_rows(raw, spectral)
+    if int(usable.sum()) != len(table.values):  # the two readings of the file disagree: a bug
+        raise RuntimeError(f"{path}: {int(usable.sum())} usable rows counted, {len(table.values)} kept")
+    # metadata and targets of every row (build_table keeps those of the usable rows only)
+    columns = _named_columns(raw, [i for i in range(len(raw.header)) if i not in set(spectral)], [])
+    columns = _typed(columns.reset_index(drop=True), raw.decimal)
+    targets = [c for c in columns.columns if str(c).startswith("y_")]
+    columns = columns[[c for c in columns.columns if c not in targets] + targets]
+
+    try:
+        ckpt = resolve_checkpoint(checkpoint)
+        model, _ = cached_encoder(ckpt, device)
+        Z = embed_absorbance(
+            model,
+            table.values.astype(np.float64),
+            table.wavelengths_nm,
+            batch_size=batch_size,
+            device=device,
+            progress=progress,
+        )  # [n_usable, D]
+    except ValueError as err:
+        raise VitnirsError(f"{path}: {err}") from None
+    names = list(feature_names(Z.shape[1], "mean"))
+    clash = sorted(set(names) & set(map(str, columns.columns)))
+    if clash:
+        raise VitnirsError(f"{path}: column(s) {', '.join(clash)} clash with the embedding columns")
+    embedding = np.full((len(usable), Z.shape[1]), np.nan)
+    embedding[usable] = Z
+    if not usable.all():
+        rows = (np.flatnonzero(~usable) + 1).tolist()
+        notes.append(
+            f"{path}: {len(rows)} row(s) with no usable spectrum (empty or constant) get NaN "
+            f"embeddings: data rows {', '.join(map(str, rows[:10]))}{' …' if len(rows) > 10 else ''}"
+        )
+    frame = pd.concat([columns, pd.DataFrame(embedding, columns=names)], axis=1)
+    return frame, notes
+
+
+def embed_csv(
+    input_csv: str | Path,
+    out_path: str | Path,
+    *,
+    checkpoint: str | Path = "default",
+    batch_size: int = 256,
+    device: str = "cpu",
+    unit: str | None = None,
+    signal_type: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Embed the spectra of one bank CSV and write them with its metadata and targets.
+
+    Parameters
+    ----------
+    input_csv:
+        A CSV in the bank convention (numeric headers = wavelengths, ``y_*`` = targets,
+        anything else = metadata; ``,`` ``;`` or tab separated).
+    out_path:
+        ``*.csv`` or ``*.parquet``: one row per data row of the input, in input order;
+        metadata columns, target columns, then ``emb_0 … emb_{D-1}``.
+    checkpoint:
+        ``"default"`` (the shipped model), a checkpoint directory or a run directory.
+    batch_size, device:
+        Spectra per forward pass, torch device.
+    unit, signal_type:
+        Declared axis unit (``nm``, ``cm-1``) and signal type (``absorbance``, ``reflectance``,
+        ...) of the file; they take precedence over the folder's ``manifest.json``.
+    progress:
+        Show a progress bar over the batches.
+
+    Returns
+    -------
+    Path
+        ``out_path``. Validation warnings are printed to stderr.
+    """
+    out = Path(out_path)
+    if out.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise VitnirsError(f"{out}: the output must end in .csv or .parquet")
+    frame, notes = embed_table(
+        input_csv,
+        checkpoint=checkpoint,
+        batch_size=batch_size,
+        device=device,
+        unit=unit,
+        signal_type=signal_type,
+        progress=progress,
+    )
+    for note in notes:
+        print(f"warning: {note}", file=sys.stderr)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        if out.suffix.lower() == ".parquet":
+            frame.to_parquet(tmp, index=False)
+        else:
+            frame.to_csv(tmp, index=False)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out

@@ -1,0 +1,362 @@
+"""`SpectralEmbedder`: a pretrained encoder as a scikit-learn transformer, ``(n, L) → (n, D)``.
+
+It drops into any scikit-learn or nirs4all pipeline in front of a linear model::
+
+    >>> from sklearn.linear_model import RidgeCV                     # doctest: +SKIP
+    >>> from sklearn.pipeline import make_pipeline                   # doctest: +SKIP
+    >>> model = make_pipeline(SpectralEmbedder(wavelengths=wl), RidgeCV()).fit(X, y)  # doctest: +SKIP
+
+The constructor stores only JSON-serialisable parameters (a checkpoint *path*, not a model),
+so the estimator clones, pickles and passes nirs4all's pipeline serialisation. ``fit``
+validates the parameters and the spectra and loads the encoder (kept in a small per-process
+cache, never pickled); ``transform`` converts the spectra to what the encoder read during
+pretraining (absorbance, wavelengths in nm, ascending) and calls
+:func:`vitnirs.embedding.embed_spectra`. Metadata ids are left unknown (0): the embedding
+depends on the spectrum and its grid alone (the encoder was pretrained with metadata dropout).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from vitnirs.batching.collate import MIN_STD
+from vitnirs.data.csv import parse_number
+from vitnirs.data.signal import normalize_signal_type, normalize_unit, to_absorbance, to_nm
+from vitnirs.errors import VitnirsError
+
+__all__ = ["POOLINGS", "SpectralEmbedder", "cached_encoder", "embed_absorbance", "resolve_checkpoint"]
+
+POOLINGS = ("mean", "mean+level")
+_CACHE: OrderedDict[tuple[str, str, int], tuple[Any, dict[str, Any]]] = OrderedDict()
+_CACHE_SIZE = 4
+
+
+# ----------------------------------------------------------------------------- the encoder
+def resolve_checkpoint(checkpoint: str | Path) -> Path:
+    """The checkpoint directory a ``checkpoint`` parameter names.
+
+    ``"default"`` is the model shipped inside the package
+    (:func:`vitnirs.models.default_checkpoint`); a run directory resolves to its newest
+    complete checkpoint. :class:`~vitnirs.errors.VitnirsError` when there is none.
+    """
+    from vitnirs.train.checkpoint import CONFIG_FILE, MODEL_FILE, latest_checkpoint
+
+    if isinstance(checkpoint, str) and checkpoint == "default":
+        try:
+            from vitnirs.models import default_checkpoint
+        except ImportError as err:
+            raise VitnirsError(
+                "checkpoint='default': this vitnirs has no shipped model (vitnirs.models is "
+                f"missing: {err}); pass a checkpoint directory instead"
+            ) from None
+        path = Path(default_checkpoint())
+    elif isinstance(checkpoint, (str, Path)):
+        path = Path(checkpoint)
+    else:
+        raise VitnirsError(f"checkpoint must be 'default' or a path; got {type(checkpoint).__name__}")
+    if not path.exists():
+        raise VitnirsError(f"{path}: no such checkpoint or run directory")
+    if (path / MODEL_FILE).is_file() and (path / CONFIG_FILE).is_file():
+        return path
+    found = latest_checkpoint(path)
+    if found is None:
+        raise VitnirsError(
+            f"{path}: neither a checkpoint directory (model.safetensors + config.json) "
+            "nor a run directory with complete checkpoints under checkpoints/"
+        )
+    return found
+
+
+def cached_encoder(ckpt_dir: Path, device: str) -> tuple[Any, dict[str, Any]]:
+    """``load_encoder(ckpt_dir, device=device)``, cached per process.
+
+    Keyed by the directory, the device and the weights file's modification time, so that
+    clones (cross-validation folds, nirs4all refits) share one model and a rewritten
+    checkpoint is reloaded. The model is only used for inference.
+    """
+    from vitnirs.embedding import load_encoder
+    from vitnirs.train.checkpoint import MODEL_FILE
+
+    key = (str(Path(ckpt_dir).resolve()), str(device), (Path(ckpt_dir) / MODEL_FILE).stat().st_mtime_ns)
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    loaded = load_encoder(ckpt_dir, device=device)
+    _CACHE[key] = loaded
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return loaded
+
+
+def embed_absorbance(
+    model: Any,
+    absorbance: np.ndarray,
+    wavelengths_nm: np.ndarray,
+    *,
+    pooling: str = "mean",
+    batch_size: int = 256,
+    device: str = "cpu",
+    progress: bool = False,
+) -> np.ndarray:
+    """Pooled embeddings of absorbance spectra on one grid → ``(n, D)`` or ``(n, D + 2)`` float64.
+
+    Parameters
+    ----------
+    model:
+        A model from :func:`cached_encoder` / :func:`vitnirs.embedding.load_encoder`.
+    absorbance:
+        ``(n, L)`` finite absorbance spectra.
+    wavelengths_nm:
+        ``(L,)`` grid in nm (any order; the encoder reads (wavelength, value) pairs).
+    pooling:
+        ``"mean"``: the encoder's embedding, the mean of its latents (D values);
+        ``"mean+level"``: that, then each spectrum's mean and log standard deviation over
+        its points (the level the per-spectrum normalisation removed), 2 more columns.
+    batch_size, device, progress:
+        As in :func:`vitnirs.embedding.embed_spectra`.
+    """
+    from vitnirs.embedding import embed_spectra
+
+    Z = embed_spectra(
+        model, absorbance, wavelengths_nm, batch_size=batch_size, device=device, progress=progress
+    ).astype(np.float64)  # [n, D]
+    if pooling == "mean+level":
+        A = np.asarray(absorbance, dtype=np.float64)
+        level = np.stack([A.mean(axis=1), np.log(np.maximum(A.std(axis=1), MIN_STD))], axis=1)  # [n, 2]
+        Z = np.concatenate([Z, level], axis=1)
+    return Z
+
+
+def feature_names(embedding_dim: int, pooling: str) -> np.ndarray:
+    """Output column names: ``emb_0 … emb_{D-1}`` (+ ``level_mean``, ``level_log_std``)."""
+    names = [f"emb_{i}" for i in range(embedding_dim)]
+    if pooling == "mean+level":
+        names += ["level_mean", "level_log_std"]
+    return np.asarray(names, dtype=object)
+
+
+# ----------------------------------------------------------------------------- the grid
+def _grid_from_parameter(wavelengths: Any, n_features: int) -> np.ndarray:
+    """``(L,)`` axis values (in the declared unit) from the ``wavelengths`` parameter."""
+    if isinstance(wavelengths, dict):
+        if set(wavelengths) != {"first", "last"}:
+            raise ValueError(
+                "wavelengths as a dict must be {'first': value, 'last': value} (an evenly spaced "
+                f"grid of X.shape[1] points); got keys {sorted(map(str, wavelengths))}"
+            )
+        return np.linspace(float(wavelengths["first"]), float(wavelengths["last"]), n_features)
+    try:
+        grid = np.asarray(wavelengths, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"wavelengths must be numbers; got {wavelengths!r:.80}") from None
+    if grid.ndim != 1:
+        raise ValueError(f"wavelengths must be one value per column, shape (L,); got shape {grid.shape}")
+    if len(grid) != n_features:
+        raise ValueError(
+            f"wavelengths has {len(grid)} values but X has {n_features} columns: "
+            "give one wavelength per spectral column"
+        )
+    return grid
+
+
+def _grid_from_columns(columns: Any) -> np.ndarray:
+    """``(L,)`` axis values parsed from a DataFrame's column names."""
+    if columns is None:
+        raise ValueError(
+            "wavelengths are missing: pass wavelengths=[...] (one per column of X), "
+            "wavelengths={'first': ..., 'last': ...} for an evenly spaced grid, or X as a "
+            "pandas DataFrame whose column names are the wavelengths"
+        )
+    grid = []
+    for col in columns:
+        value = col if isinstance(col, (int, float, np.number)) else parse_number(str(col), ",")
+        if value is None:
+            raise ValueError(
+                f"wavelengths=None reads the grid from X's column names, but column {col!r} is "
+                "not a number: select the spectral columns only, or pass wavelengths="
+            )
+        grid.append(float(value))
+    return np.asarray(grid, dtype=np.float64)
+
+
+def _check_grid(grid_nm: np.ndarray) -> None:
+    if not np.isfinite(grid_nm).all() or np.any(grid_nm <= 0):
+        raise ValueError("wavelengths must be finite positive numbers")
+    if len(np.unique(grid_nm)) != len(grid_nm):
+        raise ValueError("wavelengths has repeated values: one wavelength per column")
+
+
+# ----------------------------------------------------------------------------- the estimator
+class SpectralEmbedder(TransformerMixin, BaseEstimator):
+    """Embed spectra with a pretrained vitnirs encoder: ``(n, L) → (n, D)`` float64.
+
+    Parameters
+    ----------
+    checkpoint:
+        ``"default"`` (the model shipped with the package), a checkpoint directory
+        (``model.safetensors`` + ``config.json``) or a run directory (its newest checkpoint).
+    wavelengths:
+        The grid of X's columns, in ``wavelength_unit``: a list of L numbers (any order,
+        no repeats); ``{"first": a, "last": b}`` for an evenly spaced grid of X.shape[1]
+        points from ``a`` to ``b``; or None to read it from the column names of a pandas
+        DataFrame X. A list (rather than a numpy array) keeps ``get_params`` JSON-serialisable.
+    wavelength_unit:
+        ``"nm"`` or ``"cm-1"`` (converted to nm, 1e7 / ν).
+    signal_type:
+        What X holds: ``"absorbance"``; ``"reflectance"``/``"transmittance"`` (0-1) or
+        ``"reflectance%"``/``"transmittance%"`` are converted to absorbance log10(1/R) as
+        ``vitnirs prepare`` does; ``"unknown"`` is passed as given (with a warning).
+    batch_size:
+        Spectra per forward pass (the result does not depend on it, up to float rounding).
+    device:
+        Torch device of the encoder (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
+    pooling:
+        ``"mean"``: the encoder's embedding, the mean of its latents (D columns);
+        ``"mean+level"``: that plus each spectrum's mean and log std (D + 2 columns).
+
+    Attributes
+    ----------
+    n_features_in_ : int
+        L, the number of spectral columns seen in ``fit``.
+    feature_names_in_ : ndarray of str
+        X's column names, when fit on a DataFrame with string column names.
+    wavelengths_nm_ : ndarray of shape (L,)
+        The grid of X's columns in nm, in column order.
+    checkpoint_ : str
+        The checkpoint directory the encoder was loaded from.
+    embedding_dim_ : int
+        The number of output columns: D, the encoder's width (D + 2 with ``"mean+level"``).
+
+    Notes
+    -----
+    Passes scikit-learn's ``check_estimator`` with a ``{"first", "last"}`` grid, except
+    ``check_methods_subset_invariance``: a subset's embeddings match the full batch's only to
+    float32 rounding (~1e-7), the check asks rtol=1e-7. With an explicit grid of L values, the
+    checks that feed X of another width fail by design (tests/test_embedder.py).
+    """
+
+    def __init__(
+        self,
+        checkpoint: str = "default",
+        *,
+        wavelengths: Any = None,
+        wavelength_unit: str = "nm",
+        signal_type: str = "absorbance",
+        batch_size: int = 256,
+        device: str = "cpu",
+        pooling: str = "mean",
+    ):
+        self.checkpoint = checkpoint
+        self.wavelengths = wavelengths
+        self.wavelength_unit = wavelength_unit
+        self.signal_type = signal_type
+        self.batch_size = batch_size
+        self.device = device
+        self.pooling = pooling
+
+    # -- scikit-learn protocol ------------------------------------------------------------------
+    def fit(self, X: Any, y: Any = None) -> SpectralEmbedder:
+        """Validate the parameters and the ``(n, L)`` spectra, load the encoder; return self."""
+        import torch
+
+        unit = normalize_unit(self.wavelength_unit)
+        normalize_signal_type(self.signal_type)
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}; got {self.pooling!r}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, (int, np.integer)):
+            raise ValueError(f"batch_size must be an integer >= 1; got {self.batch_size!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1; got {self.batch_size}")
+        try:
+            torch.device(self.device)
+        except (RuntimeError, TypeError) as err:
+            raise ValueError(f"device {self.device!r} is not a torch device ({err})") from None
+
+        columns = getattr(X, "columns", None) if self.wavelengths is None else None
+        X = validate_data(self, X, dtype=np.float64)  # [n, L]
+        if self.wavelengths is None:
+            grid = _grid_from_columns(columns)
+        else:
+            grid = _grid_from_parameter(self.wavelengths, X.shape[1])
+        with np.errstate(divide="ignore"):
+            grid_nm = to_nm(grid, unit)
+        _check_grid(grid_nm)
+        self.wavelengths_nm_ = grid_nm
+        self._order = np.argsort(grid_nm, kind="stable")
+
+        ckpt = resolve_checkpoint(self.checkpoint)
+        self.checkpoint_ = str(ckpt)
+        model, _ = cached_encoder(ckpt, self.device)
+        self._encoder = model
+        width = int(model.encoder.d_model)  # the embedding is the mean of (N, d_model) latents
+        self.embedding_dim_ = width + (2 if self.pooling == "mean+level" else 0)
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """``(n, L)`` spectra on the fitted grid → ``(n, embedding_dim_)`` float64 embeddings."""
+        check_is_fitted(self, "embedding_dim_")
+        X = validate_data(self, X, dtype=np.float64, reset=False)  # [n, L]
+        absorbance = self._absorbance(X)
+        Z = embed_absorbance(
+            self._model(),
+            absorbance,
+            self.wavelengths_nm_[self._order],
+            pooling=self.pooling,
+            batch_size=int(self.batch_size),
+            device=self.device,
+        )
+        if Z.shape[1] != self.embedding_dim_:  # e.g. the checkpoint changed on disk since fit
+            raise VitnirsError(
+                f"{self.checkpoint_}: the encoder now gives {Z.shape[1]} columns, "
+                f"{self.embedding_dim_} at fit; fit again"
+            )
+        return Z
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """``emb_0 … emb_{D-1}`` (and ``level_mean``, ``level_log_std`` with ``mean+level``)."""
+        check_is_fitted(self, "embedding_dim_")
+        width = self.embedding_dim_ - (2 if self.pooling == "mean+level" else 0)
+        return feature_names(width, self.pooling)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = False
+        tags.requires_fit = True
+        return tags
+
+    # -- pickling: the torch model is never part of the state ---------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(super().__getstate__())  # BaseEstimator's (adds _sklearn_version)
+        state.pop("_encoder", None)
+        return state
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _model(self) -> Any:
+        """The encoder: the one loaded in fit, else (after unpickling) reloaded."""
+        model = getattr(self, "_encoder", None)
+        if model is None:
+            path = self.checkpoint_
+            if self.checkpoint == "default" or not Path(path).exists():
+                path = resolve_checkpoint(self.checkpoint)
+            model, _ = cached_encoder(Path(path), self.device)
+            self._encoder = model
+        return model
+
+    def _absorbance(self, X: np.ndarray) -> np.ndarray:
+        """``(n, L)`` absorbance in ascending-wavelength order (a new array)."""
+        values = X[:, self._order]
+        absorbance, _, notes = to_absorbance(values, normalize_signal_type(self.signal_type))
+        for note in notes:
+            warnings.warn(f"SpectralEmbedder: {note}", UserWarning, stacklevel=3)
+        absorbance = np.array(absorbance, dtype=np.float64)
+        if not np.isfinite(absorbance).all():
+            row = int(np.flatnonzero(~np.isfinite(absorbance).all(axis=1))[0])
+            raise ValueError(f"spectrum in row {row} is not finite after conversion to absorbance")
+        return absorbance

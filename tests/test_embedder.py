@@ -1,0 +1,290 @@
+"""SpectralEmbedder: equal to embed_spectra, signal/unit conversion, grid errors, pickling,
+scikit-learn's check_estimator and a nirs4all.run pipeline step."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.utils.estimator_checks import check_estimator
+
+from vitnirs.embedder import SpectralEmbedder
+from vitnirs.embedding import embed_spectra, load_encoder
+from vitnirs.errors import VitnirsError
+from vitnirs.model import build_mae
+from vitnirs.train.checkpoint import capture_rng_state, save_checkpoint
+
+D_TINY = 32  # d_model of the "tiny" preset
+
+
+def tiny_checkpoint(run_dir: Path, seed: int = 0, max_points: int = 64) -> Path:
+    """A tiny randomly initialised model saved as a checkpoint directory (as pretraining saves it)."""
+    torch.manual_seed(seed)
+    model = build_mae("tiny")
+    norm = {"max_points": max_points, "meta_vocab": {}}
+    spec = {"builder": "vitnirs.model.build_mae", "preset": "tiny", "kwargs": {}}
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    return save_checkpoint(run_dir, 1, model, opt, None, {}, norm, capture_rng_state(), model_spec=spec)
+
+
+def spectra(n: int = 20, L: int = 80, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, L)`` smooth absorbance-like spectra (float64) and their ascending ``(L,)`` nm grid."""
+    rng = np.random.default_rng(seed)
+    w = np.linspace(1000.0, 2500.0, L)
+    x = (w - 1000.0) / 1500.0
+    X = 0.5 + rng.uniform(0, 0.3, (n, 1)) + rng.uniform(-0.2, 0.2, (n, 1)) * x
+    X = X + rng.uniform(0.1, 0.5, (n, 1)) * np.exp(-(((x - rng.uniform(0.3, 0.7, (n, 1))) / 0.1) ** 2))
+    return X, w
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory) -> str:
+    return str(tiny_checkpoint(tmp_path_factory.mktemp("tiny_run")))
+
+
+def test_transform_equals_embed_spectra(ckpt, tmp_path, one_thread):
+    X, w = spectra()
+    emb = SpectralEmbedder(ckpt, wavelengths=w.tolist(), batch_size=7)
+    Z = emb.fit(X).transform(X)
+    assert Z.shape == (20, D_TINY) and Z.dtype == np.float64
+    assert emb.n_features_in_ == 80 and emb.embedding_dim_ == D_TINY and emb.checkpoint_ == ckpt
+    model, _ = load_encoder(ckpt)
+    np.testing.assert_allclose(Z, embed_spectra(model, X, w), atol=1e-6)
+    assert list(emb.get_feature_names_out()) == [f"emb_{i}" for i in range(D_TINY)]
+    # the checkpoint is really used: another model gives other embeddings
+    other = SpectralEmbedder(str(tiny_checkpoint(tmp_path, seed=1)), wavelengths=w.tolist())
+    assert np.abs(other.fit_transform(X) - Z).max() > 1e-3
+    # the result does not depend on the batch size
+    np.testing.assert_allclose(emb.set_params(batch_size=256).fit_transform(X), Z, atol=1e-5)
+
+
+def test_reflectance_and_transmittance_become_absorbance(ckpt, one_thread):
+    A, w = spectra()
+    ref = SpectralEmbedder(ckpt, wavelengths=w.tolist()).fit_transform(A)
+    R = 10.0 ** (-A)
+    for signal_type, values in [("reflectance", R), ("reflectance%", 100 * R), ("transmittance", R)]:
+        Z = SpectralEmbedder(ckpt, wavelengths=w.tolist(), signal_type=signal_type).fit_transform(values)
+        np.testing.assert_allclose(Z, ref, atol=1e-5, err_msg=signal_type)
+    as_if_absorbance = SpectralEmbedder(ckpt, wavelengths=w.tolist()).fit_transform(R)
+    assert np.abs(as_if_absorbance - ref).max() > 1e-3  # the conversion is what makes them equal
+    with pytest.warns(UserWarning, match="non-positive"):
+        SpectralEmbedder(ckpt, wavelengths=w.tolist(), signal_type="reflectance").fit_transform(R - 0.5)
+
+
+def test_wavenumber_grid_equals_nm_grid(ckpt, one_thread):
+    X, w = spectra()
+    ref = SpectralEmbedder(ckpt, wavelengths=w.tolist()).fit_transform(X)
+    nu = 1e7 / w  # descending cm-1 in the same column order
+    Z = SpectralEmbedder(ckpt, wavelengths=nu.tolist(), wavelength_unit="cm-1").fit_transform(X)
+    np.testing.assert_allclose(Z, ref, atol=1e-6)
+    # the usual FT file: ascending wavenumbers, so the columns run from long to short wavelengths
+    rev = SpectralEmbedder(ckpt, wavelengths=nu[::-1].tolist(), wavelength_unit="cm⁻¹")
+    np.testing.assert_allclose(rev.fit_transform(X[:, ::-1]), ref, atol=1e-6)
+    np.testing.assert_allclose(rev.wavelengths_nm_, w[::-1])
+    misread = SpectralEmbedder(ckpt, wavelengths=nu.tolist()).fit_transform(X)  # cm-1 taken as nm
+    assert np.abs(misread - ref).max() > 1e-3
+
+
+def test_evenly_spaced_grid_from_first_and_last(ckpt, one_thread):
+    X, w = spectra()
+    ref = SpectralEmbedder(ckpt, wavelengths=w.tolist()).fit_transform(X)
+    Z = SpectralEmbedder(ckpt, wavelengths={"first": 1000, "last": 2500}).fit_transform(X)
+    np.testing.assert_allclose(Z, ref, atol=1e-6)
+    with pytest.raises(ValueError, match="'first'"):
+        SpectralEmbedder(ckpt, wavelengths={"start": 1000, "stop": 2500}).fit(X)
+
+
+def test_grid_errors(ckpt):
+    X, w = spectra(L=100)
+    with pytest.raises(ValueError, match=r"wavelengths has 99 values but X has 100 columns"):
+        SpectralEmbedder(ckpt, wavelengths=w[:-1].tolist()).fit(X)
+    with pytest.raises(ValueError, match="wavelengths are missing"):
+        SpectralEmbedder(ckpt).fit(X)
+    dup = w.copy()
+    dup[5] = dup[4]
+    with pytest.raises(ValueError, match="repeated"):
+        SpectralEmbedder(ckpt, wavelengths=dup.tolist()).fit(X)
+    with pytest.raises(ValueError, match="positive"):
+        SpectralEmbedder(ckpt, wavelengths=(w - 1500).tolist()).fit(X)
+    fitted = SpectralEmbedder(ckpt, wavelengths=w.tolist()).fit(X)
+    with pytest.raises(ValueError, match="99 features"):
+        fitted.transform(X[:, :-1])
+    with pytest.raises(NotFittedError):
+        SpectralEmbedder(ckpt, wavelengths=w.tolist()).transform(X)
+
+
+def test_grid_from_dataframe_columns(ckpt, one_thread):
+    X, w = spectra()
+    ref = SpectralEmbedder(ckpt, wavelengths=w.tolist()).fit_transform(X)
+    for columns in ([f"{v:.6f}" for v in w], list(w)):
+        frame = pd.DataFrame(X, columns=columns)
+        np.testing.assert_allclose(SpectralEmbedder(ckpt).fit_transform(frame), ref, atol=1e-6)
+    frame = pd.DataFrame(X, columns=[f"{v:.6f}" for v in w])
+    frame.insert(0, "sample_id", 1.0)
+    with pytest.raises(ValueError, match="column 'sample_id' is not a number"):
+        SpectralEmbedder(ckpt).fit(frame)
+
+
+def test_mean_plus_level_pooling(ckpt, one_thread):
+    X, w = spectra()
+    Z = SpectralEmbedder(ckpt, wavelengths=w.tolist(), pooling="mean+level").fit(X)
+    out = Z.transform(X)
+    assert out.shape == (20, D_TINY + 2) and Z.embedding_dim_ == D_TINY + 2
+    np.testing.assert_allclose(out[:, -2], X.mean(axis=1))
+    np.testing.assert_allclose(out[:, -1], np.log(X.std(axis=1)))
+    assert list(Z.get_feature_names_out()[-2:]) == ["level_mean", "level_log_std"]
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"pooling": "max"}, "pooling"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"wavelength_unit": "furlong"}, "unknown axis unit"),
+        ({"signal_type": "fluorescence"}, "unknown signal type"),
+        ({"device": "no-such-device"}, "not a torch device"),
+    ],
+)
+def test_bad_parameters_fail_in_fit_not_init(ckpt, params, match):
+    X, w = spectra(n=3)
+    emb = SpectralEmbedder(ckpt, wavelengths=w.tolist(), **params)  # __init__ only stores
+    with pytest.raises(ValueError, match=match):
+        emb.fit(X)
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    X, w = spectra(n=3)
+    with pytest.raises(VitnirsError, match="no such checkpoint"):
+        SpectralEmbedder(str(tmp_path / "nope"), wavelengths=w.tolist()).fit(X)
+    with pytest.raises(VitnirsError, match="neither a checkpoint"):
+        SpectralEmbedder(str(tmp_path), wavelengths=w.tolist()).fit(X)
+
+
+def test_default_checkpoint_works_or_says_why(one_thread):
+    """``checkpoint="default"`` is the model shipped in ``vitnirs.models`` (added separately)."""
+    X, w = spectra(n=4)
+    emb = SpectralEmbedder(wavelengths=w.tolist())
+    try:
+        import vitnirs.models  # noqa: F401
+    except ImportError:
+        with pytest.raises(VitnirsError, match="no shipped model"):
+            emb.fit(X)
+        return
+    try:
+        Z = emb.fit_transform(X)
+    except VitnirsError as err:  # e.g. the package is there but its weights are not (yet)
+        assert str(err)
+        return
+    assert Z.shape == (4, emb.embedding_dim_) and np.isfinite(Z).all()
+
+
+def test_pickle_clone_and_json_parameters(ckpt, one_thread):
+    X, w = spectra()
+    emb = SpectralEmbedder(ckpt, wavelengths={"first": 1000.0, "last": 2500.0}).fit(X)
+    Z = emb.transform(X)
+    state = emb.__getstate__()
+    assert "_encoder" not in state and all(not isinstance(v, torch.nn.Module) for v in state.values())
+    blob = pickle.dumps(emb)
+    assert len(blob) < 20_000  # no weights inside (the tiny model alone is ~200 kB)
+    np.testing.assert_array_equal(pickle.loads(blob).transform(X), Z)
+    json.dumps(emb.get_params())  # nirs4all serialises the parameters as JSON
+    fresh = clone(emb)
+    assert not hasattr(fresh, "embedding_dim_") and fresh.get_params() == emb.get_params()
+
+
+# Every check applies to an instance whose grid follows X's width ({"first", "last"}), except one:
+SUBSET_INVARIANCE = (
+    "transform of a subset equals the subset of the transform only up to float32 rounding "
+    "(~1e-7, batched matmuls of another batch shape); the check demands rtol=1e-7 in float64"
+)
+# An explicit grid of L wavelengths only reads X with L columns; these checks feed other widths.
+OTHER_WIDTH = "feeds X whose number of columns differs from len(wavelengths) (a ValueError by design)"
+OTHER_WIDTH_CHECKS = [
+    "check_fit_score_takes_y",
+    "check_estimators_overwrite_params",
+    "check_dont_overwrite_parameters",
+    "check_estimators_fit_returns_self",
+    "check_readonly_memmap_input",
+    "check_n_features_in_after_fitting",
+    "check_positive_only_tag_during_fit",
+    "check_estimators_dtypes",
+    "check_pipeline_consistency",
+    "check_estimators_nan_inf",
+    "check_estimators_pickle",
+    "check_f_contiguous_array_estimator",
+    "check_transformer_data_not_an_array",
+    "check_transformer_general",
+    "check_transformer_preserve_dtypes",
+    "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance",
+    "check_fit2d_1feature",
+    "check_dict_unchanged",
+    "check_fit_idempotent",
+    "check_fit_check_is_fitted",
+    "check_n_features_in",
+    "check_fit2d_predict1d",
+]
+
+
+def _run_checks(estimator, expected: dict[str, str]) -> list[dict]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        results = check_estimator(estimator, expected_failed_checks=expected, on_fail=None, on_skip=None)
+    return results
+
+
+@pytest.mark.parametrize(
+    "wavelengths, expected",
+    [
+        ({"first": 1000.0, "last": 2500.0}, {"check_methods_subset_invariance": SUBSET_INVARIANCE}),
+        (np.linspace(1000.0, 2500.0, 10).tolist(), dict.fromkeys(OTHER_WIDTH_CHECKS, OTHER_WIDTH)),
+    ],
+    ids=["first-last-grid", "explicit-grid"],
+)
+def test_check_estimator(ckpt, wavelengths, expected, one_thread):
+    results = _run_checks(SpectralEmbedder(ckpt, wavelengths=wavelengths), expected)
+    failed = [f"{r['check_name']}: {r['exception']!r}"[:300] for r in results if r["status"] == "failed"]
+    assert not failed, "\n".join(failed)
+    passed = {r["check_name"] for r in results if r["status"] == "passed"}
+    assert len(passed) >= 20 and "check_transformer_general" in passed | set(expected)
+    skipped = {r["check_name"] for r in results if r["status"] == "skipped"}
+    assert skipped <= {"check_array_api_input"}  # needs SCIPY_ARRAY_API; nothing else is skipped
+
+
+def test_runs_as_a_nirs4all_step(ckpt, tmp_path, monkeypatch, one_thread):
+    import nirs4all
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+
+    monkeypatch.chdir(tmp_path)  # nothing may be written here (save_artifacts=False)
+    X, w = spectra(n=60, L=50)
+    y = 3.0 * X[:, 20] - X[:, 40] + 0.1
+    n_train = 45
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        r = nirs4all.run(
+            pipeline=[SpectralEmbedder(ckpt, wavelengths=w.tolist(), batch_size=16), RidgeCV()],
+            dataset=(X, y, {"train": n_train}),
+            verbose=0,
+            save_artifacts=False,
+            random_state=0,
+        )
+    best = r.best
+    assert best["partition"] == "test"
+    y_pred = np.asarray(best["y_pred"], dtype=np.float64).ravel()
+    assert y_pred.shape == (len(X) - n_train,) and np.isfinite(y_pred).all()
+    # the step really embedded: same predictions as the scikit-learn pipeline (nirs4all stores float32)
+    sk = make_pipeline(SpectralEmbedder(ckpt, wavelengths=w.tolist()), RidgeCV())
+    expected = sk.fit(X[:n_train].astype(np.float32), y[:n_train]).predict(X[n_train:].astype(np.float32))
+    np.testing.assert_allclose(y_pred, expected, rtol=1e-3, atol=1e-4)
+    raw = RidgeCV().fit(X[:n_train], y[:n_train]).predict(X[n_train:])
+    assert np.abs(raw - expected).max() > 1e-3
+    assert list(tmp_path.iterdir()) == []
