@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["block_mask", "keep_indices", "masked_indices"]
+__all__ = ["block_mask", "decode_subset", "keep_indices", "masked_indices"]
 
 
 def _random_composition(
@@ -83,6 +83,14 @@ def block_mask(
     Returns:
         mask: bool (B, L), True = masked; never True at padding; exactly
         ``clamp(round(mask_ratio * n_valid), 1, n_valid - 1)`` True per row with n_valid >= 2.
+
+    Example:
+        >>> valid = torch.ones(2, 100, dtype=torch.bool)
+        >>> valid[1, 60:] = False  # the second spectrum has 60 points, then padding
+        >>> mask = block_mask(valid, mask_ratio=0.5, min_block=4, max_block=12,
+        ...                   generator=torch.Generator().manual_seed(0))
+        >>> mask.sum(dim=1).tolist(), bool((mask & ~valid).any())
+        ([50, 30], False)
     """
     if not 0.0 < mask_ratio < 1.0:
         raise ValueError(f"mask_ratio must be in (0, 1), got {mask_ratio}")

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+__all__ = ["BUCKET_EDGES", "DatasetSampler", "step_rng", "steps_per_epoch"]
+
 BUCKET_EDGES = (300, 800, 1400)  # points: ≤300, ≤800, ≤1400, more
 
 
@@ -31,7 +33,11 @@ def step_rng(seed: int, rank: int, step: int, stream: int = 0) -> np.random.Gene
 
 
 class DatasetSampler:
-    """Draw ``(dataset_idx, row_idx)`` for a step.
+    """Draw ``(dataset_idx, row_idx)`` for a step: uniform by dataset, not by row.
+
+    Every dataset gets the same share of a batch whatever its size (a 40-spectrum dataset
+    as much as a 15,000-spectrum one), unless ``weights`` say otherwise; rows are uniform
+    within a dataset. The draw of a step is a pure function of ``(seed, rank, step)``.
 
     Parameters
     ----------
@@ -44,6 +50,12 @@ class DatasetSampler:
         there is no synthetic dataset; 1 when there is no real one).
     weights:
         Optional relative weights of the real datasets (synthetic entries are ignored).
+    seed:
+        Seed of the stream of draws.
+    rank:
+        Data-parallel rank: each rank draws its own stream (``step_rng(seed, rank, step)``).
+    world_size:
+        Number of data-parallel ranks (recorded; the draw depends on ``rank`` only).
     curriculum_steps:
         During the first ``curriculum_steps`` steps the real datasets are weighted by
         ``log(n_rows)`` (larger datasets first), blending linearly into ``weights``.
@@ -53,6 +65,13 @@ class DatasetSampler:
         With ``lengths``: batch size ``min(max_batch, token_budget // longest length in the bucket)``.
     max_batch:
         The most spectra in a batch.
+
+    Examples
+    --------
+    >>> sampler = DatasetSampler([5000, 40], synthetic=[False, False], p_synth=0.0, max_batch=8)
+    >>> dataset_idx, row_idx = sampler.draw(step=0)  # (8,) int64 each: a dataset, a row in it
+    >>> sampler.dataset_probabilities(step=0).tolist()
+    [0.5, 0.5]
     """
 
     def __init__(
