@@ -257,6 +257,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_embed(args: argparse.Namespace) -> int:
+    from vitnirs.embed_csv import embed_csv
+
+    out = embed_csv(
+        args.input, args.out, checkpoint=args.checkpoint, batch_size=args.batch_size, device=args.device,
+        unit=args.unit, signal_type=args.signal_type, progress=_progress(args),
+    )  # fmt: skip
+    print(f"embeddings → {out}")
+    return 0
+
+
 # ----------------------------------------------------------------------------- config
 def cmd_config(args: argparse.Namespace) -> int:
     import yaml
@@ -438,6 +449,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--freeze-encoder", action="store_true", help="train the head only")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser(
+        "embed",
+        formatter_class=_Formatter,
+        help="embed the spectra of one bank CSV (metadata and targets carried through)",
+        description="Read INPUT.csv as `vitnirs prepare` does (units, signal types, reflectance → absorbance), "
+        "embed every spectrum with the checkpoint (default: the model shipped with vitnirs) and write "
+        "OUT.csv or OUT.parquet: the metadata and y_* columns, then emb_0 … emb_{D-1}, in input row order.",
+    )
+    p.add_argument("input", metavar="INPUT.csv")
+    p.add_argument("--out", required=True, help="OUT.csv or OUT.parquet")
+    p.add_argument(
+        "--checkpoint", default="default", help="'default' (the shipped model), a checkpoint or run folder"
+    )
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--unit", help="axis unit (nm, cm-1); wins over a manifest.json beside the file")
+    p.add_argument(
+        "--signal-type", help="absorbance, reflectance, reflectance%%, transmittance, transmittance%%"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser(
         "export",
