@@ -201,6 +201,7 @@ def build_model_card(checkpoint_dir: str | Path, inputs: CardInputs | None = Non
         "",
         "```python",
         "from vitnirs.embedding import embed_spectra, load_encoder",
+        "",
         'model, info = load_encoder("default")  # or the path of this directory',
         "Z = embed_spectra(model, X_absorbance, wavelengths_nm)  # (n, L) -> (n, D)",
         "```",
