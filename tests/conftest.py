@@ -129,3 +129,18 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def tiny_checkpoint(run_dir: Path, *, max_points: int = 256, seed: int = 0) -> Path:
+    """An untrained ``tiny`` model saved as a checkpoint of ``run_dir`` (step 1); its folder."""
+    import torch
+
+    from vitnirs.model.presets import build_mae
+    from vitnirs.train.checkpoint import capture_rng_state, save_checkpoint
+
+    torch.manual_seed(seed)
+    model = build_mae("tiny")
+    spec = {"builder": "vitnirs.model.build_mae", "preset": "tiny", "kwargs": {}}
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    norm = {"max_points": max_points}
+    return save_checkpoint(run_dir, 1, model, opt, None, {}, norm, capture_rng_state(), model_spec=spec)

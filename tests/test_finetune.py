@@ -8,15 +8,13 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import absorbance_table
+from conftest import absorbance_table, tiny_checkpoint
 from safetensors.torch import load_file
 
 from vitnirs.data.prepare import prepare, table_jobs
 from vitnirs.data.store import PreparedStore
 from vitnirs.errors import VitnirsError
 from vitnirs.finetune import finetune
-from vitnirs.model.presets import build_mae
-from vitnirs.train.checkpoint import capture_rng_state, save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 GRID = np.arange(1100.0, 1700.0, 10.0)
@@ -37,12 +35,7 @@ def setup(tmp_path_factory):
         "toy", X, GRID, targets={"y_a": c[:, 0], "y_b": y_b}, metadata={"partition": part}
     )
     prepare(table_jobs([table], "real"), root / "store", progress=False)
-    torch.manual_seed(0)
-    model = build_mae("tiny")
-    spec = {"builder": "vitnirs.model.build_mae", "preset": "tiny", "kwargs": {}}
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    ckpt = save_checkpoint(root / "run", 1, model, opt, None, {}, {"max_points": 256}, capture_rng_state(),
-                           model_spec=spec)  # fmt: skip
+    ckpt = tiny_checkpoint(root / "run")
     return PreparedStore(root / "store"), ckpt, root
 
 

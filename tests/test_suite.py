@@ -7,16 +7,13 @@ import json
 
 import numpy as np
 import pytest
-import torch
-from conftest import absorbance_table
+from conftest import absorbance_table, tiny_checkpoint
 
 from vitnirs.config import load_config
 from vitnirs.data.prepare import prepare, table_jobs
 from vitnirs.data.table import SpectralTable
 from vitnirs.evaluate.suite import evaluate, evaluation_tasks
 from vitnirs.evaluate.text import evaluation_lines
-from vitnirs.model.presets import build_mae
-from vitnirs.train.checkpoint import capture_rng_state, save_checkpoint
 
 GRID = np.arange(1100.0, 1700.0, 10.0)
 
@@ -42,12 +39,7 @@ def _table(n: int = 90, seed: int = 0) -> SpectralTable:
 def result(tmp_path_factory):
     root = tmp_path_factory.mktemp("suite")
     prepare(table_jobs([_table()], "real"), root / "store", progress=False)
-    torch.manual_seed(0)
-    model = build_mae("tiny")
-    spec = {"builder": "vitnirs.model.build_mae", "preset": "tiny", "kwargs": {}}
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    ckpt = save_checkpoint(root / "run", 1, model, opt, None, {}, {"max_points": 256}, capture_rng_state(),
-                           model_spec=spec)  # fmt: skip
+    ckpt = tiny_checkpoint(root / "run")
     cfg = load_config(None, [
         "evaluation.baseline_methods=[pls_raw, snv_sg1_pls]", "evaluation.downstream_methods=[ridge, logistic]",
         "evaluation.repeats=0", "evaluation.transfer=false", "evaluation.robustness=false",
