@@ -29,7 +29,13 @@ from safetensors.torch import load_file, save_file
 
 from vitnirs.errors import VitnirsError
 from vitnirs.model_card import CARD_FILE, CardInputs, build_model_card
-from vitnirs.train.checkpoint import CONFIG_FILE, MODEL_FILE, latest_checkpoint, read_checkpoint_config
+from vitnirs.train.checkpoint import (
+    CONFIG_FILE,
+    MODEL_FILE,
+    latest_checkpoint,
+    read_checkpoint_config,
+    replace_dir,
+)
 
 __all__ = ["PORTABLE_FILES", "export_checkpoint", "export_from_args"]
 
@@ -108,14 +114,7 @@ def export_checkpoint(
         for f in PORTABLE_FILES:  # readable like any installed file (mkdtemp makes 0700)
             os.chmod(tmp / f, 0o666 & ~umask)
         os.chmod(tmp, 0o777 & ~umask)
-        if out.exists():
-            old = out.with_name(f".old_{out.name}")
-            shutil.rmtree(old, ignore_errors=True)
-            os.rename(out, old)
-            os.rename(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, out)
+        replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -139,20 +139,25 @@ def save_checkpoint(
             "extra": extra_state or {},
         }
         torch.save(trainer, tmp / TRAINER_FILE)
-        if final.exists():  # re-saving a step (e.g. after a resume): swap, then drop the old one
-            old = final.with_name(f".old_{final.name}")
-            shutil.rmtree(old, ignore_errors=True)
-            os.rename(final, old)
-            os.rename(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.rename(tmp, final)
+        replace_dir(tmp, final)  # re-saving a step (e.g. after a resume) swaps the folders
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if keep is not None:
         _prune(final.parent, keep)
     return final
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    """Move the finished folder ``tmp`` to ``final``; an existing ``final`` is swapped out, then removed."""
+    if final.exists():
+        old = final.with_name(f".old_{final.name}")
+        shutil.rmtree(old, ignore_errors=True)
+        os.rename(final, old)
+        os.rename(tmp, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, final)
 
 
 def _complete_checkpoints(ckpt_root: Path) -> list[Path]:
