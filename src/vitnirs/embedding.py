@@ -156,8 +156,6 @@ def embed_spectra(
         max_points = (getattr(model, INFO_ATTR, None) or {}).get("max_points") or BatchSettings().max_points
     if meta is not None:
         meta = np.asarray(meta, dtype=np.int64).reshape(n, -1)
-    # no crop, no random subsample: select_points is then deterministic (its random draws are unused)
-    settings = BatchSettings(p_crop=0.0, p_subsample=0.0, max_points=int(max_points), pad_multiple=1)
     dev = torch.device(device)
     model = model.to(dev)
     from tqdm.auto import tqdm
@@ -167,17 +165,32 @@ def embed_spectra(
     with torch.inference_mode():
         for start in tqdm(range(0, n, batch_size), desc="embed", disable=not progress, unit="batch"):
             stop = min(n, start + batch_size)
-            values = torch.from_numpy(np.ascontiguousarray(X[start:stop], dtype=np.float64))
-            waves = torch.from_numpy(np.ascontiguousarray(w[start:stop], dtype=np.float32))
-            valid = torch.ones(values.shape, dtype=torch.bool)
-            if max_points and max_points < L:
-                index, valid = select_points(valid, settings, torch.Generator().manual_seed(0))
-                values, waves = values.gather(1, index), waves.gather(1, index)
-            normed, level = normalise(values, valid)
+            normed, waves, valid, level = encoder_inputs(X[start:stop], w[start:stop], max_points)
             m = None if meta is None else torch.from_numpy(meta[start:stop]).to(dev)
             z = model.embed(normed.to(dev), waves.to(dev), valid.to(dev), level.to(dev), m)
             chunks.append(z.float().cpu().numpy())
     return np.concatenate(chunks) if chunks else out
+
+
+def encoder_inputs(
+    X: np.ndarray, wavelengths_nm: np.ndarray, max_points: int | None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Spectra ``(b, L)`` and their grids ``(b, L)`` as the encoder reads them, as in pretraining.
+
+    At most ``max_points`` evenly spaced points (deterministic), then per-spectrum normalisation.
+    Returns ``values`` float32 ``(b, L')``, ``wavelengths`` float32 ``(b, L')``, ``valid`` bool
+    ``(b, L')`` and ``level`` float32 ``(b, 2)``.
+    """
+    values = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float64))
+    waves = torch.from_numpy(np.ascontiguousarray(np.broadcast_to(wavelengths_nm, X.shape), dtype=np.float32))
+    valid = torch.ones(values.shape, dtype=torch.bool)
+    if max_points and max_points < X.shape[1]:
+        # no crop, no random subsample: select_points is then deterministic (its random draws are unused)
+        settings = BatchSettings(p_crop=0.0, p_subsample=0.0, max_points=int(max_points), pad_multiple=1)
+        index, valid = select_points(valid, settings, torch.Generator().manual_seed(0))
+        values, waves = values.gather(1, index), waves.gather(1, index)
+    normed, level = normalise(values, valid)
+    return normed.float(), waves, valid, level.float()
 
 
 def meta_ids(store: Any, name: str, meta_vocab: dict[str, list[str]]) -> np.ndarray:

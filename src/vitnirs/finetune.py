@@ -29,7 +29,6 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from vitnirs.batching.collate import BatchSettings, normalise, select_points
 from vitnirs.errors import VitnirsError
 from vitnirs.evaluate.downstream import run_heads
 from vitnirs.evaluate.metrics import regression_metrics
@@ -37,16 +36,11 @@ from vitnirs.evaluate.splits import make_splits, regression_targets
 
 
 def _inputs(X: np.ndarray, wavelengths_nm: np.ndarray, max_points: int) -> dict[str, torch.Tensor]:
-    """Every row as the encoder reads it: ``values/wavelengths/valid (n, L')``, ``level (n, 2)``."""
-    values = torch.from_numpy(np.asarray(X, dtype=np.float64))
-    waves = torch.from_numpy(np.broadcast_to(wavelengths_nm, X.shape).astype(np.float32))
-    valid = torch.ones(values.shape, dtype=torch.bool)
-    if max_points and max_points < X.shape[1]:  # evenly spaced points, deterministic (as embed_spectra)
-        settings = BatchSettings(p_crop=0.0, p_subsample=0.0, max_points=int(max_points), pad_multiple=1)
-        index, valid = select_points(valid, settings, torch.Generator().manual_seed(0))
-        values, waves = values.gather(1, index), waves.gather(1, index)
-    normed, level = normalise(values, valid)
-    return {"values": normed.float(), "wavelengths": waves, "valid": valid, "level": level.float()}
+    """Every row as the encoder reads it (:func:`vitnirs.embedding.encoder_inputs`)."""
+    from vitnirs.embedding import encoder_inputs
+
+    values, waves, valid, level = encoder_inputs(X, wavelengths_nm, max_points)
+    return {"values": values, "wavelengths": waves, "valid": valid, "level": level}
 
 
 class _Standardise(torch.nn.Module):
