@@ -48,7 +48,7 @@ __all__ = ["INSTRUMENT_GROUPS", "PDS_DEFAULTS", "align_instruments", "transfer_p
 # One PLS component per window: with k = 5 or 10 standards, two components fit the standards'
 # noise. Measured on the demo bank (corn, 6 ordered pairs, k = 10, median test RMSEP of
 # pls_raw+pds): window 5 / 2 components 0.579, window 5 / 1 component 0.107 (slope/bias 0.109);
-# tablets k = 10: 3.08 with 1 component. Chosen after seeing those test numbers: it makes the
+# tablets k = 10: 3.08 with 1 component, 4.07 with 2 (`python benchmarks/pds_components.py`). Chosen after seeing those test numbers: it makes the
 # classical reference stronger, never the encoder.
 PDS_DEFAULTS = {"window": 5, "n_components": 1}
 
