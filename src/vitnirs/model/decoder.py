@@ -61,8 +61,11 @@ class MAEDecoder(nn.Module):
     def forward(self, latents: torch.Tensor, wavelengths: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """latents: (B, N, D_latent), wavelengths: (B, M) nm, valid: bool (B, M) -> pred (B, M), 0 where invalid."""
         context = self.latent_proj(latents)  # [B, N, D]
-        q = self.wavelength_encoding(wavelengths) + self.mask_token  # [B, M, D]
-        for block in self.blocks:
+        # a query depends on its wavelength only until it reads the latents: the first block
+        # normalises and projects each distinct wavelength once (CPU: ~U = L rows, not B x M)
+        table, index = self.wavelength_encoding.table(wavelengths)  # [U, D], [B, M]
+        q = self.blocks[0](table + self.mask_token[0], context, index=index)  # [B, M, D]
+        for block in self.blocks[1:]:
             q = block(q, context)
         pred = self.head(self.norm(q)).squeeze(-1)  # [B, M]
         return pred * valid

@@ -17,6 +17,8 @@ import math
 import torch
 from torch import nn
 
+from vitnirs.model.attention import take_rows
+
 __all__ = ["WavelengthEncoding"]
 
 
@@ -60,15 +62,21 @@ class WavelengthEncoding(nn.Module):
         angles = x[..., None] * self.freqs  # [..., F]
         return torch.cat([x[..., None], torch.sin(angles), torch.cos(angles)], dim=-1)
 
-    def forward(self, wavelengths_nm: torch.Tensor) -> torch.Tensor:
-        """wavelengths_nm: (B, L) in nm -> codes (B, L, d_model).
+    def table(self, wavelengths_nm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """wavelengths_nm: (B, L) nm -> codes (U, d_model) and index long (B, L) into them.
 
-        On CPU the code is computed once per distinct wavelength and gathered (spectra of a
-        batch share few grids: 1,430 -> 1,760 spectra/s embedding, tiny preset, L = 700, one
-        CPU thread); on GPU, where ``torch.unique`` would synchronise, directly. Same values
-        either way.
+        On CPU the code is computed once per distinct wavelength (spectra of a batch share few
+        grids: 1,430 -> 1,760 spectra/s embedding, tiny preset, L = 700, one CPU thread); on
+        GPU, where ``torch.unique`` would synchronise, once per point (U = B x L).
         """
         if wavelengths_nm.device.type != "cpu":
-            return self.mlp(self.features(wavelengths_nm))
+            index = torch.arange(wavelengths_nm.numel(), device=wavelengths_nm.device)
+            return self.mlp(self.features(wavelengths_nm.reshape(-1))), index.view(wavelengths_nm.shape)
         distinct, inverse = torch.unique(wavelengths_nm, return_inverse=True)  # [U], [B, L]
-        return self.mlp(self.features(distinct))[inverse]  # [B, L, D]
+        return self.mlp(self.features(distinct)), inverse
+
+    def forward(self, wavelengths_nm: torch.Tensor) -> torch.Tensor:
+        """wavelengths_nm: (B, L) in nm -> codes (B, L, d_model); the same values on any device."""
+        if wavelengths_nm.device.type != "cpu":
+            return self.mlp(self.features(wavelengths_nm))
+        return take_rows(*self.table(wavelengths_nm))  # [B, L, D]
