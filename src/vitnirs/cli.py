@@ -21,6 +21,7 @@ from vitnirs.commands import (
     cmd_export,
     cmd_finetune,
     cmd_lodo,
+    cmd_pack,
     cmd_prepare,
     cmd_pretrain,
     cmd_report,
@@ -264,6 +265,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--note", action="append", help="a line for the card (repeatable)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "pack",
+        formatter_class=_Formatter,
+        help="compact copy of a store (float16, pretraining regions) to carry to a GPU machine",
+        description="Copy the datasets of some regions of a prepared store with values and baselines in "
+        "float16; the manifest records the rounding error of each. Pretraining reads it like any store, "
+        "without nirs4all.",
+    )
+    p.add_argument("store", help="a prepared store (vitnirs prepare)")
+    p.add_argument("--out", required=True, help="the packed store's folder (replaced if it is a store)")
+    p.add_argument("--regions", nargs="+", default=["NIR", "vis-NIR"], help="regions kept")
+    p.add_argument("--all-regions", action="store_true", help="keep every region")
+    p.add_argument("--dtype", choices=["float16", "float32"], default="float16")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_pack)
 
     p = sub.add_parser("config", formatter_class=_Formatter, help="validate a config and print it resolved")
     _add_config_options(p)

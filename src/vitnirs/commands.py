@@ -68,6 +68,27 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- pack
+def cmd_pack(args: argparse.Namespace) -> int:
+    from vitnirs.data.pack import folder_mib, pack_store
+
+    regions = None if args.all_regions else args.regions
+    manifest = pack_store(args.store, args.out, regions=regions, dtype=args.dtype, progress=_progress(args))
+    packed = manifest["packed"]
+    worst = max(
+        (e["max_rel_std"], name, part)
+        for name, parts in packed["rounding_error"].items()
+        for part, e in parts.items()
+    )
+    print(
+        f"packed {len(manifest['datasets'])} datasets ({packed['dtype']}) into {args.out}: "
+        f"{folder_mib(args.out):.1f} MiB (source {folder_mib(args.store):.1f} MiB); "
+        f"left out {len(packed['left_out'])}; largest rounding error {worst[0]:.2g} x the spectrum's std "
+        f"({worst[1]}, {worst[2]})"
+    )
+    return 0
+
+
 # ----------------------------------------------------------------------------- synth
 def cmd_synth(args: argparse.Namespace) -> int:
     from vitnirs.data.prepare import prepare

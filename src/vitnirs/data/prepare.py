@@ -34,7 +34,7 @@ from vitnirs.data.store import (
 )
 from vitnirs.data.table import SpectralTable
 from vitnirs.data.validate import build_table
-from vitnirs.errors import BadFileError
+from vitnirs.errors import BadFileError, VitnirsError
 
 
 @dataclass(frozen=True)
@@ -172,6 +172,8 @@ def prepare(
     store.mkdir(parents=True, exist_ok=True)
     jobs = list(jobs)
     old = read_manifest(store) or {"datasets": []}
+    if "packed" in old:
+        raise VitnirsError(f"{store}: a packed copy (`vitnirs pack`), read-only; prepare into another folder")
     old_records = {r["name"]: r for r in old["datasets"]}
     job_names = {j.name for j in jobs}
 

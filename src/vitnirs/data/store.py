@@ -29,6 +29,7 @@ import pandas as pd
 
 from vitnirs.data.table import SpectralTable
 from vitnirs.errors import VitnirsError
+from vitnirs.files import replace_dir
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -77,14 +78,7 @@ def write_dataset(store: Path, table: SpectralTable, baseline: np.ndarray, recor
         _write_frame(table.targets, tmp / "targets.parquet")
         _write_frame(table.metadata, tmp / "metadata.parquet")
         (tmp / "record.json").write_text(json.dumps(record, indent=1))
-        final = root / table.name
-        if final.exists():
-            old = root / f".{table.name}.old-{os.getpid()}"
-            final.rename(old)
-            tmp.rename(final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(final)
+        replace_dir(tmp, root / table.name)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -151,11 +145,11 @@ class PreparedStore:
         return self.path / "datasets" / name
 
     def values(self, name: str) -> np.ndarray:
-        """``(n, L)`` float32, memory-mapped read-only."""
+        """``(n, L)`` float32 (float16 in a packed store, see :mod:`vitnirs.data.pack`), memory-mapped read-only."""
         return np.load(self._dir(name) / "values.npy", mmap_mode="r")
 
     def baseline(self, name: str) -> np.ndarray:
-        """``(n, L)`` float32 AsLS baseline, memory-mapped read-only."""
+        """``(n, L)`` AsLS baseline, float32 (or float16, packed), memory-mapped read-only."""
         return np.load(self._dir(name) / "baseline.npy", mmap_mode="r")
 
     def wavelengths_nm(self, name: str) -> np.ndarray:

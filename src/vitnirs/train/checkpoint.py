@@ -20,7 +20,6 @@ half-written directory that ``latest_checkpoint`` would pick.
 from __future__ import annotations
 
 import json
-import os
 import random
 import shutil
 import tempfile
@@ -33,6 +32,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vitnirs.errors import VitnirsError
+from vitnirs.files import replace_dir
 
 FORMAT_VERSION = 1
 MODEL_FILE, CONFIG_FILE, TRAINER_FILE = "model.safetensors", "config.json", "trainer.pt"
@@ -146,18 +146,6 @@ def save_checkpoint(
     if keep is not None:
         _prune(final.parent, keep)
     return final
-
-
-def replace_dir(tmp: Path, final: Path) -> None:
-    """Move the finished folder ``tmp`` to ``final``; an existing ``final`` is swapped out, then removed."""
-    if final.exists():
-        old = final.with_name(f".old_{final.name}")
-        shutil.rmtree(old, ignore_errors=True)
-        os.rename(final, old)
-        os.rename(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, final)
 
 
 def _complete_checkpoints(ckpt_root: Path) -> list[Path]:
