@@ -180,8 +180,15 @@ def test_level_token_keeps_level_and_scale() -> None:
     batch = make_batch([50, 50])
     values = batch["values"][:1].expand(2, -1)  # identical after normalisation
     level = torch.tensor([[0.2, -1.0], [0.9, 0.5]])  # different mean and log std
-    emb = model.embed(values, batch["wavelengths"][:1].expand(2, -1), batch["valid"][:2], level)
+    args = (values, batch["wavelengths"][:1].expand(2, -1), batch["valid"][:2], level)
+    emb = model.embed(*args)
     assert (emb[0] - emb[1]).abs().max() > 1e-3
+    blind = tiny(level_token=False)  # the ablation: the token stays, its input is blanked
+    emb = blind.embed(*args)
+    torch.testing.assert_close(emb[0], emb[1], atol=0, rtol=0)
+    valid = batch["valid"][:2].clone()
+    valid[0] = False  # still a valid key for a row with no real point
+    assert torch.isfinite(blind.embed(values, args[1], valid, level)).all()
 
 
 def test_all_points_masked_or_padding_is_finite() -> None:
@@ -255,3 +262,30 @@ def test_training_reduces_heldout_mae_loss() -> None:
         torch.set_num_threads(threads)
     # predicting the mean (0) scores about 1; the untrained model about 1.4
     assert trained < 0.4 * untrained and trained < 0.5, (untrained, trained)
+
+
+def test_shared_wavelength_codes_match_the_direct_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CPU path (codes once per distinct wavelength, then gathered; the decoder's first query
+    projection on those rows) gives the GPU path's values and gradients, shared grids or not."""
+    torch.manual_seed(0)
+    model = build_mae("tiny")
+    grid = torch.linspace(1000, 2500, 40)
+    wl = torch.stack([grid[torch.randperm(40)[:25].sort().values] for _ in range(3)])  # partly shared
+    latents = torch.randn(3, 8, 32, requires_grad=True)
+    valid = torch.ones(3, 25, dtype=torch.bool)
+
+    def run() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        model.zero_grad()
+        latents.grad = None
+        out = model.decoder(latents, wl, valid)
+        codes = model.encoder.wavelength_encoding(wl)
+        (out.sum() + codes.square().sum()).backward()
+        grad_q = model.decoder.blocks[0].attn.to_q.weight.grad.clone()
+        return out.detach(), codes.detach(), grad_q
+
+    shared = run()
+    for enc in (model.decoder.wavelength_encoding, model.encoder.wavelength_encoding):
+        monkeypatch.setattr(enc, "table", lambda w, enc=enc: (enc.mlp(enc.features(w)), None))
+    direct = run()
+    for a, b in zip(shared, direct, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

@@ -212,6 +212,11 @@ class ModelConfig(_Section):
         lt=1,
         description="Dropout probability in the encoder (0 = none, as MAE pretrains; attention dropout 0.1 measured ~1/3 of a CPU step).",
     )
+    level_token: bool = Field(
+        True,
+        description="Feed each spectrum's (mean, log std), removed by the per-spectrum normalisation, to the "
+        "encoder as a token; false keeps the token but blanks its input (the level-token ablation).",
+    )
 
     @model_validator(mode="before")
     @classmethod

@@ -61,10 +61,12 @@ class MAEDecoder(nn.Module):
     def forward(self, latents: torch.Tensor, wavelengths: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """latents: (B, N, D_latent), wavelengths: (B, M) nm, valid: bool (B, M) -> pred (B, M), 0 where invalid."""
         context = self.latent_proj(latents)  # [B, N, D]
-        # a query depends on its wavelength only until it reads the latents: the first block
-        # normalises and projects each distinct wavelength once (CPU: ~U = L rows, not B x M)
-        table, index = self.wavelength_encoding.table(wavelengths)  # [U, D], [B, M]
-        q = self.blocks[0](table + self.mask_token[0], context, index=index)  # [B, M, D]
+        # a query depends on its wavelength only until it reads the latents: on CPU the first
+        # block normalises and projects each distinct wavelength once (U ~ L rows, not B x M);
+        # decoder fwd + bwd, small, B = 64, M = 1,470: 226 -> 186 ms (2 cores)
+        # CPU: codes [U, D], index [B, M]; GPU: codes [B, M, D], index None
+        codes, index = self.wavelength_encoding.table(wavelengths)
+        q = self.blocks[0](codes + self.mask_token[0], context, index=index)  # [B, M, D]
         for block in self.blocks[1:]:
             q = block(q, context)
         pred = self.head(self.norm(q)).squeeze(-1)  # [B, M]

@@ -39,6 +39,8 @@ class SpectralPerceiver(nn.Module):
         dropout: dropout in attention and MLPs.
         meta_dropout: training-time probability of replacing a metadata id by 0 (unknown).
         n_frequencies: Fourier frequencies of the wavelength encoding.
+        level_token: False blanks the level token's input (zeros): the encoder then sees only
+            the normalised shape, as the roadmap's model did (the level-token ablation).
     """
 
     def __init__(
@@ -55,9 +57,11 @@ class SpectralPerceiver(nn.Module):
         dropout: float = 0.0,
         meta_dropout: float = 0.1,
         n_frequencies: int = 32,
+        level_token: bool = True,
     ):
         super().__init__()
         self.d_model = d_model
+        self.level_token = level_token
         self.n_meta_fields = n_meta_fields
         self.meta_dropout = meta_dropout
         self.value_embed = nn.Linear(1, d_model)
@@ -118,6 +122,8 @@ class SpectralPerceiver(nn.Module):
         """
         B = values.shape[0]
         tokens = self.value_embed(values[..., None]) + self.wavelength_encoding(wavelengths)  # [B, L, D]
+        if not self.level_token:  # the token stays (every row keeps a valid key) but carries no level
+            level = torch.zeros_like(level)
         extra = [self.level_embed(level.float())[:, None, :] + self.level_type]  # [B, 1, D]
         if self.meta_tables is not None:
             extra.append(self.embed_meta(meta, B, values.device))

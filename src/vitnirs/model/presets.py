@@ -38,10 +38,11 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 _DEFAULTS: dict[str, Any] = {
     "n_meta_fields": 3, "meta_vocab": 64, "dropout": 0.0, "meta_dropout": 0.1, "n_frequencies": 32,
+    "level_token": True,
 }  # fmt: skip
 _ENCODER_KEYS = {
     "d_model", "n_latents", "n_heads", "n_cross_layers", "n_self_layers", "d_meta",
-    "n_meta_fields", "meta_vocab", "dropout", "meta_dropout", "n_frequencies",
+    "n_meta_fields", "meta_vocab", "dropout", "meta_dropout", "n_frequencies", "level_token",
 }  # fmt: skip
 _DECODER_KEYS = {"decoder_d_model", "decoder_n_heads", "decoder_n_layers", "decoder_dropout"}
 

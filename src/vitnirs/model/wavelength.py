@@ -62,21 +62,20 @@ class WavelengthEncoding(nn.Module):
         angles = x[..., None] * self.freqs  # [..., F]
         return torch.cat([x[..., None], torch.sin(angles), torch.cos(angles)], dim=-1)
 
-    def table(self, wavelengths_nm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """wavelengths_nm: (B, L) nm -> codes (U, d_model) and index long (B, L) into them.
+    def table(self, wavelengths_nm: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """wavelengths_nm: (B, L) nm -> (codes, index).
 
-        On CPU the code is computed once per distinct wavelength (spectra of a batch share few
-        grids: 1,430 -> 1,760 spectra/s embedding, tiny preset, L = 700, one CPU thread); on
-        GPU, where ``torch.unique`` would synchronise, once per point (U = B x L).
+        On CPU, codes (U, d_model) once per distinct wavelength and index long (B, L) into them
+        (spectra of a batch share few grids: 1,430 -> 1,760 spectra/s embedding, tiny preset,
+        L = 700, one CPU thread). On GPU, where ``torch.unique`` would synchronise, codes
+        (B, L, d_model) directly and index None.
         """
         if wavelengths_nm.device.type != "cpu":
-            index = torch.arange(wavelengths_nm.numel(), device=wavelengths_nm.device)
-            return self.mlp(self.features(wavelengths_nm.reshape(-1))), index.view(wavelengths_nm.shape)
+            return self.mlp(self.features(wavelengths_nm)), None
         distinct, inverse = torch.unique(wavelengths_nm, return_inverse=True)  # [U], [B, L]
         return self.mlp(self.features(distinct)), inverse
 
     def forward(self, wavelengths_nm: torch.Tensor) -> torch.Tensor:
         """wavelengths_nm: (B, L) in nm -> codes (B, L, d_model); the same values on any device."""
-        if wavelengths_nm.device.type != "cpu":
-            return self.mlp(self.features(wavelengths_nm))
-        return take_rows(*self.table(wavelengths_nm))  # [B, L, D]
+        codes, index = self.table(wavelengths_nm)
+        return codes if index is None else take_rows(codes, index)  # [B, L, D]
