@@ -17,9 +17,9 @@ __all__ = ["Attention", "MLP", "CrossAttentionBlock", "SelfAttentionBlock", "tak
 def take_rows(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Rows of a shared table per position: table (U, D), index long (B, N) -> (B, N, D).
 
-    ``index_select`` rather than ``table[index]``: its backward is ``index_add``, not
-    ``index_put`` with accumulation, which costs ~8x more on CPU (2 cores, B = 128, L = 630:
-    61 ms -> ~8 ms per step).
+    ``index_select`` rather than ``table[index]``: its backward is ``index_add``, not an
+    accumulating ``index_put``. Profiled on 2 CPU cores, ``small`` preset, batch 64, L = 2,100:
+    that ``index_put`` took 61 ms of a 469 ms step; with ``index_select`` the step took 408 ms.
     """
     return table.index_select(0, index.reshape(-1)).view(*index.shape, table.shape[-1])
 
