@@ -27,6 +27,18 @@ def smooth_spectra(n: int, n_points: int = len(WAVELENGTHS), seed: int = 0) -> n
     return np.round(base + peak + rng.normal(0.0, 0.002, (n, n_points)), 5)
 
 
+def peak_spectra(
+    n: int, n_points: int, seed: int = 0, lo: float = 1000.0, hi: float = 2500.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(n, L)`` float64 smooth absorbance-like spectra (level, slope, one band) and their ``(L,)`` nm grid."""
+    rng = np.random.default_rng(seed)
+    w = np.linspace(lo, hi, n_points)
+    x = (w - lo) / (hi - lo)
+    X = 0.5 + rng.uniform(0, 0.3, (n, 1)) + rng.uniform(-0.2, 0.2, (n, 1)) * x
+    X = X + rng.uniform(0.1, 0.5, (n, 1)) * np.exp(-(((x - rng.uniform(0.3, 0.7, (n, 1))) / 0.1) ** 2))
+    return X, w
+
+
 def csv_text(header: Sequence, rows: Sequence[Sequence], sep: str = ",") -> str:
     """One header line plus one line per row; cells written with ``str``."""
     lines = [sep.join(str(h) for h in header)]

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import pickle
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import peak_spectra, tiny_checkpoint
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.estimator_checks import check_estimator
@@ -19,35 +19,18 @@ from sklearn.utils.estimator_checks import check_estimator
 from vitnirs.embedder import SpectralEmbedder
 from vitnirs.embedding import embed_spectra, load_encoder
 from vitnirs.errors import VitnirsError
-from vitnirs.model import build_mae
-from vitnirs.train.checkpoint import capture_rng_state, save_checkpoint
 
 D_TINY = 32  # d_model of the "tiny" preset
 
 
-def tiny_checkpoint(run_dir: Path, seed: int = 0, max_points: int = 64) -> Path:
-    """A tiny randomly initialised model saved as a checkpoint directory (as pretraining saves it)."""
-    torch.manual_seed(seed)
-    model = build_mae("tiny")
-    norm = {"max_points": max_points, "meta_vocab": {}}
-    spec = {"builder": "vitnirs.model.build_mae", "preset": "tiny", "kwargs": {}}
-    opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    return save_checkpoint(run_dir, 1, model, opt, None, {}, norm, capture_rng_state(), model_spec=spec)
-
-
 def spectra(n: int = 20, L: int = 80, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``(n, L)`` smooth absorbance-like spectra (float64) and their ascending ``(L,)`` nm grid."""
-    rng = np.random.default_rng(seed)
-    w = np.linspace(1000.0, 2500.0, L)
-    x = (w - 1000.0) / 1500.0
-    X = 0.5 + rng.uniform(0, 0.3, (n, 1)) + rng.uniform(-0.2, 0.2, (n, 1)) * x
-    X = X + rng.uniform(0.1, 0.5, (n, 1)) * np.exp(-(((x - rng.uniform(0.3, 0.7, (n, 1))) / 0.1) ** 2))
-    return X, w
+    """``(n, L)`` float64 spectra and their ascending ``(L,)`` nm grid, 1000-2500 nm."""
+    return peak_spectra(n, L, seed)
 
 
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory) -> str:
-    return str(tiny_checkpoint(tmp_path_factory.mktemp("tiny_run")))
+    return str(tiny_checkpoint(tmp_path_factory.mktemp("tiny_run"), max_points=64))
 
 
 def test_transform_equals_embed_spectra(ckpt, tmp_path, one_thread):
@@ -60,7 +43,7 @@ def test_transform_equals_embed_spectra(ckpt, tmp_path, one_thread):
     np.testing.assert_allclose(Z, embed_spectra(model, X, w), atol=1e-6)
     assert list(emb.get_feature_names_out()) == [f"emb_{i}" for i in range(D_TINY)]
     # the checkpoint is really used: another model gives other embeddings
-    other = SpectralEmbedder(str(tiny_checkpoint(tmp_path, seed=1)), wavelengths=w.tolist())
+    other = SpectralEmbedder(str(tiny_checkpoint(tmp_path, seed=1, max_points=64)), wavelengths=w.tolist())
     assert np.abs(other.fit_transform(X) - Z).max() > 1e-3
     # the result does not depend on the batch size
     np.testing.assert_allclose(emb.set_params(batch_size=256).fit_transform(X), Z, atol=1e-5)

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import peak_spectra
 
 from vitnirs.embedding import embed_spectra, embed_store, load_encoder
 from vitnirs.errors import VitnirsError
@@ -17,12 +18,8 @@ D_TINY = 32
 
 
 def spectra(n: int = 20, L: int = 120, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``(n, L)`` smooth absorbance-like spectra and their ``(L,)`` grid in nm."""
-    rng = np.random.default_rng(seed)
-    w = np.linspace(1000.0, 2500.0, L)
-    x = (w - 1000.0) / 1500.0
-    X = 0.5 + rng.uniform(0, 0.3, (n, 1)) + rng.uniform(-0.2, 0.2, (n, 1)) * x
-    X = X + rng.uniform(0.1, 0.5, (n, 1)) * np.exp(-(((x - rng.uniform(0.3, 0.7, (n, 1))) / 0.1) ** 2))
+    """``(n, L)`` float32 spectra and their ``(L,)`` grid in nm, 1000-2500 nm."""
+    X, w = peak_spectra(n, L, seed)
     return X.astype(np.float32), w
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import peak_spectra
 from safetensors import safe_open
 
 from vitnirs.embedding import embed_spectra, load_encoder
@@ -23,12 +24,8 @@ DATASETS = ["alpha_real", "beta_real", "synth_gamma"]
 
 
 def spectra(n: int = 12, L: int = 150, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """``(n, L)`` smooth absorbance-like spectra and their ``(L,)`` grid in nm."""
-    rng = np.random.default_rng(seed)
-    w = np.linspace(1100.0, 2400.0, L)
-    x = (w - 1100.0) / 1300.0
-    X = 0.5 + rng.uniform(0, 0.3, (n, 1)) + rng.uniform(-0.2, 0.2, (n, 1)) * x
-    X = X + rng.uniform(0.1, 0.5, (n, 1)) * np.exp(-(((x - rng.uniform(0.3, 0.7, (n, 1))) / 0.1) ** 2))
+    """``(n, L)`` float32 spectra and their ``(L,)`` grid in nm, 1100-2400 nm."""
+    X, w = peak_spectra(n, L, seed, lo=1100.0, hi=2400.0)
     return X.astype(np.float32), w
 
 
