@@ -46,7 +46,7 @@ def resolve_checkpoint(checkpoint: str | Path) -> Path:
     (:func:`vitnirs.models.default_checkpoint`); a run directory resolves to its newest
     complete checkpoint. :class:`~vitnirs.errors.VitnirsError` when there is none.
     """
-    from vitnirs.train.checkpoint import CONFIG_FILE, MODEL_FILE, latest_checkpoint
+    from vitnirs.train.checkpoint import find_checkpoint
 
     if isinstance(checkpoint, str) and checkpoint == "default":
         try:
@@ -61,17 +61,7 @@ def resolve_checkpoint(checkpoint: str | Path) -> Path:
         path = Path(checkpoint)
     else:
         raise VitnirsError(f"checkpoint must be 'default' or a path; got {type(checkpoint).__name__}")
-    if not path.exists():
-        raise VitnirsError(f"{path}: no such checkpoint or run directory")
-    if (path / MODEL_FILE).is_file() and (path / CONFIG_FILE).is_file():
-        return path
-    found = latest_checkpoint(path)
-    if found is None:
-        raise VitnirsError(
-            f"{path}: neither a checkpoint directory (model.safetensors + config.json) "
-            "nor a run directory with complete checkpoints under checkpoints/"
-        )
-    return found
+    return find_checkpoint(path)
 
 
 def cached_encoder(ckpt_dir: Path, device: str) -> tuple[Any, dict[str, Any]]:

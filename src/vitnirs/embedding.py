@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 from vitnirs.batching.collate import BatchSettings, normalise, select_points
-from vitnirs.errors import VitnirsError
 
 __all__ = ["embed_spectra", "embed_store", "load_encoder", "meta_ids"]
 
@@ -50,23 +49,13 @@ def load_encoder(checkpoint: str | Path, *, device: str = "cpu") -> tuple[torch.
         The same dict is attached to the model as ``model.vitnirs_info`` so that
         :func:`embed_spectra` uses the checkpoint's ``max_points`` by default.
     """
-    from vitnirs.train.checkpoint import CONFIG_FILE, MODEL_FILE, latest_checkpoint, load_model
+    from vitnirs.train.checkpoint import find_checkpoint, load_model
 
     if str(checkpoint) == "default":
         from vitnirs.models import default_checkpoint
 
         checkpoint = default_checkpoint()
-    path = Path(checkpoint)
-    if not path.exists():
-        raise VitnirsError(f"{path}: no such checkpoint or run directory")
-    if not ((path / MODEL_FILE).is_file() and (path / CONFIG_FILE).is_file()):
-        found = latest_checkpoint(path)
-        if found is None:
-            raise VitnirsError(
-                f"{path}: neither a checkpoint directory (model.safetensors + config.json) "
-                "nor a run directory with complete checkpoints under checkpoints/"
-            )
-        path = found
+    path = find_checkpoint(checkpoint)
     model, meta = load_model(path, map_location=device)
     model.eval()
     norm = dict(meta.get("normalization") or {})

@@ -30,29 +30,12 @@ from safetensors.torch import load_file, save_file
 from vitnirs.errors import VitnirsError
 from vitnirs.files import replace_dir
 from vitnirs.model_card import CARD_FILE, CardInputs, build_model_card
-from vitnirs.train.checkpoint import (
-    CONFIG_FILE,
-    MODEL_FILE,
-    latest_checkpoint,
-    read_checkpoint_config,
-)
+from vitnirs.train.checkpoint import CONFIG_FILE, MODEL_FILE, find_checkpoint, read_checkpoint_config
 
 __all__ = ["PORTABLE_FILES", "export_checkpoint", "export_from_args"]
 
 PORTABLE_FILES = (MODEL_FILE, CONFIG_FILE, CARD_FILE)
 DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
-
-
-def _resolve(checkpoint: Path) -> Path:
-    if (checkpoint / MODEL_FILE).is_file() and (checkpoint / CONFIG_FILE).is_file():
-        return checkpoint
-    found = latest_checkpoint(checkpoint)
-    if found is None:
-        raise VitnirsError(
-            f"{checkpoint}: neither a checkpoint directory (model.safetensors + config.json) "
-            "nor a run directory with complete checkpoints under checkpoints/"
-        )
-    return found
 
 
 def export_checkpoint(
@@ -88,7 +71,7 @@ def export_checkpoint(
     """
     if dtype not in DTYPES:
         raise VitnirsError(f"dtype must be one of {sorted(DTYPES)}; got {dtype!r}")
-    src = _resolve(Path(checkpoint_dir))
+    src = find_checkpoint(checkpoint_dir)
     meta = read_checkpoint_config(src)  # checks format_version
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:

@@ -173,6 +173,25 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
+def find_checkpoint(path: str | Path) -> Path:
+    """A checkpoint directory as given, or a run directory's newest complete checkpoint.
+
+    :class:`~vitnirs.errors.VitnirsError` naming the path when it is neither.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise VitnirsError(f"{path}: no such checkpoint or run directory")
+    if (path / MODEL_FILE).is_file() and (path / CONFIG_FILE).is_file():
+        return path
+    found = latest_checkpoint(path)
+    if found is None:
+        raise VitnirsError(
+            f"{path}: neither a checkpoint directory (model.safetensors + config.json) "
+            "nor a run directory with complete checkpoints under checkpoints/"
+        )
+    return found
+
+
 # ----------------------------------------------------------------------------- load
 def read_checkpoint_config(ckpt_dir: str | Path) -> dict[str, Any]:
     """``config.json`` of a checkpoint, checked (a clear error for a missing dir or bad version)."""
