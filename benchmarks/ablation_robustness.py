@@ -5,9 +5,9 @@
 Reads every finished variant of the ``vitnirs ablate`` output folders ``ABL`` (their
 ``evaluation/metrics.json``, run with ``evaluation.robustness`` on) and writes, per variant,
 dataset and perturbation, the ratio at the largest severity for the embedding head and for the
-classical pipelines of the same evaluation (which do not depend on the variant: the same
-numbers in every row, a check that the variants were scored alike). Several folders (e.g. the
-same variants with another ``training.seed``) are reported side by side, keyed by folder.
+classical pipelines of the same evaluation. The classical ratios do not depend on the variant
+but do on the folder: its ``training.seed`` also draws the perturbations. Several folders (e.g.
+the same variants with another seed) are reported side by side, keyed by folder.
 """
 
 from __future__ import annotations
@@ -60,23 +60,21 @@ def collect(folder: Path) -> list[dict]:
 
 
 def markdown(rows: list[dict]) -> str:
-    """One line per (dataset, perturbation): each variant's embedding ratio, then the classical ones."""
-    cols = sorted({(r["folder"], r["variant"]) for r in rows if r["method"].startswith("embedding")})
-    classical = sorted({r["method"] for r in rows if not r["method"].startswith("embedding")})
-    cell = {(r["folder"], r["variant"], r["dataset"], r["perturbation"], r["method"]): r for r in rows}
-    keys = sorted({(r["dataset"], r["perturbation"], r["severity"], r["severity_unit"]) for r in rows})
-    head = [f"{Path(f).name}/{v}" for f, v in cols] + classical
+    """One line per (dataset, perturbation): per folder, each variant's embedding ratio, then the
+    classical ones (per folder too: the folder's seed draws the perturbations)."""
+    cells: dict[tuple, dict] = {}
+    for r in rows:
+        kind = r["variant"] if r["method"].startswith("embedding") else r["method"]
+        cells[(r["folder"], kind, r["dataset"], r["perturbation"])] = r
+    embedding = sorted({(r["folder"], r["variant"]) for r in rows if r["method"].startswith("embedding")})
+    classical = sorted({(r["folder"], r["method"]) for r in rows if not r["method"].startswith("embedding")})
+    cols = embedding + classical
+    head = [f"{Path(folder).name}/{kind}" for folder, kind in cols]
     lines = ["| dataset | perturbation | " + " | ".join(head) + " |", "|---" * (2 + len(head)) + "|"]
-    first = cols[0] if cols else ("", "")
+    keys = sorted({(r["dataset"], r["perturbation"], r["severity"], r["severity_unit"]) for r in rows})
     for dataset, pert, sev, unit in keys:
-        vals = []
-        for f, v in cols:
-            emb = [r for (ff, vv, d, p, _), r in cell.items() if (ff, vv, d, p) == (f, v, dataset, pert)]
-            emb = [r for r in emb if r["method"].startswith("embedding")]
-            vals.append(f"×{emb[0]['rmsep_ratio']:.2f}" if emb else "—")
-        for m in classical:
-            r = cell.get((first[0], first[1], dataset, pert, m))
-            vals.append(f"×{r['rmsep_ratio']:.2f}" if r else "—")
+        found = [cells.get((folder, kind, dataset, pert)) for folder, kind in cols]
+        vals = [f"×{r['rmsep_ratio']:.2f}" if r else "—" for r in found]
         lines.append(f"| {dataset} | {pert} {sev:g} {unit or ''} | " + " | ".join(vals) + " |")
     return "\n".join(lines)
 
