@@ -4,7 +4,7 @@
         [--xbank ../shared/xbank] [--out benchmarks/results/downstream.json] [--set k=v ...]
 
 For each bank: prepare it (incremental, cached under ``benchmarks/.cache/``; no synthetic
-spectra, no targets used anywhere but here), run :func:`vitnirs.evaluate.suite.evaluate`
+spectra, no targets used anywhere but here), run :func:`vitnirs.workflows.evaluation.evaluate`
 with the benchmark's settings (every real NIR / vis-NIR dataset, the first numeric target
 and the class targets, the native / Kennard–Stone split + 5 random repeats under 200
 samples, the Phase 0 baselines with the compact AOM bank, ridge / PLS / kernel-ridge heads,
@@ -43,7 +43,7 @@ SETTINGS = [
 def prepare_bank(bank: str, xbank: Path) -> Path:
     """Prepare ``demo`` (the embedded demo bank) or the xbank into the benchmark cache."""
     from vitnirs.config import load_config
-    from vitnirs.data.sources import prepare_sources
+    from vitnirs.workflows.sources import prepare_sources
 
     store = CACHE / f"store_{bank}"
     cfg = load_config(None, [])
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from vitnirs.config import load_config
-    from vitnirs.evaluate.suite import evaluate
+    from vitnirs.workflows.evaluation import evaluate
 
     cfg = load_config(None, SETTINGS + args.set)
     results: dict = {

@@ -29,9 +29,9 @@ def main() -> None:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     from vitnirs.config import load_config
-    from vitnirs.data.sources import prepare_sources
     from vitnirs.data.store import PreparedStore
     from vitnirs.evaluate.transfer import INSTRUMENT_GROUPS, transfer_pairs
+    from vitnirs.workflows.sources import prepare_sources
 
     store = args.store
     if store is None:

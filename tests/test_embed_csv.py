@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 from test_embedder import D_TINY, tiny_checkpoint
 
-from vitnirs.embed_csv import embed_csv
 from vitnirs.embedder import SpectralEmbedder
 from vitnirs.errors import VitnirsError
+from vitnirs.workflows.embed_csv import embed_csv
 
 WAVELENGTHS = np.arange(1100.0, 2300.0, 30.0)  # 40 points, exact in a header
 EMB = [f"emb_{i}" for i in range(D_TINY)]

@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from vitnirs.data.prepare import prepare, table_jobs
 from vitnirs.data.store import PreparedStore
 from vitnirs.errors import VitnirsError
-from vitnirs.finetune import finetune
+from vitnirs.workflows.finetune import finetune
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 GRID = np.arange(1100.0, 1700.0, 10.0)
@@ -59,7 +59,7 @@ def test_two_targets_are_learnt_on_the_native_split(setup):
 
 def test_frozen_encoder_does_not_move_and_test_rows_never_choose(setup, monkeypatch):
     store, ckpt, root = setup
-    import vitnirs.finetune as ft
+    import vitnirs.workflows.finetune as ft
 
     seen = []
     real = ft._predict

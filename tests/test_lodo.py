@@ -15,12 +15,12 @@ from vitnirs.data.prepare import prepare, table_jobs
 from vitnirs.data.store import PreparedStore
 from vitnirs.data.table import SpectralTable
 from vitnirs.embedding import embed_store
-from vitnirs.evaluate import lodo
 from vitnirs.evaluate.downstream import run_heads
-from vitnirs.evaluate.lodo import downstream_only_lodo, lodo_table, plot_lodo, strict_config, strict_lodo
 from vitnirs.evaluate.splits import make_splits
 from vitnirs.model import build_mae
 from vitnirs.train.schedule import warmup_and_total_steps
+from vitnirs.workflows import lodo
+from vitnirs.workflows.lodo import downstream_only_lodo, lodo_table, plot_lodo, strict_config, strict_lodo
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one torch thread
 

@@ -14,10 +14,10 @@ from safetensors import safe_open
 from vitnirs.embedding import embed_spectra, load_encoder
 from vitnirs.errors import VitnirsError
 from vitnirs.model import build_mae
-from vitnirs.model_card import CardInputs, build_model_card, verdicts
 from vitnirs.models import default_checkpoint
-from vitnirs.portable import PORTABLE_FILES, export_checkpoint
 from vitnirs.train.checkpoint import capture_rng_state, save_checkpoint
+from vitnirs.workflows.export import PORTABLE_FILES, export_checkpoint
+from vitnirs.workflows.model_card import CardInputs, build_model_card, verdicts
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ["alpha_real", "beta_real", "synth_gamma"]

@@ -12,8 +12,8 @@ from conftest import absorbance_table, tiny_checkpoint
 from vitnirs.config import load_config
 from vitnirs.data.prepare import prepare, table_jobs
 from vitnirs.data.table import SpectralTable
-from vitnirs.evaluate.suite import evaluate, evaluation_tasks
 from vitnirs.evaluate.text import evaluation_lines
+from vitnirs.workflows.evaluation import evaluate, evaluation_tasks
 
 GRID = np.arange(1100.0, 1700.0, 10.0)
 

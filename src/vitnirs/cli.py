@@ -1,5 +1,5 @@
 """`vitnirs`: one entry point; the parser here, one small function per command in
-:mod:`vitnirs.commands`.
+:mod:`vitnirs.workflows.commands`.
 
 Exit codes: 0 success; 2 bad usage or bad input (the message says what and where, no
 traceback); 1 any other failure (``--debug`` shows the traceback).
@@ -11,7 +11,8 @@ import argparse
 import sys
 
 from vitnirs import __version__
-from vitnirs.commands import (
+from vitnirs.errors import VitnirsError
+from vitnirs.workflows.commands import (
     bundled_config_names,
     cmd_ablate,
     cmd_config,
@@ -28,7 +29,6 @@ from vitnirs.commands import (
     cmd_synth,
     resolve_config_path,
 )
-from vitnirs.errors import VitnirsError
 
 __all__ = ["build_parser", "main", "resolve_config_path"]
 

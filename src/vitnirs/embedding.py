@@ -34,7 +34,7 @@ def load_encoder(checkpoint: str | Path, *, device: str = "cpu") -> tuple[torch.
     ----------
     checkpoint:
         A checkpoint directory (``RUN_DIR/checkpoints/step_N``, holding ``model.safetensors``
-        and ``config.json``; a portable one from :func:`vitnirs.portable.export_checkpoint`
+        and ``config.json``; a portable one from :func:`vitnirs.workflows.export.export_checkpoint`
         too), a run directory (its newest complete checkpoint is used), or ``"default"``: the
         model shipped in the package (:func:`vitnirs.models.default_checkpoint`).
     device:

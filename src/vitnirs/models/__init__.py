@@ -1,6 +1,6 @@
 """Pretrained models shipped inside the package.
 
-``models/default/`` is a portable checkpoint (see :mod:`vitnirs.portable`): the default of
+``models/default/`` is a portable checkpoint (see :mod:`vitnirs.workflows.export`): the default of
 ``load_encoder("default")``; its ``model_card.md`` says what it was trained on and how it
 compares with classical calibrations.
 

@@ -9,7 +9,7 @@ Layout::
         trainer.pt          optimizer, GradScaler, step, RNG states; plain containers of
                             tensors/ints/floats/str only, so ``torch.load(weights_only=True)`` reads it
 
-A portable checkpoint (:mod:`vitnirs.portable`) is the same directory without ``trainer.pt``,
+A portable checkpoint (:mod:`vitnirs.workflows.export`) is the same directory without ``trainer.pt``,
 possibly with bfloat16 weights: :func:`load_model` reads it (casting to float32), resuming does not.
 
 A checkpoint is written under a temporary name in ``checkpoints/`` and renamed into place,
@@ -236,7 +236,7 @@ def load_model(
     spec = meta["model"]
     model = (builder or _default_builder)(spec["preset"], **spec.get("kwargs", {}))
     state = load_file(str(Path(ckpt_dir) / MODEL_FILE), device=str(map_location))
-    # a portable checkpoint may store bfloat16 weights (vitnirs.portable): compute in float32
+    # a portable checkpoint may store bfloat16 weights (vitnirs.workflows.export): compute in float32
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     model.load_state_dict(state, strict=True)
     return model.to(map_location), meta

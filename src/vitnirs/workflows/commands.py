@@ -13,11 +13,17 @@ import time
 from pathlib import Path
 
 from vitnirs.config import Config, load_config
-from vitnirs.data.sources import asls_settings, prepare_sources, synthetic_check, synthetic_jobs
 from vitnirs.errors import VitnirsError
 from vitnirs.evaluate.text import evaluation_lines, pretrain_line
+from vitnirs.workflows.sources import (
+    asls_settings,
+    prepare_run_store,
+    prepare_sources,
+    synthetic_check,
+    synthetic_jobs,
+)
 
-BUNDLED_CONFIGS = Path(__file__).parent / "configs"
+BUNDLED_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 
 def resolve_config_path(name: str | None) -> Path | None:
@@ -123,7 +129,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
 # ----------------------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
     """prepare (embedded demo bank + synthetic) → pretrain → evaluate → report, all under OUT/."""
-    from vitnirs.demo import run_demo
+    from vitnirs.workflows.demo import run_demo
 
     run_demo(_config(args), args.out, workers=args.workers, progress=_progress(args))
     return 0
@@ -141,12 +147,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     store = args.store or cfg.data.store_dir
     if store is None:
         store = out / "store"
-        bank = cfg.data.real_datasets_dir
-        print(f"[1/2] prepare: {bank or 'embedded demo bank'} + {cfg.data.synth_samples} synthetic → {store}")
-        report = prepare_sources(
-            cfg, store, bank=bank, synth=cfg.data.synth_samples, workers=None, progress=_progress(args)
-        )
-        print(report.summary())
+        prepare_run_store(cfg, store, bank=cfg.data.real_datasets_dir, step="[1/2]", progress=_progress(args))
         print(f"[2/2] pretrain → {out}")
     elif not Path(store).is_dir():
         raise VitnirsError(f"{store}: no such store (run `vitnirs prepare` first, or leave out --store)")
@@ -167,7 +168,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from vitnirs.evaluate.suite import evaluate
+    from vitnirs.workflows.evaluation import evaluate
 
     cfg = _config(args)
     store = args.store or cfg.data.store_dir
@@ -191,7 +192,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_ablate(args: argparse.Namespace) -> int:
-    from vitnirs.ablate import bundled_ablation_files, run_ablation
+    from vitnirs.workflows.ablate import bundled_ablation_files, run_ablation
 
     files = args.files or bundled_ablation_files()
     result = run_ablation(
@@ -202,7 +203,7 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
 
 def cmd_lodo(args: argparse.Namespace) -> int:
-    from vitnirs.evaluate.lodo import strict_lodo
+    from vitnirs.workflows.lodo import strict_lodo
 
     cfg = _config(args)
     if not Path(args.store).is_dir():
@@ -216,7 +217,7 @@ def cmd_lodo(args: argparse.Namespace) -> int:
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     from vitnirs.data.store import PreparedStore
-    from vitnirs.finetune import finetune
+    from vitnirs.workflows.finetune import finetune
 
     out = Path(args.out)
     if args.store:
@@ -247,7 +248,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from vitnirs.portable import export_from_args
+    from vitnirs.workflows.export import export_from_args
 
     path = export_from_args(
         args.checkpoint, args.out, dtype=args.dtype, run_dir=args.run_dir, downstream=args.downstream,
@@ -259,7 +260,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_embed(args: argparse.Namespace) -> int:
-    from vitnirs.embed_csv import embed_csv
+    from vitnirs.workflows.embed_csv import embed_csv
 
     out = embed_csv(
         args.input, args.out, checkpoint=args.checkpoint, batch_size=args.batch_size, device=args.device,

@@ -1,6 +1,6 @@
 """The comparison table of `vitnirs ablate`: A (classical) vs each variant, and the p_synth lift.
 
-Input: the variant records of :func:`vitnirs.ablate.run_ablation` (``status`` ``done`` with
+Input: the variant records of :func:`vitnirs.workflows.ablate.run_ablation` (``status`` ``done`` with
 the path of the variant's ``metrics.json``, or ``failed`` with its ``error``). For every
 (dataset, target) of a variant's evaluation summary, the cell is the test RMSEP of the best
 embedding head on the target's main protocol and the ratio is that RMSEP / the best

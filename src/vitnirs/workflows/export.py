@@ -29,8 +29,8 @@ from safetensors.torch import load_file, save_file
 
 from vitnirs.errors import VitnirsError
 from vitnirs.files import replace_dir
-from vitnirs.model_card import CARD_FILE, CardInputs, build_model_card
 from vitnirs.train.checkpoint import CONFIG_FILE, MODEL_FILE, find_checkpoint, read_checkpoint_config
+from vitnirs.workflows.model_card import CARD_FILE, CardInputs, build_model_card
 
 __all__ = ["PORTABLE_FILES", "export_checkpoint", "export_from_args"]
 

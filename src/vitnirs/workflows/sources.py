@@ -2,7 +2,8 @@
 synthetic spectra, into a store; and the synthetic-vs-real check.
 
 The CLI commands (``prepare``, ``synth``, ``pretrain``, ``demo``) call these, so every
-command prepares data the same way from the same config keys.
+command prepares data the same way from the same config keys; ``prepare_run_store`` is the
+"prepare a store for this run" step of ``pretrain`` (without ``--store``) and ``demo``.
 """
 
 from __future__ import annotations
@@ -83,6 +84,30 @@ def prepare_sources(
         notes=notes,
         progress=progress,
     )
+
+
+def prepare_run_store(
+    cfg: Config,
+    store: str | Path,
+    *,
+    bank: str | Path | None,
+    step: str,
+    workers: int | None = None,
+    progress: bool = True,
+) -> PrepareReport:
+    """Prepare ``bank`` (None: the embedded demo bank) + ``data.synth_samples`` synthetic spectra
+    into ``store`` for a run, printing ``step`` (e.g. ``"[1/2]"``) and the summary line.
+
+    Re-running it on the same store recomputes only what changed (see :func:`prepare`).
+    """
+    print(
+        f"{step} prepare: {bank or 'embedded demo bank'} + {cfg.data.synth_samples} synthetic spectra → {store}"
+    )
+    report = prepare_sources(
+        cfg, store, bank=bank, synth=cfg.data.synth_samples, workers=workers, progress=progress
+    )
+    print(report.summary())
+    return report
 
 
 def synthetic_check(synthetic_tables: list, out: str | Path) -> dict:

@@ -210,7 +210,7 @@ def _transfer(store, model, cfg: Config, common: dict, embeddings: dict, progres
 
 
 def _lodo(store, model, cfg: Config, common: dict, embeddings: dict, result: dict) -> list[dict]:
-    from vitnirs.evaluate.lodo import downstream_only_lodo
+    from vitnirs.workflows.lodo import downstream_only_lodo
 
     names = [n for n in cfg.evaluation.lodo_datasets if n in store.records]
     return downstream_only_lodo(

@@ -15,7 +15,7 @@ such as ``demo`` or a path) and ``overrides`` (dotted keys as in ``--set``). Pro
 4. A variant whose ``OUT/<name>/variant.json`` records the same config hash and whose
    ``metrics.json`` exists is not rerun; a failing variant is recorded with its error and
    the others go on.
-5. The table (:mod:`vitnirs.ablate_table`) compares, per (dataset, target), the
+5. The table (:mod:`vitnirs.workflows.ablate_table`) compares, per (dataset, target), the
    test RMSEP of each variant's best embedding head with the best classical baseline of its
    own evaluation ("A": the same splits and cache for every variant). Ratio < 1: the
    variant's embedding beats the best classical pipeline.
@@ -35,11 +35,11 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from vitnirs.ablate_table import comparison, variant_row, write_report
 from vitnirs.config import Config, load_config, save_config
 from vitnirs.errors import ConfigError, VitnirsError
+from vitnirs.workflows.ablate_table import comparison, variant_row, write_report
 
-BUNDLED_CONFIGS = Path(__file__).parent / "configs"
+BUNDLED_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 # Keys that change how fast a run goes, not what it computes: left out of the config hashes.
 RUNTIME_KEYS = {
     "data": ("workers",),
@@ -158,7 +158,7 @@ def run_ablation(
     -------
     dict
         What ``OUT/ablation.json`` holds (``rows``, ``psynth_lift``, ``store``, ``overrides``;
-        see :func:`vitnirs.ablate_table.comparison`) plus the paths ``json``, ``markdown``, ``png``.
+        see :func:`vitnirs.workflows.ablate_table.comparison`) plus the paths ``json``, ``markdown``, ``png``.
 
     Raises
     ------
@@ -213,9 +213,9 @@ def _run_variant(
     v: Variant, out: Path, store: Path, trained: dict, evaluated: dict, *, progress: bool
 ) -> dict:
     """Pretrain (unless a run of the same pretraining config exists) and evaluate one variant."""
-    from vitnirs.evaluate.suite import evaluate
     from vitnirs.train.checkpoint import latest_checkpoint
     from vitnirs.train.loop import pretrain
+    from vitnirs.workflows.evaluation import evaluate
 
     vdir = out / v.name
     save_config(v.cfg, vdir / "config.yaml")
@@ -274,7 +274,7 @@ def _store(variants: list[Variant], out: Path, store, *, needed: bool, progress:
                 "store: pass --store, or keep the data.* keys of preparation the same"
             )
     if needed:
-        from vitnirs.data.sources import prepare_sources
+        from vitnirs.workflows.sources import prepare_sources
 
         report = prepare_sources(
             variants[0].cfg, out / "store", bank=first.real_datasets_dir, synth=first.synth_samples,

@@ -21,25 +21,23 @@ import time
 from pathlib import Path
 
 from vitnirs.config import Config, save_config
-from vitnirs.data.sources import prepare_sources
 from vitnirs.evaluate.text import evaluation_lines, pretrain_line
+from vitnirs.workflows.sources import prepare_run_store
 
 
 def run_demo(cfg: Config, out: str | Path, *, workers: int | None = None, progress: bool = True) -> dict:
     """Run the chain; write ``OUT/summary.json`` and return it."""
-    from vitnirs.evaluate.suite import evaluate
     from vitnirs.report import write_report
     from vitnirs.train.checkpoint import latest_checkpoint
     from vitnirs.train.loop import pretrain
+    from vitnirs.workflows.evaluation import evaluate
 
     started, out = time.perf_counter(), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out / "config.yaml")
-    print(f"[1/4] prepare: embedded demo bank + {cfg.data.synth_samples} synthetic spectra → {out / 'store'}")
-    prepared = prepare_sources(
-        cfg, out / "store", synth=cfg.data.synth_samples, workers=workers, progress=progress
+    prepared = prepare_run_store(
+        cfg, out / "store", bank=None, step="[1/4]", workers=workers, progress=progress
     )
-    print(prepared.summary())
 
     run_dir = out / "pretrain"
     resume = latest_checkpoint(run_dir) is not None  # a second demo run continues the first
