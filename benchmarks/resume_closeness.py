@@ -29,7 +29,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from vitnirs.train.checkpoint import MODEL_FILE, latest_checkpoint
+from vitnirs.checkpoint import MODEL_FILE, latest_checkpoint
 
 HERE = Path(__file__).resolve().parent
 

@@ -39,12 +39,13 @@ import numpy as np
 import torch
 
 import vitnirs
+from vitnirs.batching.collate import BatchSettings
 from vitnirs.batching.loader import PretrainData, make_loader
 from vitnirs.config import load_config
 from vitnirs.data.prepare import prepare, table_jobs
 from vitnirs.data.table import SpectralTable
 from vitnirs.model import count_parameters
-from vitnirs.train.loop import batch_settings, build_model, build_objective, param_groups
+from vitnirs.train.loop import build_model, build_objective, param_groups
 from vitnirs.train.probe import to_device
 
 HERE = Path(__file__).resolve().parent
@@ -183,7 +184,7 @@ def measure_full_step(
     cfg = pretrain_config(preset, length, args.batch_size, dropout, tuple(args.set))
     t = cfg.training
     torch.manual_seed(0)
-    data = PretrainData(store, settings=batch_settings(cfg), regions=list(cfg.data.regions))
+    data = PretrainData(store, settings=BatchSettings.from_config(cfg), regions=list(cfg.data.regions))
     model = build_model(cfg).to(device)
     objective = build_objective(cfg, model)
     optimizer = torch.optim.AdamW(param_groups(model, t.weight_decay), lr=t.lr)

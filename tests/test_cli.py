@@ -14,6 +14,7 @@ import yaml
 
 from vitnirs.cli import main
 from vitnirs.data.store import PreparedStore
+from vitnirs.errors import VitnirsError
 
 COMMANDS = ("prepare", "synth", "demo", "config")
 
@@ -320,3 +321,27 @@ def test_evaluate_needs_a_store_and_a_checkpoint(tmp_path, capsys):
     )
     assert code == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_debug_is_accepted_after_the_command_too(tmp_path, capsys):
+    from vitnirs.cli import build_parser
+
+    assert build_parser().parse_args(["config", "--debug"]).debug is True
+    assert build_parser().parse_args(["--debug", "config"]).debug is True
+    assert build_parser().parse_args(["config"]).debug is False
+    with pytest.raises(VitnirsError):  # --debug after the command re-raises instead of printing
+        main(["embed", str(tmp_path / "missing.csv"), "--out", str(tmp_path / "o.csv"), "--debug"])
+
+
+def test_a_finished_run_says_so_and_how_to_extend_it():
+    from vitnirs.evaluate.text import pretrain_line
+
+    done = {"start_step": 20, "steps": 20, "total_steps": 20, "checkpoint": "c", "final": {}}
+    line = pretrain_line(done)
+    assert (
+        "already complete" in line
+        and "--set training.epochs=N --resume" in line
+        and "0 spectra/s" not in line
+    )
+    assert "--max-steps" in pretrain_line({**done, "total_steps": 40})
+    assert "pretrained to step 20/20" in pretrain_line({**done, "start_step": 0, "final": {"total": 0.5}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import warnings
 from pathlib import Path
 
@@ -98,7 +99,7 @@ def test_bad_values_name_key_and_allowed():
     message = error_of(overrides=["data.synth_complexity=hard"])
     assert "data.synth_complexity" in message and "simple, realistic, complex" in message
     message = error_of(overrides=["masking.mask_ratio=1.5"])
-    assert "masking.mask_ratio" in message and "1.5" in message and "> 0 and < 1" in message
+    assert "masking.mask_ratio" in message and "1.5" in message and ">= 0 and < 1" in message
     message = error_of(overrides=["data.regions=[NIR, UV]"])
     assert "data.regions[1]" in message and "NIR, vis-NIR, MIR" in message
     message = error_of(overrides=["training.epochs=0", "augmentation.p_noise=2"])
@@ -168,3 +169,54 @@ def test_baseline_method_names_match_the_baselines_module():
     from vitnirs.evaluate.baselines import LINEAR_METHODS, NONLINEAR_METHODS
 
     assert set(_BASELINE_METHODS) == set(LINEAR_METHODS + NONLINEAR_METHODS)
+
+
+# ----------------------------------------------------------------------------- the batch contract
+# Config fields that shape a batch, and the BatchSettings field each one becomes.
+BATCH_FIELDS = {
+    ("training", "batch_size"): "batch_size", ("training", "token_budget"): "token_budget",
+    ("training", "seed"): "seed", ("training", "max_points"): "max_points",
+    ("training", "pad_multiple"): "pad_multiple", ("losses", "contrastive_weight"): "two_views",
+    ("training_strategy", "p_synth"): "p_synth", ("training_strategy", "dataset_weights"): "dataset_weights",
+    ("training_strategy", "sampling"): "sampling", ("training_strategy", "curriculum_steps"): "curriculum_steps",
+    ("masking", "mask_ratio"): "mask_ratio", ("masking", "min_block_size"): "min_block",
+    ("masking", "max_block_size"): "max_block", ("masking", "max_decoder_points"): "max_decoder_points",
+    **{("augmentation", k): k for k in (
+        "p_baseline_drift", "p_scatter", "p_noise", "p_band_mask", "p_shift", "p_crop", "crop_min_fraction",
+        "p_subsample", "subsample_min_fraction",
+    )},
+}  # fmt: skip
+CHANGED = {
+    "batch_size": 3, "token_budget": 999, "seed": 7, "max_points": 100, "pad_multiple": 4,
+    "contrastive_weight": 0.5, "p_synth": 0.9, "dataset_weights": {"a": 2.0}, "sampling": "proportional",
+    "curriculum_steps": 11, "mask_ratio": 0.4, "min_block_size": 2, "max_block_size": 9,
+    "max_decoder_points": 33, "crop_min_fraction": 0.8, "subsample_min_fraction": 0.7,
+}  # fmt: skip
+
+
+def test_batch_settings_have_no_defaults_of_their_own():
+    from dataclasses import MISSING, fields
+
+    from vitnirs.batching.collate import BatchSettings
+
+    with_default = [f.name for f in fields(BatchSettings) if f.default is not MISSING]
+    assert not with_default and not [
+        f.name for f in fields(BatchSettings) if f.default_factory is not MISSING
+    ]
+
+
+def test_every_batch_shaping_config_field_maps_to_a_batch_settings_field():
+    from dataclasses import fields
+
+    from vitnirs.batching.collate import BatchSettings
+
+    names = {f.name for f in fields(BatchSettings)}
+    assert set(BATCH_FIELDS.values()) == names  # each BatchSettings field comes from the config
+    for section in ("augmentation", "masking"):  # these sections only shape batches: all of them map
+        for key in Config.model_fields[section].annotation.model_fields:
+            assert (section, key) in BATCH_FIELDS, f"{section}.{key} reaches no BatchSettings field"
+    base = BatchSettings.from_config(load_config())
+    for (section, key), field in BATCH_FIELDS.items():
+        value = CHANGED.get(key, 0.11)
+        changed = BatchSettings.from_config(load_config(overrides=[f"{section}.{key}={json.dumps(value)}"]))
+        assert getattr(changed, field) != getattr(base, field), f"{section}.{key} does not reach {field}"

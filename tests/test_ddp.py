@@ -11,8 +11,8 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from vitnirs.checkpoint import latest_checkpoint, load_model
 from vitnirs.config import load_config
-from vitnirs.train.checkpoint import latest_checkpoint, load_model
 from vitnirs.train.loop import pretrain
 
 SETS = [
@@ -64,8 +64,8 @@ def test_two_process_ddp_on_cpu(tmp_path):
         assert torch.equal(value, ranks[1][key]), key
     assert json.loads((out / "rank0.json").read_text())["steps"] == 3
     assert json.loads((out / "rank1.json").read_text())["steps"] is None  # rank 1 does not report
-    saved, meta = load_model(latest_checkpoint(run_dir))
-    assert meta["step"] == 3
+    saved, info = load_model(latest_checkpoint(run_dir))
+    assert info.step == 3
     for key, value in saved.state_dict().items():
         assert torch.equal(value, ranks[0][key]), key
     rows = (run_dir / "metrics.jsonl").read_text().splitlines()

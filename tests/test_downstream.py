@@ -102,3 +102,22 @@ def test_tabpfn_absent_is_skipped_with_message(monkeypatch):
 def test_tabpfn_status_never_downloads():
     path, reason = downstream.tabpfn_status()
     assert path is not None or ("pip install tabpfn" in reason and "never downloads" in reason)
+
+
+def test_ridge_on_near_collinear_embeddings_is_quiet_and_exact():
+    """n < D, a large common part and tiny deviations (as the shipped embeddings): the ridge head
+    solves every alpha of its grid without a singular system (no warning at all) and finds the signal."""
+    import warnings
+
+    rng = np.random.default_rng(3)
+    n, D = 40, 64
+    latent = rng.normal(size=(n, 3))
+    Z = (0.57 + 0.004 * (latent @ rng.normal(size=(3, D)))).astype(np.float32)  # rank 3, float32 as embedded
+    y = latent @ np.array([1.0, -0.5, 0.25]) + 0.01 * rng.normal(size=n)
+    train, test = split(n, 10)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model, _ = downstream.fit_head("ridge", Z[train], y[train], seed=0)  # float32, as transfer passes it
+    assert not [str(w.message) for w in caught], [str(w.message) for w in caught][:3]
+    pred = model.predict(Z[test])
+    assert 1 - np.sum((pred - y[test]) ** 2) / np.sum((y[test] - y[test].mean()) ** 2) > 0.9

@@ -141,3 +141,64 @@ def test_bad_input_names_the_file(ckpt, tmp_path):
     with pytest.raises(VitnirsError, match="batch_size"):
         embed_csv(good, tmp_path / "o.csv", checkpoint=ckpt, signal_type="A", batch_size=0)
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_parquet_input_gives_the_embeddings_of_the_csv(ckpt, tmp_path, one_thread):
+    A = absorbance()
+    meta = write_bank_csv(tmp_path / "in.csv", A, WAVELENGTHS)
+    pd.read_csv(tmp_path / "in.csv").to_parquet(tmp_path / "in.parquet", index=False)
+    kw = {"checkpoint": ckpt, "signal_type": "absorbance", "batch_size": 4, "progress": False}
+    from_csv = pd.read_parquet(embed_csv(tmp_path / "in.csv", tmp_path / "a.parquet", **kw))
+    from_parquet = pd.read_parquet(embed_csv(tmp_path / "in.parquet", tmp_path / "b.parquet", **kw))
+    assert list(from_parquet.columns) == ["sample_id", "site", "y_protein", *EMB]
+    pd.testing.assert_frame_equal(from_parquet, from_csv)
+    assert from_parquet["sample_id"].tolist() == meta["sample_id"].tolist()
+    assert all(from_parquet[c].dtype == np.float32 for c in EMB)  # parquet keeps float32
+
+
+@pytest.mark.parametrize("name", ["in.xlsx", "in.zip", "spectra"])
+def test_other_input_files_are_refused_saying_what_is_read(ckpt, tmp_path, name):
+    (tmp_path / name).write_bytes(b"PK\x03\x04" + bytes(200))  # what a zip (and an .xlsx) starts with
+    expected = r"the input must be a text table \(\.csv, \.tsv, \.txt\) or a \.parquet file"
+    with pytest.raises(VitnirsError, match=rf"{name}: cannot read .*; {expected}"):
+        embed_csv(tmp_path / name, tmp_path / "o.csv", checkpoint=ckpt)
+    not_parquet = tmp_path / "fake.parquet"
+    not_parquet.write_text("sample_id,1100\n", encoding="utf-8")
+    with pytest.raises(VitnirsError, match=r"fake\.parquet: not a readable parquet file"):
+        embed_csv(not_parquet, tmp_path / "o.csv", checkpoint=ckpt)
+
+
+def _significant_digits(cell: str) -> int:
+    mantissa = cell.lower().split("e")[0].lstrip("+-").replace(".", "")
+    return len(mantissa.lstrip("0").rstrip("0")) if mantissa.strip("0") else 1
+
+
+def test_csv_output_has_float32_precision(ckpt, tmp_path, one_thread):
+    A = absorbance()
+    write_bank_csv(tmp_path / "in.csv", A, WAVELENGTHS)
+    out = embed_csv(tmp_path / "in.csv", tmp_path / "o.csv", checkpoint=ckpt, signal_type="A", progress=False)
+    lines = out.read_text(encoding="utf-8").splitlines()
+    header = lines[0].split(",")
+    cells = [row.split(",")[header.index(c)] for row in lines[1:] for c in EMB]
+    assert len(cells) == len(A) * len(EMB) and max(map(_significant_digits, cells)) <= 9
+    assert max(map(_significant_digits, cells)) >= 6  # not rounded beyond float32 either
+    got = pd.read_csv(out)[EMB].to_numpy()
+    exact = pd.read_parquet(
+        embed_csv(
+            tmp_path / "in.csv", tmp_path / "o.parquet", checkpoint=ckpt, signal_type="A", progress=False
+        )
+    )[EMB].to_numpy()
+    np.testing.assert_array_equal(got.astype(np.float32), exact)  # no digit of the float32 lost
+    np.testing.assert_allclose(got, reference(ckpt, A), atol=1e-5)
+
+
+def test_every_embed_option_says_what_it_does():
+    import argparse
+
+    from vitnirs.cli import build_parser
+
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    embed = subparsers.choices["embed"]
+    assert [a.dest for a in embed._actions if not a.help] == []
+    assert {"--batch-size", "--device"} <= {s for a in embed._actions for s in a.option_strings}
+    assert ".parquet" in embed.format_help()

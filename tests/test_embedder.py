@@ -39,8 +39,8 @@ def test_transform_equals_embed_spectra(ckpt, tmp_path, one_thread):
     Z = emb.fit(X).transform(X)
     assert Z.shape == (20, D_TINY) and Z.dtype == np.float64
     assert emb.n_features_in_ == 80 and emb.embedding_dim_ == D_TINY and emb.checkpoint_ == ckpt
-    model, _ = load_encoder(ckpt)
-    np.testing.assert_allclose(Z, embed_spectra(model, X, w), atol=1e-6)
+    model, info = load_encoder(ckpt)
+    np.testing.assert_allclose(Z, embed_spectra(model, X, w, info=info), atol=1e-6)  # the checkpoint's cap
     assert list(emb.get_feature_names_out()) == [f"emb_{i}" for i in range(D_TINY)]
     # the checkpoint is really used: another model gives other embeddings
     other = SpectralEmbedder(str(tiny_checkpoint(tmp_path, seed=1, max_points=64)), wavelengths=w.tolist())
@@ -114,6 +114,9 @@ def test_grid_from_dataframe_columns(ckpt, one_thread):
     frame.insert(0, "sample_id", 1.0)
     with pytest.raises(ValueError, match="column 'sample_id' is not a number"):
         SpectralEmbedder(ckpt).fit(frame)
+    # column names carry no decimal mark: both are read, by the reader's parse_wavelength
+    comma = pd.DataFrame(X, columns=[f"{v:.6f}".replace(".", ",") for v in w])
+    np.testing.assert_allclose(SpectralEmbedder(ckpt).fit(comma).wavelengths_nm_, np.round(w, 6))
 
 
 def test_mean_plus_level_pooling(ckpt, one_thread):

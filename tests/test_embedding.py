@@ -9,10 +9,11 @@ import pytest
 import torch
 from conftest import peak_spectra
 
+from vitnirs.checkpoint import checkpoint_dir
 from vitnirs.embedding import embed_spectra, embed_store, load_encoder
 from vitnirs.errors import VitnirsError
 from vitnirs.model import build_mae
-from vitnirs.train.checkpoint import capture_rng_state, checkpoint_dir, save_checkpoint
+from vitnirs.train.checkpoint import capture_rng_state, save_checkpoint
 
 D_TINY = 32
 
@@ -107,13 +108,18 @@ def test_load_encoder_from_run_and_checkpoint_dir(model, tmp_path):
     X, w = spectra(L=150)
     expected = embed_spectra(model, X, w, max_points=64)
     loaded, info = load_encoder(tmp_path)
-    assert info["checkpoint"] == str(checkpoint_dir(tmp_path, 5)) and info["step"] == 5
-    assert info["max_points"] == 64 and info["meta_vocab"]["instrument"] == ["inst_a", "inst_b"]
+    assert info.checkpoint == str(checkpoint_dir(tmp_path, 5)) and info.step == 5
+    assert info.max_points == 64 and info.meta_vocab["instrument"] == ["inst_a", "inst_b"]
     assert not loaded.training
-    np.testing.assert_allclose(embed_spectra(loaded, X, w), expected, atol=1e-6)  # cap from checkpoint
+    np.testing.assert_allclose(
+        embed_spectra(loaded, X, w, info=info), expected, atol=1e-6
+    )  # the cap from info
+    assert np.abs(embed_spectra(loaded, X, w) - expected).max() > 1e-4  # without info: the default cap
     old, info1 = load_encoder(checkpoint_dir(tmp_path, 1))
-    assert info1["step"] == 1
-    np.testing.assert_allclose(embed_spectra(old, X, w), embed_spectra(other, X, w, max_points=64), atol=1e-6)
+    assert info1.step == 1
+    np.testing.assert_allclose(
+        embed_spectra(old, X, w, info=info1), embed_spectra(other, X, w, max_points=64), atol=1e-6
+    )
     with pytest.raises(VitnirsError, match="neither a checkpoint"):
         load_encoder(_empty(tmp_path))
     with pytest.raises(VitnirsError, match="no such"):

@@ -53,8 +53,32 @@ def test_two_targets_are_learnt_on_the_native_split(setup):
         )
     saved = json.loads((root / "ft" / "finetune.json").read_text())
     assert saved["targets"][0]["target"] == "y_a" and len(saved["target_mean"]) == 2
-    weights = load_file(str(root / "ft" / "model.safetensors"))
-    assert any(k.startswith("head.") for k in weights) and any(k.startswith("encoder.") for k in weights)
+    assert saved["finetuned_checkpoint"] == str(root / "ft" / "model")
+
+
+def test_a_finetuned_checkpoint_loads_with_the_common_loader(setup):
+    """Its encoder feeds SpectralEmbedder; its head, kept beside it, reproduces the test predictions."""
+    from vitnirs.embedder import SpectralEmbedder
+    from vitnirs.embedding import embed_spectra, load_encoder
+    from vitnirs.workflows.finetune import load_finetuned
+
+    store, ckpt, root = setup
+    res = finetune(ckpt, store, "toy", ["y_a"], out=root / "ft1", epochs=8, patience=8, progress=False)
+    model, info, head = load_finetuned(root / "ft1" / "model")
+    assert info.finetuned["targets"] == ["y_a"] and info.finetuned["dataset"] == "toy"
+    X, w = np.asarray(store.values("toy"), dtype=np.float64), store.wavelengths_nm("toy")
+    test = np.arange(60, 80)
+    with torch.no_grad():
+        z = torch.from_numpy(embed_spectra(model, X[test], w, info=info))
+        pred = head(z).numpy()[:, 0] * info.finetuned["target_std"][0] + info.finetuned["target_mean"][0]
+    y = store.targets("toy")["y_a"].to_numpy()[test]
+    rmsep = float(np.sqrt(np.mean((pred - y) ** 2)))
+    assert rmsep == pytest.approx(res["targets"][0]["finetuned"]["rmsep"], rel=1e-3)
+    plain, _ = load_encoder(root / "ft1" / "model")
+    Z = SpectralEmbedder(checkpoint=str(root / "ft1" / "model"), wavelengths=list(w)).fit_transform(X)
+    np.testing.assert_allclose(Z, embed_spectra(plain, X, w, info=info), atol=1e-6)
+    with pytest.raises(VitnirsError, match="not a fine-tuned checkpoint"):
+        load_finetuned(ckpt)
 
 
 def test_frozen_encoder_does_not_move_and_test_rows_never_choose(setup, monkeypatch):
@@ -76,12 +100,12 @@ def test_frozen_encoder_does_not_move_and_test_rows_never_choose(setup, monkeypa
     # every call but the last (the final test prediction) is training or validation: no test row
     assert all(not (set(r.tolist()) & test_rows) for r in seen[:-1])
     assert set(seen[-1].tolist()) == test_rows
-    weights = load_file(str(root / "frozen" / "model.safetensors"))
+    weights = load_file(str(root / "frozen" / "model" / "model.safetensors"))
     from vitnirs.embedding import load_encoder
 
     original, _ = load_encoder(ckpt)
     for k, v in original.state_dict().items():
-        assert torch.equal(weights[f"encoder.{k}"], v), k
+        assert torch.equal(weights[k], v), k
     assert res["settings"]["freeze_encoder"] is True
 
 

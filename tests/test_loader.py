@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import absorbance_table
+from conftest import absorbance_table, batch_settings
 
 from vitnirs.batching.collate import PAD_WAVELENGTH, BatchSettings, collate
 from vitnirs.batching.loader import PretrainData, make_loader
@@ -54,7 +54,7 @@ def spectrum(n: int, start: float, seed: int) -> dict:
 def test_collate_pads_normalises_and_keeps_levels():
     items = [spectrum(n, 1000 + 10 * i, i) for i, n in enumerate((50, 203, 7, 120))]
     items.append({**spectrum(30, 1200, 9), "values": np.full(30, 3.0, np.float32)})  # flat: std floored
-    b = collate(items, settings=BatchSettings(mask_ratio=0.0))
+    b = collate(items, settings=batch_settings(mask_ratio=0.0))
     B, L = b["values"].shape
     assert (B, L) == (5, 208) and L % 8 == 0 and b["meta"].shape == (5, 2)
     assert b["valid"].sum(1).tolist() == [50, 203, 7, 120, 30]
@@ -79,7 +79,7 @@ def test_collate_pads_normalises_and_keeps_levels():
 
 def test_crops_subsample_and_cap_keep_true_wavelengths():
     items = [spectrum(n, 1000.0, i) for i, n in enumerate((400, 300, 350, 280))]
-    settings = BatchSettings(
+    settings = batch_settings(
         p_crop=1.0, crop_min_fraction=0.3, p_subsample=1.0, max_points=100, mask_ratio=0.0
     )
     b = collate(items, settings=settings, step=3)
@@ -94,7 +94,7 @@ def test_crops_subsample_and_cap_keep_true_wavelengths():
 
 
 def settings(**kw) -> BatchSettings:
-    return BatchSettings(**{"batch_size": 16, "p_synth": 0.4, "seed": 3, "p_crop": 0.3, **kw})
+    return batch_settings(**{"batch_size": 16, "p_synth": 0.4, "seed": 3, "p_crop": 0.3, **kw})
 
 
 def assert_same(a: dict, b: dict) -> None:
@@ -160,7 +160,7 @@ def test_loader_order_same_for_0_and_2_workers(store):
 def test_sampling_modes(store, sampling):
     """uniform_by_dataset: each real dataset equally often, whatever its size; proportional: by
     its number of spectra (big 300, small 12, visnir 40)."""
-    data = PretrainData(store, settings=BatchSettings(batch_size=32, p_synth=0.0, sampling=sampling))
+    data = PretrainData(store, settings=batch_settings(batch_size=32, p_synth=0.0, sampling=sampling))
     # one length bucket per step (here one dataset per bucket): 2,000 steps for ±0.01 shares
     drawn = np.concatenate([data.sampler.draw(step)[0] for step in range(2000)])
     share = {n: float(np.mean(drawn == i)) for i, n in enumerate(data.names)}

@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from vitnirs.losses import baseline_consistency, combine, contrastive, embed_views, info_nce, vicreg
+from vitnirs.batching.contract import PAD_WAVELENGTH
+from vitnirs.train.losses import baseline_consistency, combine, concat_views, contrastive, info_nce, vicreg
 
 
 def emb(b: int = 32, d: int = 16, seed: int = 0) -> torch.Tensor:
@@ -63,40 +64,25 @@ def test_gradients_flow(kind):
     assert z1.grad.abs().sum() > 0 and z2.grad.abs().sum() > 0
 
 
-def test_embed_views_is_one_batched_call():
-    calls = []
-    proj = torch.nn.Linear(7, 5)
-
-    def encode(values, wavelengths, valid, level, meta=None):
-        calls.append(values.shape)
-        x = torch.cat([values * valid, level], dim=1)
-        return None, proj(x)
-
-    def batch(seed):
+def test_concat_views_pads_the_shorter_view_with_the_contract_padding():
+    def view(L, seed):
         g = torch.Generator().manual_seed(seed)
         return {
-            "values": torch.randn(4, 5, generator=g),
-            "wavelengths": torch.rand(4, 5, generator=g),
-            "valid": torch.ones(4, 5),
+            "values": torch.randn(4, L, generator=g),
+            "wavelengths": 1000 + torch.rand(4, L, generator=g),
+            "valid": torch.ones(4, L, dtype=torch.bool),
             "level": torch.randn(4, 2, generator=g),
+            "mask": torch.zeros(4, L, dtype=torch.bool),
         }
 
-    a, b = batch(0), batch(1)
-    ea, eb = embed_views(encode, [a, b])
-    assert calls == [torch.Size([8, 5])]
-    _, ref = encode(a["values"], a["wavelengths"], a["valid"], a["level"])
-    torch.testing.assert_close(ea, ref)
-    assert ea.shape == eb.shape == (4, 5)
-    # A shorter view is padded (values 0, valid False) to the longest one: same embedding.
-    short = {k: (v[:, :3] if k != "level" else v) for k, v in a.items()}
-    short["valid"] = torch.ones(4, 3)
-    padded = {
-        **short,
-        "values": torch.cat([short["values"], torch.zeros(4, 2)], 1),
-        "valid": torch.tensor([[1.0] * 3 + [0.0] * 2] * 4),
-    }
-    es, _ = embed_views(encode, [short, b])
-    torch.testing.assert_close(es, encode(padded["values"], None, padded["valid"], padded["level"])[1])
+    short, long = view(3, 0), view(5, 1)
+    cat = concat_views([short, long])
+    assert cat["values"].shape == (8, 5) and cat["meta"] is None
+    torch.testing.assert_close(cat["values"][:4, :3], short["values"])
+    assert (cat["values"][:4, 3:] == 0).all() and not cat["valid"][:4, 3:].any()
+    assert (cat["wavelengths"][:4, 3:] == PAD_WAVELENGTH).all()
+    torch.testing.assert_close(cat["values"][4:], long["values"])
+    torch.testing.assert_close(cat["level"], torch.cat([short["level"], long["level"]]))
 
 
 def test_combine_weights_and_logs_every_term():
@@ -114,8 +100,8 @@ def test_objective_encodes_every_view_in_one_call_on_visible_points():
     """MAE + baseline + contrastive: ONE forward_encoder call on [x; x - baseline; view2], each
     view on its visible (unmasked) points; the MAE term equals the model's own MAE loss."""
     from vitnirs.batching.masking import block_mask
-    from vitnirs.losses import PretrainObjective
     from vitnirs.model import build_mae
+    from vitnirs.train.losses import PretrainObjective
 
     g = torch.Generator().manual_seed(0)
     b, length = 6, 40

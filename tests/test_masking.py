@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vitnirs.batching.masking import block_mask, keep_indices, masked_indices
+from vitnirs.batching.masking import block_mask
+from vitnirs.model.mae import keep_indices, masked_indices
 
 
 def padded_valid(lengths: list[int], L: int | None = None) -> torch.Tensor:

@@ -8,9 +8,8 @@ import torch
 from vitnirs.batching.masking import block_mask
 from vitnirs.model import (
     PRESETS,
-    ClassificationHead,
-    RegressionHead,
     SpectralMAE,
+    StandardisedLinearHead,
     WavelengthEncoding,
     build_mae,
     count_parameters,
@@ -210,11 +209,14 @@ def test_embed_restores_mode_and_encode_has_grad() -> None:
     assert emb.requires_grad
 
 
-def test_heads() -> None:
-    emb = torch.randn(5, 32)
-    assert RegressionHead(32, 2)(emb).shape == (5, 2)
-    assert RegressionHead(32, 1, hidden=16)(emb).shape == (5, 1)
-    assert ClassificationHead(32, 4, hidden=8)(emb).shape == (5, 4)
+def test_standardised_linear_head_sees_standardised_features() -> None:
+    z = 1.0 + 1e-2 * torch.randn(50, 32)  # a large common part, small differences (as embeddings)
+    head = StandardisedLinearHead(32, 2).fit_scale(z)
+    assert head(z).shape == (50, 2)
+    scaled = (z - head.mean) / head.std
+    torch.testing.assert_close(scaled.mean(0), torch.zeros(32), atol=1e-3, rtol=0)
+    torch.testing.assert_close(scaled.std(0, unbiased=False), torch.ones(32), atol=1e-3, rtol=0)
+    assert set(head.state_dict()) == {"mean", "std", "linear.weight", "linear.bias"}
 
 
 def smooth_family(n: int, L: int, g: torch.Generator) -> dict:

@@ -13,6 +13,7 @@ import pytest
 from conftest import absorbance_table
 from test_train import TINY, make_tiny_store
 
+from vitnirs.batching.collate import BatchSettings
 from vitnirs.batching.loader import PretrainData
 from vitnirs.cli import main
 from vitnirs.config import load_config
@@ -20,7 +21,6 @@ from vitnirs.data.pack import pack_store, rounding_error
 from vitnirs.data.prepare import prepare, table_jobs
 from vitnirs.data.store import PreparedStore
 from vitnirs.errors import VitnirsError
-from vitnirs.train.loop import batch_settings
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_rounding_error_is_relative_to_the_spectrum_std() -> None:
 
 
 def test_batches_from_a_packed_store_match_the_original(store: Path, packed: Path) -> None:
-    settings = batch_settings(load_config(overrides=TINY))
+    settings = BatchSettings.from_config(load_config(overrides=TINY))
     a = PretrainData(store, settings=settings, regions=["NIR", "vis-NIR"]).batch(3)
     b = PretrainData(packed, settings=settings, regions=["NIR", "vis-NIR"]).batch(3)
     for key in ("wavelengths", "valid", "mask", "dataset_id"):

@@ -80,7 +80,7 @@ def test_portable_embeddings_match_the_original(run_dir, tmp_path):
     original, _ = load_encoder(ckpt(run_dir))
     ref = embed_spectra(original, X, w)
     exact, info = load_encoder(export_checkpoint(ckpt(run_dir), tmp_path / "f32", dtype="float32"))
-    assert info["portable"] and info["step"] == 7 and info["max_points"] == 64
+    assert info.portable and info.step == 7 and info.max_points == 64
     np.testing.assert_array_equal(embed_spectra(exact, X, w), ref)
     half, _ = load_encoder(export_checkpoint(ckpt(run_dir), tmp_path / "bf16"))
     assert {p.dtype for p in half.parameters()} == {torch.float32}  # cast back on load
@@ -157,7 +157,9 @@ def test_model_card_numbers_come_from_the_files(run_dir, tmp_path):
     assert "2 real (1,290 spectra), 1 synthetic (789 spectra)" in card  # 1234 + 56
     assert "| alpha_real | real | 1,234 | NIR | pkg 1 | LIC-XYZ |" in card
     assert "| beta_real | real | 56 | NIR | unknown | unknown |" in card  # no licence anywhere: unknown
-    assert "mae 0.1235" in card and "mae 0.3141" in card and "0.0555" in card  # run summary and log
+    assert "masked recon. MSE 0.1235" in card and "masked recon. MSE 0.3141" in card  # run summary and log
+    assert "Held-out masked reconstruction MSE: unknown at the start → 0.0555" in card  # the old key is read
+    assert "loss (MAE)" not in card and "mae 0." not in card  # MAE = masked autoencoder, not the metric
     assert "Trained on: CPU test rig; 7 steps" in card and "never used" in card and "p_synth = 0.25" in card
 
     results.write_text(json.dumps(downstream(win_alpha=True, pls_corn=1.5)))
@@ -176,7 +178,7 @@ def test_shipped_default_model_loads_and_embeds():
     assert sorted(p.name for p in path.iterdir()) == sorted(PORTABLE_FILES)
     assert sum(p.stat().st_size for p in path.iterdir()) <= 12 * 2**20
     model, info = load_encoder("default")
-    assert info["portable"] and Path(info["checkpoint"]) == path
+    assert info.portable and Path(info.checkpoint) == path
     X, w = spectra(n=1, L=200)
     Z = embed_spectra(model, X, w)
     assert Z.shape == (1, model.encoder.d_model) and np.isfinite(Z).all()

@@ -8,9 +8,10 @@ import torch
 from conftest import absorbance_table
 
 import vitnirs.embedding as embedding_module
+from vitnirs.checkpoint import CheckpointInfo
 from vitnirs.data.prepare import prepare, table_jobs
 from vitnirs.data.store import PreparedStore
-from vitnirs.embedding import INFO_ATTR, embed_store, meta_ids
+from vitnirs.embedding import embed_store, meta_ids
 from vitnirs.evaluate import robustness
 from vitnirs.evaluate.baselines import run_baselines
 from vitnirs.evaluate.downstream import fit_head, run_heads
@@ -65,9 +66,10 @@ def split() -> Split:
 @pytest.fixture(scope="module")
 def model() -> torch.nn.Module:
     torch.manual_seed(0)
-    m = build_mae("tiny").eval()
-    setattr(m, INFO_ATTR, {"meta_vocab": VOCAB, "max_points": None})  # as load_encoder would
-    return m
+    return build_mae("tiny").eval()
+
+
+INFO = CheckpointInfo(checkpoint="test", meta_vocab=VOCAB)  # as load_encoder would give it
 
 
 def _spy(fn, log: list):
@@ -81,7 +83,7 @@ def _spy(fn, log: list):
 @pytest.fixture(scope="module")
 def run(store, split, model):
     """The records of one call, with every fit and embedding call it made."""
-    Z = embed_store(model, store, "toy")
+    Z = embed_store(model, store, "toy", info=INFO)
     calls = {"run_baselines": [], "fit_head": [], "embed_spectra": []}
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(robustness, "run_baselines", _spy(run_baselines, calls["run_baselines"]))
@@ -91,7 +93,7 @@ def run(store, split, model):
         )
         records = robustness_curves(
             store, model, "toy", "y_band", split, heads=("ridge",), baselines=BASELINES,
-            severities=SEVERITIES, seed=0, embeddings={"toy": Z}, engine="sklearn",
+            severities=SEVERITIES, seed=0, embeddings={"toy": Z}, engine="sklearn", info=INFO,
         )  # fmt: skip
     return records, calls, Z
 

@@ -11,17 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from vitnirs.checkpoint import TRAINER_FILE, checkpoint_dir, latest_checkpoint, load_model, read_meta
 from vitnirs.errors import VitnirsError
-from vitnirs.train.checkpoint import (
-    TRAINER_FILE,
-    capture_rng_state,
-    checkpoint_dir,
-    latest_checkpoint,
-    load_model,
-    load_trainer_state,
-    restore_rng_state,
-    save_checkpoint,
-)
+from vitnirs.train.checkpoint import capture_rng_state, load_trainer_state, restore_rng_state, save_checkpoint
 from vitnirs.train.schedule import lr_at, warmup_and_total_steps
 
 
@@ -86,11 +78,12 @@ def test_round_trip_rebuilds_model_and_optimizer(tmp_path):
     path = save(tmp_path, 12, model, opt)
     assert path == checkpoint_dir(tmp_path, 12) == tmp_path / "checkpoints" / "step_0000012"
     assert latest_checkpoint(tmp_path) == path
-    loaded, meta = load_model(path, builder=builder)
+    loaded, info = load_model(path, builder=builder)
     for k, v in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v)
-    assert meta["config"] == CONFIG and meta["step"] == 12
-    assert meta["model"]["kwargs"] == {"width": 4} and meta["normalization"] == {"values": "per-spectrum"}
+    assert info.config == CONFIG and info.step == 12 and info.checkpoint == str(path)
+    assert read_meta(path)["model"]["kwargs"] == {"width": 4}
+    assert info.normalization == {"values": "per-spectrum"}
     fresh = torch.optim.AdamW(Tiny().parameters(), lr=0.1)
     state = load_trainer_state(path, fresh)
     assert state["step"] == 12
@@ -158,4 +151,14 @@ def test_bad_checkpoints_give_clear_errors(tmp_path):
         load_model(path, builder=builder)
     os.remove(path / "model.safetensors")
     with pytest.raises(VitnirsError, match="missing model.safetensors"):
+        load_model(path, builder=builder)
+
+
+def test_a_checkpoint_of_another_builder_is_refused(tmp_path):
+    model, opt = trained()
+    path = save(tmp_path, 1, model, opt)
+    meta = json.loads((path / "config.json").read_text())
+    meta["model"]["builder"] = "somewhere.else"
+    (path / "config.json").write_text(json.dumps(meta))
+    with pytest.raises(VitnirsError, match="somewhere.else"):
         load_model(path, builder=builder)

@@ -10,13 +10,15 @@ import pytest
 import torch
 from test_train import _table, cfg_with
 
+from vitnirs.batching.collate import BatchSettings
 from vitnirs.batching.loader import PretrainData
+from vitnirs.checkpoint import latest_checkpoint, load_model
 from vitnirs.config import ConfigError
 from vitnirs.data.prepare import prepare, table_jobs
 from vitnirs.data.store import PreparedStore
-from vitnirs.losses import TargetHead
-from vitnirs.train.checkpoint import latest_checkpoint, load_model, load_trainer_state
-from vitnirs.train.loop import batch_settings, pretrain
+from vitnirs.train.checkpoint import load_trainer_state
+from vitnirs.train.loop import pretrain
+from vitnirs.train.losses import TargetHead
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one torch thread
 
@@ -42,7 +44,7 @@ def test_off_by_default_batches_carry_no_target(store, monkeypatch):
     cfg = cfg_with()
     assert cfg.losses.semi_supervised_weight == 0 and not cfg.training_strategy.use_targets_in_pretraining
     monkeypatch.setattr(PreparedStore, "targets", lambda self, name: pytest.fail("targets read while off"))
-    data = PretrainData(store, settings=batch_settings(cfg))
+    data = PretrainData(store, settings=BatchSettings.from_config(cfg))
     assert "target" not in data.batch(0)
 
 
@@ -55,7 +57,7 @@ def test_one_switch_alone_is_refused():
 
 def test_targets_are_standardised_per_dataset_and_nan_for_synthetic(store):
     cfg = cfg_with(*ON, "training.batch_size=64")
-    data = PretrainData(store, settings=batch_settings(cfg), use_targets=True)
+    data = PretrainData(store, settings=BatchSettings.from_config(cfg), use_targets=True)
     st = PreparedStore(store)
     seen = {}
     for step in range(6):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from sklearn.decomposition import PCA
@@ -141,9 +143,16 @@ def test_non_finite_rows_are_dropped_and_reported(monkeypatch):
 
 
 def test_adversarial_auc_on_tiny_inputs():
-    real, synth = generate_synthetic_tables(120, seed=11), generate_synthetic_tables(120, seed=12)
-    out = adversarial_auc(real, synth, grid_nm=(1100.0, 1600.0, 10.0), max_per_side=60, snv=True)
-    assert 0.0 <= out["auc"] <= 1.0 and out["auc_std"] >= 0.0
+    real = generate_synthetic_tables(120, seed=11)
+    offset = [dataclasses.replace(t, values=t.values + 1.0) for t in real]  # the same spectra, shifted
+    kw = {"grid_nm": (1100.0, 1600.0, 10.0), "max_per_side": 60}
+    same = adversarial_auc(real, real, **kw)
+    assert 0.3 < same["auc"] < 0.7 and same["auc_std"] > 0.0, same  # one population: chance, varying folds
+    shifted = adversarial_auc(real, offset, **kw)
+    assert shifted["auc"] > 0.99 and shifted["auc_std"] == 0.0, shifted  # every fold separates them
+    assert shifted["interpretation"] == "trivially separable (>= 0.8)"
+    out = adversarial_auc(real, offset, snv=True, **kw)  # SNV removes a constant offset exactly
+    assert 0.3 < out["auc"] < 0.7, out
     assert 0 < out["n_real"] <= 60 and 0 < out["n_synthetic"] <= 60
     assert out["real_tables"] and out["synthetic_tables"] and out["snv"] is True
     assert out["grid_nm"] == [1100.0, 1600.0, 10.0] and out["interpretation"]

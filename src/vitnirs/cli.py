@@ -113,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="vitnirs_demo", help="output folder")
     p.add_argument("--workers", type=int, help="processes; default: data.workers")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="torch and BLAS threads, pinned so that the numbers repeat on this machine "
+        "(another count changes the last digits, and a short pretraining amplifies them)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_config_options(p, default="demo")
     p.set_defaults(func=cmd_demo)
@@ -127,7 +134,15 @@ def build_parser() -> argparse.ArgumentParser:
         "loss_curve.png. Several GPUs: torchrun --nproc_per_node=N -m vitnirs pretrain ...",
     )
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder")
-    p.add_argument("--store", help="prepared store; default: data.store_dir, else prepare into RUN_DIR/store")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--store", help="prepared store; default: data.store_dir, else prepare into RUN_DIR/store"
+    )
+    where.add_argument(
+        "--bank",
+        help="folder of CSVs or one CSV to prepare into RUN_DIR/store (as `vitnirs prepare --bank`); "
+        "default: data.real_datasets_dir, else the embedded demo bank",
+    )
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in RUN_DIR")
     p.add_argument(
         "--max-steps", type=int, metavar="N", help="stop at step N (the schedule still spans the epochs)"
@@ -228,18 +243,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "embed",
         formatter_class=_Formatter,
-        help="embed the spectra of one bank CSV (metadata and targets carried through)",
-        description="Read INPUT.csv as `vitnirs prepare` does (units, signal types, reflectance → absorbance), "
-        "embed every spectrum with the checkpoint (default: the model shipped with vitnirs) and write "
-        "OUT.csv or OUT.parquet: the metadata and y_* columns, then emb_0 … emb_{D-1}, in input row order.",
+        help="embed the spectra of one bank table, CSV or parquet (metadata and targets carried through)",
+        description="Read INPUT (a .csv, .tsv or .txt text file, or a .parquet file; numeric column names are "
+        "wavelengths, y_* targets, the rest metadata) as `vitnirs prepare` does (units, signal types, "
+        "reflectance → absorbance), embed every spectrum with the checkpoint (default: the model shipped "
+        "with vitnirs) and write OUT.csv or OUT.parquet: the metadata and y_* columns, then emb_0 … "
+        "emb_{D-1} (float32), in input row order.",
     )
-    p.add_argument("input", metavar="INPUT.csv")
+    p.add_argument("input", metavar="INPUT", help="a .csv/.tsv/.txt text file or a .parquet file")
     p.add_argument("--out", required=True, help="OUT.csv or OUT.parquet")
     p.add_argument(
         "--checkpoint", default="default", help="'default' (the shipped model), a checkpoint or run folder"
     )
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--batch-size", type=int, default=256, help="spectra per forward pass (more: faster, more memory)"
+    )
+    p.add_argument("--device", default="cpu", help="torch device of the encoder: cpu, cuda, cuda:1, mps, ...")
     p.add_argument("--unit", help="axis unit (nm, cm-1); wins over a manifest.json beside the file")
     p.add_argument(
         "--signal-type", help="absorbance, reflectance, reflectance%%, transmittance, transmittance%%"
@@ -285,6 +304,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("config", formatter_class=_Formatter, help="validate a config and print it resolved")
     _add_config_options(p)
     p.set_defaults(func=cmd_config)
+    for command in sub.choices.values():  # --debug before or after the command
+        command.add_argument(
+            "--debug",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="show the Python traceback of any error",
+        )
     return parser
 
 

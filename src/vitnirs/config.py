@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from vitnirs.config_text import explain_error, reference_markdown
 from vitnirs.data.signal import SIGNAL_TYPES, UNITS, normalize_signal_type, normalize_unit
 from vitnirs.errors import ConfigError
+from vitnirs.model.sizes import DECODER_KEYS, PRESETS
 
 Region = Literal["NIR", "vis-NIR", "MIR"]
 SyntheticPriority = Literal[
@@ -157,7 +158,12 @@ class AugmentationConfig(_Section):
 class MaskingConfig(_Section):
     """MAE block masking of the wavelength tokens."""
 
-    mask_ratio: float = Field(0.7, gt=0, lt=1, description="Fraction of tokens hidden from the encoder.")
+    mask_ratio: float = Field(
+        0.7,
+        ge=0,
+        lt=1,
+        description="Fraction of tokens hidden from the encoder (0 = unmasked views: set losses.mae_weight: 0).",
+    )
     min_block_size: int = Field(5, ge=1, description="Smallest masked block, in tokens.")
     max_block_size: int = Field(
         50, ge=1, description="Largest masked block, in tokens (at least min_block_size)."
@@ -179,14 +185,11 @@ class MaskingConfig(_Section):
         return self
 
 
-# Encoder sizes of the model presets (the same numbers as vitnirs.model.presets.PRESETS, kept
-# here so that loading a config does not import torch; a test checks they agree).
+# Encoder sizes of the model presets: the keys of vitnirs.model.sizes.PRESETS that ModelConfig has
+# (the decoder sizes are the preset's own); that module is torch-free, so loading a config stays light.
 MODEL_PRESETS: dict[str, dict[str, int]] = {
-    "tiny": {"d_model": 32, "n_latents": 8, "n_heads": 2, "n_cross_layers": 1, "n_self_layers": 1, "d_meta": 8},
-    "small": {"d_model": 64, "n_latents": 32, "n_heads": 4, "n_cross_layers": 1, "n_self_layers": 2, "d_meta": 16},
-    "base": {"d_model": 128, "n_latents": 64, "n_heads": 4, "n_cross_layers": 2, "n_self_layers": 3, "d_meta": 32},
-    "large": {"d_model": 256, "n_latents": 128, "n_heads": 8, "n_cross_layers": 2, "n_self_layers": 6, "d_meta": 32},
-}  # fmt: skip
+    name: {k: v for k, v in sizes.items() if k not in DECODER_KEYS} for name, sizes in PRESETS.items()
+}
 
 
 class ModelConfig(_Section):
@@ -256,6 +259,9 @@ class TrainingConfig(_Section):
     )
     max_points: int = Field(
         2048, ge=16, description="Longest spectrum fed to the model; longer ones are subsampled."
+    )
+    pad_multiple: int = Field(
+        8, ge=1, description="A batch's padded length is rounded up to a multiple of this."
     )
     num_workers: int = Field(2, ge=0, description="Data-loader worker processes (0 = in the main process).")
     log_every: int = Field(10, ge=1, description="Steps between metric lines in metrics.jsonl.")
@@ -364,6 +370,15 @@ class Config(_Section):
     training: TrainingConfig = TrainingConfig()
     losses: LossesConfig = LossesConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+
+    @model_validator(mode="after")
+    def _something_to_reconstruct(self) -> Config:
+        if self.masking.mask_ratio == 0 and self.losses.mae_weight > 0:
+            raise ValueError(
+                "masking.mask_ratio is 0 (unmasked views) but losses.mae_weight > 0: there is nothing to "
+                "reconstruct; set losses.mae_weight: 0 and give another loss a weight"
+            )
+        return self
 
     @model_validator(mode="after")
     def _targets_switch(self) -> Config:

@@ -20,59 +20,48 @@ from __future__ import annotations
 import warnings
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from vitnirs.batching.collate import MIN_STD
-from vitnirs.data.csv import parse_number
+from vitnirs.batching.contract import MIN_STD
+from vitnirs.data.csv import parse_wavelength
 from vitnirs.data.signal import normalize_signal_type, normalize_unit, to_absorbance, to_nm
 from vitnirs.errors import VitnirsError
+
+if TYPE_CHECKING:
+    from vitnirs.checkpoint import CheckpointInfo
 
 __all__ = ["POOLINGS", "SpectralEmbedder", "cached_encoder", "embed_absorbance", "resolve_checkpoint"]
 
 POOLINGS = ("mean", "mean+level")
-_CACHE: OrderedDict[tuple[str, str, int], tuple[Any, dict[str, Any]]] = OrderedDict()
+_CACHE: OrderedDict[tuple[str, str, int], tuple[Any, CheckpointInfo]] = OrderedDict()
 _CACHE_SIZE = 4
 
 
 # ----------------------------------------------------------------------------- the encoder
 def resolve_checkpoint(checkpoint: str | Path) -> Path:
-    """The checkpoint directory a ``checkpoint`` parameter names.
+    """The checkpoint directory a ``checkpoint`` parameter names (:func:`vitnirs.checkpoint.find_checkpoint`).
 
-    ``"default"`` is the model shipped inside the package
-    (:func:`vitnirs.models.default_checkpoint`); a run directory resolves to its newest
-    complete checkpoint. :class:`~vitnirs.errors.VitnirsError` when there is none.
+    ``"default"`` is the model shipped inside the package; a run directory resolves to its
+    newest complete checkpoint. :class:`~vitnirs.errors.VitnirsError` when there is none.
     """
-    from vitnirs.train.checkpoint import find_checkpoint
+    from vitnirs.checkpoint import find_checkpoint
 
-    if isinstance(checkpoint, str) and checkpoint == "default":
-        try:
-            from vitnirs.models import default_checkpoint
-        except ImportError as err:
-            raise VitnirsError(
-                "checkpoint='default': this vitnirs has no shipped model (vitnirs.models is "
-                f"missing: {err}); pass a checkpoint directory instead"
-            ) from None
-        path = Path(default_checkpoint())
-    elif isinstance(checkpoint, (str, Path)):
-        path = Path(checkpoint)
-    else:
-        raise VitnirsError(f"checkpoint must be 'default' or a path; got {type(checkpoint).__name__}")
-    return find_checkpoint(path)
+    return find_checkpoint(checkpoint)
 
 
-def cached_encoder(ckpt_dir: Path, device: str) -> tuple[Any, dict[str, Any]]:
+def cached_encoder(ckpt_dir: Path, device: str) -> tuple[Any, CheckpointInfo]:
     """``load_encoder(ckpt_dir, device=device)``, cached per process.
 
     Keyed by the directory, the device and the weights file's modification time, so that
     clones (cross-validation folds, nirs4all refits) share one model and a rewritten
     checkpoint is reloaded. The model is only used for inference.
     """
+    from vitnirs.checkpoint import MODEL_FILE
     from vitnirs.embedding import load_encoder
-    from vitnirs.train.checkpoint import MODEL_FILE
 
     key = (str(Path(ckpt_dir).resolve()), str(device), (Path(ckpt_dir) / MODEL_FILE).stat().st_mtime_ns)
     if key in _CACHE:
@@ -90,6 +79,7 @@ def embed_absorbance(
     absorbance: np.ndarray,
     wavelengths_nm: np.ndarray,
     *,
+    info: CheckpointInfo | None = None,
     pooling: str = "mean",
     batch_size: int = 256,
     device: str = "cpu",
@@ -99,8 +89,8 @@ def embed_absorbance(
 
     Parameters
     ----------
-    model:
-        A model from :func:`cached_encoder` / :func:`vitnirs.embedding.load_encoder`.
+    model, info:
+        A model and its checkpoint info from :func:`cached_encoder` / :func:`vitnirs.embedding.load_encoder`.
     absorbance:
         ``(n, L)`` finite absorbance spectra.
     wavelengths_nm:
@@ -115,7 +105,7 @@ def embed_absorbance(
     from vitnirs.embedding import embed_spectra
 
     Z = embed_spectra(
-        model, absorbance, wavelengths_nm, batch_size=batch_size, device=device, progress=progress
+        model, absorbance, wavelengths_nm, info=info, batch_size=batch_size, device=device, progress=progress
     ).astype(np.float64)  # [n, D]
     if pooling == "mean+level":
         A = np.asarray(absorbance, dtype=np.float64)
@@ -165,8 +155,8 @@ def _grid_from_columns(columns: Any) -> np.ndarray:
             "pandas DataFrame whose column names are the wavelengths"
         )
     grid = []
-    for col in columns:
-        value = col if isinstance(col, (int, float, np.number)) else parse_number(str(col), ",")
+    for col in columns:  # names carry no decimal mark: '1100.5' and '1100,5' both read
+        value = col if isinstance(col, (int, float, np.number)) else parse_wavelength(str(col), None)
         if value is None:
             raise ValueError(
                 f"wavelengths=None reads the grid from X's column names, but column {col!r} is "
@@ -283,8 +273,8 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
 
         ckpt = resolve_checkpoint(self.checkpoint)
         self.checkpoint_ = str(ckpt)
-        model, _ = cached_encoder(ckpt, self.device)
-        self._encoder = model
+        model, info = cached_encoder(ckpt, self.device)
+        self._encoder = (model, info)
         width = int(model.encoder.d_model)  # the embedding is the mean of (N, d_model) latents
         self.embedding_dim_ = width + (2 if self.pooling == "mean+level" else 0)
         return self
@@ -294,10 +284,12 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "embedding_dim_")
         X = validate_data(self, X, dtype=np.float64, reset=False)  # [n, L]
         absorbance = self._absorbance(X)
+        model, info = self._loaded()
         Z = embed_absorbance(
-            self._model(),
+            model,
             absorbance,
             self.wavelengths_nm_[self._order],
+            info=info,
             pooling=self.pooling,
             batch_size=int(self.batch_size),
             device=self.device,
@@ -328,16 +320,16 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
         return state
 
     # -- helpers ------------------------------------------------------------------------------
-    def _model(self) -> Any:
-        """The encoder: the one loaded in fit, else (after unpickling) reloaded."""
-        model = getattr(self, "_encoder", None)
-        if model is None:
+    def _loaded(self) -> tuple[Any, CheckpointInfo]:
+        """The encoder and its checkpoint info: those loaded in fit, else (after unpickling) reloaded."""
+        loaded = getattr(self, "_encoder", None)
+        if loaded is None:
             path = self.checkpoint_
             if self.checkpoint == "default" or not Path(path).exists():
                 path = resolve_checkpoint(self.checkpoint)
-            model, _ = cached_encoder(Path(path), self.device)
-            self._encoder = model
-        return model
+            loaded = cached_encoder(Path(path), self.device)
+            self._encoder = loaded
+        return loaded
 
     def _absorbance(self, X: np.ndarray) -> np.ndarray:
         """``(n, L)`` absorbance in ascending-wavelength order (a new array)."""

@@ -1,14 +1,13 @@
 """Spectra → frozen embeddings: the one function every downstream use calls.
 
 :func:`embed_spectra` prepares a block of spectra exactly as pretraining prepared a view
-(the contract of :mod:`vitnirs.batching`) minus everything random: no MAE mask, no
+(the contract of :mod:`vitnirs.batching.contract`) minus everything random: no MAE mask, no
 augmentation, no crop or random subsample; only the deterministic even-spaced cap
-``max_points`` (:func:`vitnirs.batching.collate.select_points`), then the per-spectrum
-normalisation ``(x - mean) / std`` with ``level = (mean, log std)``
-(:func:`vitnirs.batching.collate.normalise`). Spectra are embedded in batches, never one at a time.
+``max_points``, then the per-spectrum normalisation ``(x - mean) / std`` with
+``level = (mean, log std)``. Spectra are embedded in batches, never one at a time.
 
 >>> model, info = load_encoder("runs/demo")                      # doctest: +SKIP
->>> Z = embed_spectra(model, X, wavelengths_nm)                  # (n, D) float32  # doctest: +SKIP
+>>> Z = embed_spectra(model, X, wavelengths_nm, info=info)       # (n, D) float32  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -19,23 +18,22 @@ from typing import Any
 import numpy as np
 import torch
 
-from vitnirs.batching.collate import BatchSettings, normalise, select_points
+from vitnirs.batching.contract import compact, encode_meta, even_cap, meta_field_values, normalise
+from vitnirs.checkpoint import CheckpointInfo, load_model
 
-__all__ = ["embed_spectra", "embed_store", "load_encoder", "meta_ids"]
+__all__ = ["DEFAULT_MAX_POINTS", "CheckpointInfo", "embed_spectra", "embed_store", "load_encoder", "meta_ids"]
 
-INFO_ATTR = "vitnirs_info"  # load_encoder stores the checkpoint's info on the model under this name
-META_FIELDS = ("instrument", "measurement_mode", "signal_type_original")  # as vitnirs.batching.loader
+DEFAULT_MAX_POINTS = 2048  # the point cap without a checkpoint's own (training.max_points' default)
 
 
-def load_encoder(checkpoint: str | Path, *, device: str = "cpu") -> tuple[torch.nn.Module, dict[str, Any]]:
+def load_encoder(checkpoint: str | Path, *, device: str = "cpu") -> tuple[torch.nn.Module, CheckpointInfo]:
     """Load a pretrained model for embedding, in eval mode.
 
     Parameters
     ----------
     checkpoint:
-        A checkpoint directory (``RUN_DIR/checkpoints/step_N``, holding ``model.safetensors``
-        and ``config.json``; a portable one from :func:`vitnirs.workflows.export.export_checkpoint`
-        too), a run directory (its newest complete checkpoint is used), or ``"default"``: the
+        A checkpoint directory (``RUN_DIR/checkpoints/step_N``, an exported or a fine-tuned
+        one), a run directory (its newest complete checkpoint is used), or ``"default"``: the
         model shipped in the package (:func:`vitnirs.models.default_checkpoint`).
     device:
         Where the weights go.
@@ -43,32 +41,11 @@ def load_encoder(checkpoint: str | Path, *, device: str = "cpu") -> tuple[torch.
     Returns
     -------
     model, info
-        ``info`` has ``checkpoint`` (the directory used), ``step``, ``preset``, ``max_points``
-        (the pretraining cap on points per spectrum), ``portable``, ``meta_vocab`` (``{field: [values]}``;
-        id = position + 1, 0 = unknown) and ``normalization`` (the checkpoint's constants).
-        The same dict is attached to the model as ``model.vitnirs_info`` so that
-        :func:`embed_spectra` uses the checkpoint's ``max_points`` by default.
+        ``info`` (:class:`~vitnirs.checkpoint.CheckpointInfo`) says how the checkpoint feeds its
+        model: pass it to :func:`embed_spectra` (``info=``) so the checkpoint's point cap is used.
     """
-    from vitnirs.train.checkpoint import find_checkpoint, load_model
-
-    if str(checkpoint) == "default":
-        from vitnirs.models import default_checkpoint
-
-        checkpoint = default_checkpoint()
-    path = find_checkpoint(checkpoint)
-    model, meta = load_model(path, map_location=device)
+    model, info = load_model(checkpoint, map_location=device)
     model.eval()
-    norm = dict(meta.get("normalization") or {})
-    info = {
-        "checkpoint": str(path),
-        "step": int(meta.get("step", 0)),
-        "preset": meta.get("model", {}).get("preset"),
-        "max_points": norm.get("max_points"),
-        "meta_vocab": norm.get("meta_vocab") or {},
-        "normalization": norm,
-        "portable": bool(meta.get("portable", False)),
-    }
-    setattr(model, INFO_ATTR, info)
     return model, info
 
 
@@ -106,6 +83,7 @@ def embed_spectra(
     device: str = "cpu",
     max_points: int | None = None,
     meta: np.ndarray | None = None,
+    info: CheckpointInfo | None = None,
     progress: bool = False,
 ) -> np.ndarray:
     """Embed spectra with a (frozen) :class:`~vitnirs.model.mae.SpectralMAE`.
@@ -125,10 +103,12 @@ def embed_spectra(
         Torch device of the forward passes (the model is moved there).
     max_points:
         Cap on points per spectrum; above it, ``max_points`` evenly spaced points are kept
-        (deterministic, as in pretraining). ``None``: the checkpoint's cap when the model
-        came from :func:`load_encoder`, else ``BatchSettings().max_points``; ``0``: no cap.
+        (deterministic, as in pretraining). ``None``: ``info``'s cap, else
+        :data:`DEFAULT_MAX_POINTS`; ``0``: no cap.
     meta:
         Optional ``(n, K)`` integer metadata ids (see :func:`meta_ids`); ``None`` = unknown.
+    info:
+        The checkpoint's :class:`~vitnirs.checkpoint.CheckpointInfo` (from :func:`load_encoder`).
     progress:
         Show a progress bar.
 
@@ -142,7 +122,7 @@ def embed_spectra(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}")
     if max_points is None:
-        max_points = (getattr(model, INFO_ATTR, None) or {}).get("max_points") or BatchSettings().max_points
+        max_points = (info.max_points if info is not None else None) or DEFAULT_MAX_POINTS
     if meta is not None:
         meta = np.asarray(meta, dtype=np.int64).reshape(n, -1)
     dev = torch.device(device)
@@ -173,10 +153,8 @@ def encoder_inputs(
     values = torch.from_numpy(np.ascontiguousarray(X, dtype=np.float64))
     waves = torch.from_numpy(np.ascontiguousarray(np.broadcast_to(wavelengths_nm, X.shape), dtype=np.float32))
     valid = torch.ones(values.shape, dtype=torch.bool)
-    if max_points and max_points < X.shape[1]:
-        # no crop, no random subsample: select_points is then deterministic (its random draws are unused)
-        settings = BatchSettings(p_crop=0.0, p_subsample=0.0, max_points=int(max_points), pad_multiple=1)
-        index, valid = select_points(valid, settings, torch.Generator().manual_seed(0))
+    if max_points and max_points < X.shape[1]:  # the cap of pretraining, without its random crop
+        index, valid = compact(even_cap(valid, int(max_points)), valid, pad_multiple=1)
         values, waves = values.gather(1, index), waves.gather(1, index)
     normed, level = normalise(values, valid)
     return normed.float(), waves, valid, level.float()
@@ -188,26 +166,17 @@ def meta_ids(store: Any, name: str, meta_vocab: dict[str, list[str]]) -> np.ndar
     The field values come from the dataset's metadata column when there is one, else from its
     manifest record (as in pretraining); a value the checkpoint never saw gets id 0 (unknown).
     """
-    record, frame = store.records[name], store.metadata(name)
-    cols = []
-    for field in META_FIELDS:
-        lookup = {v: i + 1 for i, v in enumerate(meta_vocab.get(field, []))}
-        if field in frame.columns:
-            col = frame[field].astype("string").fillna("").to_numpy(dtype=object)
-        else:
-            col = np.full(record["n_rows"], str(record.get(field) or ""), dtype=object)
-        cols.append(np.array([lookup.get(v, 0) for v in col], dtype=np.int64))
-    return np.stack(cols, axis=1)
+    return encode_meta(meta_field_values(store, name), meta_vocab)
 
 
-def embed_store(model: torch.nn.Module, store: Any, name: str, **kw: Any) -> np.ndarray:
+def embed_store(
+    model: torch.nn.Module, store: Any, name: str, *, info: CheckpointInfo | None = None, **kw: Any
+) -> np.ndarray:
     """Embed dataset ``name`` of a :class:`~vitnirs.data.store.PreparedStore` → ``(n, D)`` float32.
 
     Keyword arguments go to :func:`embed_spectra`. Unless ``meta`` is given, the metadata ids
-    are built with the checkpoint's vocabulary when the model came from :func:`load_encoder`
-    (otherwise the metadata is left unknown).
+    are built with ``info``'s vocabulary (without ``info``, the metadata is left unknown).
     """
-    vocab = (getattr(model, INFO_ATTR, None) or {}).get("meta_vocab")
-    if "meta" not in kw and vocab:
-        kw["meta"] = meta_ids(store, name, vocab)
-    return embed_spectra(model, store.values(name), store.wavelengths_nm(name), **kw)
+    if "meta" not in kw and info is not None and info.meta_vocab:
+        kw["meta"] = meta_ids(store, name, info.meta_vocab)
+    return embed_spectra(model, store.values(name), store.wavelengths_nm(name), info=info, **kw)

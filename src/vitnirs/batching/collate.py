@@ -11,47 +11,83 @@ and the MAE block mask. Everything is vectorised over the batch.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
+from vitnirs.batching.contract import MIN_STD, PAD_WAVELENGTH, compact, even_cap, normalise
 from vitnirs.batching.masking import decode_subset
 
-PAD_WAVELENGTH = 1000.0
-MIN_STD = 1e-6
+if TYPE_CHECKING:
+    from vitnirs.config import Config
+
+__all__ = [
+    "MIN_STD",
+    "PAD_WAVELENGTH",
+    "BatchSettings",
+    "build_view",
+    "collate",
+    "normalise",
+    "select_points",
+]
 
 
-@dataclass
+@dataclass(frozen=True)
 class BatchSettings:
-    """Everything that shapes a pretraining batch (sampling, views, augmentation, masking)."""
+    """Everything that shapes a pretraining batch (sampling, views, augmentation, masking).
 
-    batch_size: int = 64  # the most spectra in a batch
-    token_budget: int | None = None  # B × L_max ≤ token_budget (per length bucket)
-    p_synth: float = 0.3
-    dataset_weights: dict[str, float] | None = None  # relative weights of real datasets (default 1)
-    sampling: str = "uniform_by_dataset"  # or "proportional": real datasets weighted by their size
-    curriculum_steps: int = 0
-    seed: int = 0
-    two_views: bool = True
+    No field has a default: a batch is shaped by a config (:meth:`from_config`), so the numbers
+    live in one place, :mod:`vitnirs.config`.
+    """
+
+    batch_size: int  # the most spectra in a batch
+    token_budget: int | None  # B × L_max ≤ token_budget (per length bucket)
+    p_synth: float
+    dataset_weights: dict[str, float] | None  # relative weights of real datasets (default 1)
+    sampling: str  # "uniform_by_dataset" or "proportional": real datasets weighted by their size
+    curriculum_steps: int
+    seed: int
+    two_views: bool
     # augmentation (vitnirs.batching.augment.Augmenter)
-    p_baseline_drift: float = 0.5
-    p_scatter: float = 0.5
-    p_noise: float = 0.8
-    p_band_mask: float = 0.2
-    p_shift: float = 0.3
+    p_baseline_drift: float
+    p_scatter: float
+    p_noise: float
+    p_band_mask: float
+    p_shift: float
     # points kept per view (always with their true λ)
-    p_crop: float = 0.0
-    crop_min_fraction: float = 0.5
-    p_subsample: float = 0.0
-    subsample_min_fraction: float = 0.5
-    max_points: int = 2048
-    pad_multiple: int = 8
+    p_crop: float
+    crop_min_fraction: float
+    p_subsample: float
+    subsample_min_fraction: float
+    max_points: int
+    pad_multiple: int
     # MAE block masking (vitnirs.batching.masking.block_mask)
-    mask_ratio: float = 0.7
-    min_block: int = 5
-    max_block: int = 50
-    max_decoder_points: int | None = None  # masked points predicted per row (None = all, as MAE)
+    mask_ratio: float
+    min_block: int
+    max_block: int
+    max_decoder_points: int | None  # masked points predicted per row (None = all, as MAE)
+
+    @classmethod
+    def from_config(cls, cfg: Config, **overrides: Any) -> BatchSettings:
+        """The batch settings of a config, then ``overrides`` (field names of this class)."""
+        t, ts, a, m = cfg.training, cfg.training_strategy, cfg.augmentation, cfg.masking
+        settings = cls(
+            batch_size=t.batch_size, token_budget=t.token_budget, p_synth=ts.p_synth,
+            dataset_weights=dict(ts.dataset_weights) or None, sampling=ts.sampling,
+            curriculum_steps=ts.curriculum_steps, seed=t.seed, two_views=cfg.losses.two_views,
+            p_baseline_drift=a.p_baseline_drift, p_scatter=a.p_scatter, p_noise=a.p_noise,
+            p_band_mask=a.p_band_mask, p_shift=a.p_shift, p_crop=a.p_crop,
+            crop_min_fraction=a.crop_min_fraction, p_subsample=a.p_subsample,
+            subsample_min_fraction=a.subsample_min_fraction, max_points=t.max_points,
+            pad_multiple=t.pad_multiple, mask_ratio=m.mask_ratio, min_block=m.min_block_size,
+            max_block=m.max_block_size, max_decoder_points=m.max_decoder_points,
+        )  # fmt: skip
+        unknown = set(overrides) - {f.name for f in fields(cls)}
+        if unknown:
+            raise TypeError(f"BatchSettings has no field(s) {sorted(unknown)}")
+        return replace(settings, **overrides)
 
 
 def torch_generator(seed: int, rank: int, step: int, stream: int) -> torch.Generator:
@@ -102,44 +138,14 @@ def select_points(
     if bool(sub_on.any()):  # the double argsort is the costliest step: only when needed
         rank = scores.argsort(1).argsort(1)
         keep &= ~sub_on | (rank < k)
-    # hard cap: point p of c kept is selected iff some i < m has floor(i c / m) == p
-    c = keep.sum(1, keepdim=True)
-    cap = settings.max_points
-    if cap and bool((c > cap).any()):
-        p = keep.long().cumsum(1) - 1
-        even = (p * cap + c - 1) // c < ((p + 1) * cap + c - 1) // c
-        keep &= (c <= cap) | even
-    new_n = keep.sum(1, keepdim=True)
-    if torch.equal(keep, valid):  # nothing removed: padding is already at the end
-        order = torch.arange(L).expand(B, L)
-    else:
-        order = (~keep).to(torch.uint8).sort(dim=1, stable=True).indices  # kept points first, in order
-    mult = max(1, settings.pad_multiple)
-    width = -(-max(1, int(new_n.max()) if B else 1) // mult) * mult
-    index = order[:, :width]
-    if index.shape[1] < width:  # rounding up past L: extra columns point at 0, marked invalid
-        index = torch.cat([index, index.new_zeros((B, width - index.shape[1]))], dim=1)
-    return index, torch.arange(width).expand(B, width) < new_n
-
-
-def normalise(values: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x - mean) / std`` over each row's real points → ``(B, L)`` (0 at padding), ``level (B, 2)``.
-
-    ``level = (mean, log std)``; std floored at ``MIN_STD`` (a flat spectrum becomes zeros).
-    Statistics in float64 (a 6-absorbance-unit tablet spectrum with a 1e-4 std loses digits in float32).
-    """
-    x = values.double()
-    n = valid.sum(1, keepdim=True).clamp_min(1)
-    mean = (x * valid).sum(1, keepdim=True) / n
-    std = ((((x - mean) * valid) ** 2).sum(1, keepdim=True) / n).sqrt().clamp_min(MIN_STD)
-    out = torch.where(valid, (x - mean) / std, 0.0).float()
-    return out, torch.cat([mean, std.log()], dim=1).float()
+    keep = even_cap(keep, settings.max_points)  # the hard cap, as embed_spectra applies it
+    return compact(keep, valid, settings.pad_multiple)
 
 
 def _block_mask(valid: torch.Tensor, settings: BatchSettings, g: torch.Generator) -> torch.Tensor:
-    if settings.mask_ratio <= 0:
+    if settings.mask_ratio <= 0:  # unmasked views (masking.mask_ratio = 0)
         return torch.zeros_like(valid)
-    from vitnirs.batching.masking import block_mask  # written alongside; imported when first needed
+    from vitnirs.batching.masking import block_mask
 
     mask = block_mask(
         valid,
@@ -238,11 +244,11 @@ def raw_rows(spectra: Sequence[dict], n_meta: int | None = None) -> RawRows:
 def collate(
     spectra: Sequence[dict],
     *,
-    settings: BatchSettings | None = None,
+    settings: BatchSettings,
     step: int = 0,
     rank: int = 0,
     augment: Augment | None = None,
 ) -> dict:
     """A list of spectra (each: values, wavelengths, baseline ``(L_i,)``, dataset_id, is_synthetic,
     meta ``(K,)``) → one batch dict per the contract (no ``view2``); deterministic in (seed, rank, step)."""
-    return build_view(raw_rows(spectra), settings or BatchSettings(), step=step, rank=rank, augment=augment)
+    return build_view(raw_rows(spectra), settings, step=step, rank=rank, augment=augment)

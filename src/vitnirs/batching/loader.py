@@ -17,10 +17,9 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from vitnirs.batching.augment import Augmenter
 from vitnirs.batching.collate import BatchSettings, RawRows, build_view, pad_flat
+from vitnirs.batching.contract import PAD_WAVELENGTH, build_meta_vocab, encode_meta, meta_field_values
 from vitnirs.batching.sampler import DatasetSampler, steps_per_epoch
 from vitnirs.data.store import PreparedStore
-
-META_FIELDS = ("instrument", "measurement_mode", "signal_type_original")
 
 __all__ = ["BatchSettings", "PretrainData", "PretrainIterable", "make_loader", "steps_per_epoch"]
 
@@ -47,30 +46,10 @@ def _standardised_targets(store: PreparedStore, names: list[str], synthetic: np.
 
 
 def _meta_codes(store: PreparedStore, names: list[str]) -> tuple[dict[str, list[str]], list[np.ndarray]]:
-    """Per field, a vocabulary (id 0 = unknown); per dataset, ``(n_rows, K)`` int64 ids.
-
-    A field comes from the dataset's metadata column when there is one, else from its record.
-    """
-    raw: list[list[np.ndarray]] = []
-    for name in names:
-        record, frame = store.records[name], store.metadata(name)
-        cols = []
-        for field in META_FIELDS:
-            if field in frame.columns:
-                col = frame[field].astype("string").fillna("").to_numpy(dtype=object)
-            else:
-                col = np.full(record["n_rows"], str(record.get(field) or ""), dtype=object)
-            cols.append(np.where(np.isin(col, ["", "unknown", "nan", "None"]), "", col))
-        raw.append(cols)
-    vocab = {f: sorted({v for cols in raw for v in cols[k] if v}) for k, f in enumerate(META_FIELDS)}
-    lookup = {f: {v: i + 1 for i, v in enumerate(vocab[f])} for f in META_FIELDS}
-    codes = [
-        np.stack(
-            [np.array([lookup[f].get(v, 0) for v in cols[k]], np.int64) for k, f in enumerate(META_FIELDS)], 1
-        )
-        for cols in raw
-    ]
-    return vocab, codes
+    """Per field, a vocabulary (id 0 = unknown); per dataset, ``(n_rows, K)`` int64 ids."""
+    values = [meta_field_values(store, name) for name in names]
+    vocab = build_meta_vocab(values)
+    return vocab, [encode_meta(v, vocab) for v in values]
 
 
 class PretrainData:
@@ -208,7 +187,7 @@ class PretrainData:
         return RawRows(
             values=padded(values, 0.0),
             baseline=padded(baseline, 0.0),
-            wavelengths=padded(waves, 1000.0),
+            wavelengths=padded(waves, PAD_WAVELENGTH),
             valid=torch.arange(width).expand(B, width) < torch.from_numpy(self.lengths[dataset_idx])[:, None],
             dataset_id=torch.from_numpy(dataset_idx.astype(np.int64)),
             is_synthetic=torch.from_numpy(self.synthetic[dataset_idx]),

@@ -22,14 +22,15 @@ and the blocks bend: shorter than ``min_block`` (e.g. ``n_mask < min_block``), o
 ``max_block`` when the visible points cannot separate enough blocks. Blocks never cross the
 ends of a spectrum, so no clipping is needed.
 
-:func:`keep_indices` and :func:`masked_indices` are MAE's argsort trick adapted to padding.
+The encoder and decoder gather their points with :func:`vitnirs.model.mae.keep_indices` and
+:func:`vitnirs.model.mae.masked_indices` (MAE's argsort trick adapted to padding).
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["block_mask", "decode_subset", "keep_indices", "masked_indices"]
+__all__ = ["block_mask", "decode_subset"]
 
 
 def _random_composition(
@@ -144,33 +145,6 @@ def block_mask(
     in_block = torch.cumsum(delta[:, :L], dim=1) > 0  # [B, L] indexed by rank
     rank = (torch.cumsum(valid.long(), dim=1) - 1).clamp(min=0)
     return torch.gather(in_block, 1, rank) & valid
-
-
-def _select_first(flag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices of the True entries of ``flag`` (B, L), first in original order, padded to the row max."""
-    ids = torch.sort((~flag).to(torch.uint8), dim=1, stable=True).indices  # True entries first
-    n = int(flag.sum(dim=1).max()) if flag.numel() else 0
-    ids = ids[:, :n]
-    return ids, torch.gather(flag, 1, ids)
-
-
-def keep_indices(mask: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices of the points the encoder sees (real and not masked).
-
-    Args:
-        mask: bool (B, L), True = masked.  valid: bool (B, L), True = real point.
-
-    Returns:
-        ids_keep: int64 (B, K), K = most kept points in a row; kept points first, in order.
-        keep_valid: bool (B, K), False where a shorter row was padded (its ids point at
-        masked/padding positions and must be ignored).
-    """
-    return _select_first(valid.bool() & ~mask.bool())
-
-
-def masked_indices(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Indices of the masked points (B, M) and their validity (B, M), as :func:`keep_indices`."""
-    return _select_first(mask.bool())
 
 
 def decode_subset(

@@ -121,7 +121,7 @@ def asls_baseline(
     max_iter : at most ``max_iter + 1`` weighted solves per spectrum (pybaselines' count).
     tol : stop a spectrum when ``||w_new - w|| / ||w|| < tol``.
     chunk_size : spectra stacked into one banded system; bounds memory (~10 arrays of
-        chunk_size × L float64).
+        chunk_size × L float64; X is converted to float64 one chunk at a time).
 
     Returns
     -------
@@ -140,11 +140,12 @@ def asls_baseline(
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     n, L = X.shape
     penalty = float(lam) * second_difference_bands(L)  # (3, L); raises for L < 3
-    spectra = X.astype(np.float64, copy=False)
-    if not np.isfinite(spectra).all():
-        raise ValueError("X contains NaN or infinite values")
+    for start in range(0, n, chunk_size):  # checked before any work, a chunk at a time
+        if not np.isfinite(X[start : start + chunk_size].astype(np.float64, copy=False)).all():
+            raise ValueError("X contains NaN or infinite values")
     baseline = np.empty((n, L))
     for start in range(0, n, chunk_size):
         stop = min(start + chunk_size, n)
-        baseline[start:stop] = _asls_chunk(spectra[start:stop], penalty, p, max_iter, tol)
+        spectra = X[start:stop].astype(np.float64, copy=False)  # [m, L]; a float32 X is never copied whole
+        baseline[start:stop] = _asls_chunk(spectra, penalty, p, max_iter, tol)
     return baseline

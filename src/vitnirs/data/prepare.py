@@ -58,6 +58,7 @@ class Job:
     path: Path | None = None
     table: SpectralTable | None = None
     declared: Declaration = field(default_factory=Declaration)
+    unreadable: str | None = None  # why ``path`` cannot be read at all (a folder, a broken link…): skipped
 
 
 @dataclass
@@ -115,6 +116,8 @@ def settings_hash(job: Job, asls: AslsSettings) -> str:
 
 def _run_job(job: Job, store: Path, asls: AslsSettings, settings: str) -> tuple[str, dict]:
     """Worker: read + validate + AsLS + write. Returns ("ok", record) or ("skipped", reason)."""
+    if job.unreadable:
+        return "skipped", {"reason": job.unreadable, **_where(job)}
     try:
         if job.table is not None:
             table = job.table
@@ -134,10 +137,11 @@ def _run_job(job: Job, store: Path, asls: AslsSettings, settings: str) -> tuple[
 
 
 def _where(job: Job) -> dict:
-    """``file`` (the file name, as in a bank manifest) and ``source`` (absolute path)."""
+    """``file`` (the file name, as in a bank manifest) and ``source`` (absolute path of the bank
+    entry itself: a symbolic link is not followed, so its record belongs to the bank folder)."""
     if job.path is None:
         return {"file": job.origin, "source": job.origin}
-    return {"file": job.path.name, "source": str(Path(job.path).resolve())}
+    return {"file": job.path.name, "source": str(Path(job.path).parent.resolve() / job.path.name)}
 
 
 def _executor(workers: int):
@@ -238,6 +242,20 @@ def describe_skipped(entry: dict) -> str:
     return f"{entry.get('source', entry['file'])}: {entry['reason']}" + (
         f" ({', '.join(where)})" if where else ""
     )
+
+
+def warning_lines(manifest: dict | PrepareReport, per_file: int = 3) -> list[str]:
+    """``file: warning`` lines for each kept dataset, at most ``per_file`` per dataset, then
+    ``file: (+N more in manifest.json)``; ``manifest`` is a store manifest or a :class:`PrepareReport`."""
+    if isinstance(manifest, PrepareReport):
+        manifest = manifest.manifest
+    lines = []
+    for record in manifest["datasets"]:
+        where, warnings = record.get("source", record["file"]), record["warnings"]
+        lines += [f"{where}: {text}" for text in warnings[:per_file]]
+        if len(warnings) > per_file:
+            lines.append(f"{where}: (+{len(warnings) - per_file} more in manifest.json)")
+    return lines
 
 
 def _collect(job: Job, result: tuple[str, dict], records: dict, skipped: list, bar) -> None:

@@ -21,6 +21,7 @@ them without loading the model:
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +29,14 @@ import numpy as np
 import torch
 
 from vitnirs.batching.collate import BatchSettings, collate
-from vitnirs.embedding import INFO_ATTR, embed_spectra, meta_ids
+from vitnirs.checkpoint import CheckpointInfo
+from vitnirs.embedding import meta_ids
+from vitnirs.evaluate.separability import embed_rows
 
 __all__ = ["embedding_map", "reconstructions", "write_artefacts"]
 
 SYNTHETIC_SHARE = 0.25  # synthetic points per synthetic table, as a fraction of max_per_dataset
 MAX_SYNTHETIC_TABLES = 4
-
-
-def _vocab(model: torch.nn.Module) -> dict[str, list[str]]:
-    return (getattr(model, INFO_ATTR, None) or {}).get("meta_vocab") or {}
 
 
 def _sample(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -54,14 +53,6 @@ def _instruments(store: Any, name: str, rows: np.ndarray) -> list[str]:
     return [str(store.records[name].get("instrument") or name)] * len(rows)
 
 
-def _embed_rows(model: torch.nn.Module, store: Any, name: str, rows: np.ndarray) -> np.ndarray:
-    """``(len(rows), D)`` embeddings of some rows of a store dataset (checkpoint metadata ids)."""
-    vocab = _vocab(model)
-    meta = meta_ids(store, name, vocab)[rows] if vocab else None
-    X = np.asarray(store.values(name)[rows], dtype=np.float32)
-    return embed_spectra(model, X, store.wavelengths_nm(name), meta=meta)
-
-
 def embedding_map(
     store: Any,
     model: torch.nn.Module,
@@ -70,6 +61,7 @@ def embedding_map(
     seed: int = 0,
     embeddings: dict[str, np.ndarray] | None = None,
     method: str = "pca",
+    info: CheckpointInfo | None = None,
 ) -> dict[str, Any]:
     """A 2-D map of the embeddings of a balanced sample of the store.
 
@@ -89,6 +81,8 @@ def embedding_map(
         taken from it instead of embedding again.
     method:
         ``"pca"`` (default) or ``"tsne"``.
+    info:
+        The checkpoint's info (point cap, metadata vocabulary), as :func:`embed_spectra` takes it.
 
     Returns
     -------
@@ -111,7 +105,7 @@ def embedding_map(
         rows = _sample(int(store.records[name]["n_rows"]), k, rng)
         if not len(rows):
             continue
-        Z = embeddings[name][rows] if name in embeddings else _embed_rows(model, store, name, rows)
+        Z = embeddings[name][rows] if name in embeddings else embed_rows(model, store, name, rows, None, info)
         blocks.append(np.asarray(Z, dtype=np.float64))
         labels["dataset"] += [name] * len(rows)
         labels["instrument"] += _instruments(store, name, rows)
@@ -148,29 +142,12 @@ def _project(Z: np.ndarray, is_real: np.ndarray, method: str, seed: int) -> tupl
     return xy, [float(v) for v in pca.explained_variance_ratio_]
 
 
-def _mask_settings(model: torch.nn.Module) -> dict[str, float]:
-    """The checkpoint's masking settings (``BatchSettings`` defaults for a model not from disk)."""
-    defaults = BatchSettings()
-    out = {
-        "mask_ratio": defaults.mask_ratio,
-        "min_block": defaults.min_block,
-        "max_block": defaults.max_block,
-    }
-    checkpoint = (getattr(model, INFO_ATTR, None) or {}).get("checkpoint")
-    if checkpoint:
-        from vitnirs.train.checkpoint import read_checkpoint_config
-
-        masking = read_checkpoint_config(checkpoint).get("config", {}).get("masking", {})
-        out["mask_ratio"] = float(masking.get("mask_ratio", out["mask_ratio"]))
-        out["min_block"] = int(masking.get("min_block_size", out["min_block"]))
-        out["max_block"] = int(masking.get("max_block_size", out["max_block"]))
-    return out
-
-
 def reconstructions(
     store: Any,
     model: torch.nn.Module,
     *,
+    settings: BatchSettings,
+    info: CheckpointInfo | None = None,
     datasets: list[str] | None = None,
     n: int = 4,
     mask_ratio: float | None = None,
@@ -180,8 +157,11 @@ def reconstructions(
 
     Parameters
     ----------
-    store, model:
+    store, model, info:
         As :func:`embedding_map`.
+    settings:
+        The checkpoint's batch settings (its masking and point cap); the view is built without
+        crop, subsample or augmentation, and every masked point is predicted.
     datasets:
         Where the spectra come from (default: every real dataset); spectrum ``i`` is a random
         row of ``datasets[i % len(datasets)]`` after a seeded shuffle of the list.
@@ -205,13 +185,10 @@ def reconstructions(
         return []
     rng = np.random.default_rng(seed)
     names = [names[i] for i in rng.permutation(len(names))]
-    info, vocab = getattr(model, INFO_ATTR, None) or {}, _vocab(model)
-    masking = _mask_settings(model)
-    if mask_ratio is not None:
-        masking["mask_ratio"] = float(mask_ratio)
-    settings = BatchSettings(
-        p_crop=0.0, p_subsample=0.0, seed=seed, max_points=int(info.get("max_points") or BatchSettings().max_points),
-        mask_ratio=masking["mask_ratio"], min_block=masking["min_block"], max_block=masking["max_block"],
+    vocab = info.meta_vocab if info is not None else {}
+    settings = replace(
+        settings, p_crop=0.0, p_subsample=0.0, seed=seed, max_decoder_points=None,
+        mask_ratio=settings.mask_ratio if mask_ratio is None else float(mask_ratio),
     )  # fmt: skip
     spectra, picked = [], []
     for i in range(n):
@@ -250,7 +227,7 @@ def reconstructions(
                     float(p) if m else None for p, m in zip(prediction, mask.tolist(), strict=True)
                 ],
                 "level": batch["level"][i].tolist(),
-                "mask_ratio": masking["mask_ratio"],
+                "mask_ratio": settings.mask_ratio,
                 "masked_mse": float(err.mean()) if len(err) else None,
             }
         )
@@ -262,10 +239,13 @@ def write_artefacts(
     model: torch.nn.Module,
     out_dir: str | Path,
     *,
+    settings: BatchSettings,
+    info: CheckpointInfo | None = None,
     seed: int = 0,
     embeddings: dict[str, np.ndarray] | None = None,
 ) -> dict[str, Path]:
-    """Write ``out_dir/embedding_map.json`` and ``out_dir/reconstructions.json``.
+    """Write ``out_dir/embedding_map.json`` and ``out_dir/reconstructions.json``
+    (``settings``: the checkpoint's batch settings, see :func:`reconstructions`).
 
     Returns ``{"embedding_map": path, "reconstructions": path}``.
     """
@@ -275,7 +255,8 @@ def write_artefacts(
         "embedding_map": out_dir / "embedding_map.json",
         "reconstructions": out_dir / "reconstructions.json",
     }
-    emap = embedding_map(store, model, seed=seed, embeddings=embeddings)
+    emap = embedding_map(store, model, seed=seed, embeddings=embeddings, info=info)
     paths["embedding_map"].write_text(json.dumps(emap))
-    paths["reconstructions"].write_text(json.dumps(reconstructions(store, model, seed=seed)))
+    recs = reconstructions(store, model, settings=settings, info=info, seed=seed)
+    paths["reconstructions"].write_text(json.dumps(recs))
     return paths

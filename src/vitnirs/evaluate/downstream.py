@@ -21,13 +21,11 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.linalg import LinAlgWarning
 from sklearn.base import BaseEstimator
 from sklearn.compose import TransformedTargetRegressor
 from sklearn.cross_decomposition import PLSRegression
@@ -94,11 +92,7 @@ def _search(
     model: BaseEstimator, grid: dict[str, Sequence[Any]], Z: np.ndarray, y: np.ndarray, cv: list, scoring: str
 ) -> tuple[BaseEstimator, dict[str, Any]]:
     search = GridSearchCV(model, grid, cv=cv, scoring=scoring, n_jobs=1, error_score="raise")
-    with warnings.catch_warnings():
-        # the ridge grid reaches alpha 1e-6 on correlated embedding features: scipy warns that the
-        # system is ill-conditioned (155 lines in one demo run), and the CV then picks another alpha
-        warnings.simplefilter("ignore", LinAlgWarning)
-        search.fit(Z, y)
+    search.fit(Z, y)
     params = {k.rsplit("__", 1)[-1]: _plain(v) for k, v in search.best_params_.items()}
     return search.best_estimator_, params
 
@@ -155,7 +149,12 @@ def fit_head(
     min_fit = min(len(f) for f, _ in cv)
     D = Z.shape[1]
     if method == "ridge":
-        return _search(_scaled(Ridge()), {"ridge__alpha": np.logspace(-6, 4, 21)}, Z, y, cv, scoring)
+        # SVD, not Cholesky: standardised embeddings are near-collinear (n < D, tiny std), so the
+        # normal equations of the grid's small alphas are singular (116 "Singular matrix" warnings and a
+        # least-squares fallback in one demo run); the SVD solves every alpha exactly
+        return _search(
+            _scaled(Ridge(solver="svd")), {"ridge__alpha": np.logspace(-6, 4, 21)}, Z, y, cv, scoring
+        )
     if method == "pls":
         top = max(1, min(20, D, min_fit - 1))
         grid = {"n_components": list(range(1, top + 1))}

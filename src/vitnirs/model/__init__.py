@@ -1,24 +1,30 @@
 """The model: absolute wavelength encoding -> Perceiver encoder -> latents / embedding -> MAE decoder.
 
-Only torch here (no nirs4all), so the model runs where nirs4all is absent.
+Only torch here (no nirs4all), so the model runs where nirs4all is absent. The names below are
+loaded on first use, so ``vitnirs.model.sizes`` (the preset table the config reads) does not
+import torch.
 """
 
-from vitnirs.model.decoder import MAEDecoder
-from vitnirs.model.heads import ClassificationHead, RegressionHead
-from vitnirs.model.mae import SpectralMAE
-from vitnirs.model.perceiver import SpectralPerceiver
-from vitnirs.model.presets import PRESETS, build_mae, count_parameters, preset_config
-from vitnirs.model.wavelength import WavelengthEncoding
+from __future__ import annotations
 
-__all__ = [
-    "PRESETS",
-    "ClassificationHead",
-    "MAEDecoder",
-    "RegressionHead",
-    "SpectralMAE",
-    "SpectralPerceiver",
-    "WavelengthEncoding",
-    "build_mae",
-    "count_parameters",
-    "preset_config",
-]
+from importlib import import_module
+from typing import Any
+
+_EXPORTS = {
+    "MAEDecoder": "vitnirs.model.decoder",
+    "StandardisedLinearHead": "vitnirs.model.heads",
+    "SpectralMAE": "vitnirs.model.mae",
+    "SpectralPerceiver": "vitnirs.model.perceiver",
+    "PRESETS": "vitnirs.model.sizes",
+    "build_mae": "vitnirs.model.presets",
+    "count_parameters": "vitnirs.model.presets",
+    "preset_config": "vitnirs.model.presets",
+    "WavelengthEncoding": "vitnirs.model.wavelength",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'vitnirs.model' has no attribute {name!r}")

@@ -11,13 +11,40 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from vitnirs.batching.masking import keep_indices, masked_indices
 from vitnirs.model.decoder import MAEDecoder
 from vitnirs.model.perceiver import SpectralPerceiver
 
-__all__ = ["SpectralMAE"]
+__all__ = ["SpectralMAE", "keep_indices", "masked_indices", "select_first"]
 
 Batch = dict[str, torch.Tensor]
+
+
+# ----------------------------------------------------------------------------- index helpers
+def select_first(flag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the True entries of ``flag`` (B, L), first in original order, padded to the row max."""
+    ids = torch.sort((~flag).to(torch.uint8), dim=1, stable=True).indices  # True entries first
+    n = int(flag.sum(dim=1).max()) if flag.numel() else 0
+    ids = ids[:, :n]
+    return ids, torch.gather(flag, 1, ids)
+
+
+def keep_indices(mask: torch.Tensor, valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the points the encoder sees (real and not masked).
+
+    Args:
+        mask: bool (B, L), True = masked.  valid: bool (B, L), True = real point.
+
+    Returns:
+        ids_keep: int64 (B, K), K = most kept points in a row; kept points first, in order.
+        keep_valid: bool (B, K), False where a shorter row was padded (its ids point at
+        masked/padding positions and must be ignored).
+    """
+    return select_first(valid.bool() & ~mask.bool())
+
+
+def masked_indices(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices of the masked points (B, M) and their validity (B, M), as :func:`keep_indices`."""
+    return select_first(mask.bool())
 
 
 class SpectralMAE(nn.Module):

@@ -14,27 +14,9 @@ from torch import nn
 from vitnirs.model.decoder import MAEDecoder
 from vitnirs.model.mae import SpectralMAE
 from vitnirs.model.perceiver import SpectralPerceiver
+from vitnirs.model.sizes import PRESETS
 
 __all__ = ["PRESETS", "build_mae", "count_parameters", "preset_config"]
-
-PRESETS: dict[str, dict[str, Any]] = {
-    "tiny": {
-        "d_model": 32, "n_latents": 8, "n_heads": 2, "n_cross_layers": 1, "n_self_layers": 1, "d_meta": 8,
-        "decoder_d_model": 32, "decoder_n_heads": 2, "decoder_n_layers": 1,
-    },
-    "small": {
-        "d_model": 64, "n_latents": 32, "n_heads": 4, "n_cross_layers": 1, "n_self_layers": 2, "d_meta": 16,
-        "decoder_d_model": 64, "decoder_n_heads": 4, "decoder_n_layers": 1,
-    },
-    "base": {
-        "d_model": 128, "n_latents": 64, "n_heads": 4, "n_cross_layers": 2, "n_self_layers": 3, "d_meta": 32,
-        "decoder_d_model": 128, "decoder_n_heads": 4, "decoder_n_layers": 1,
-    },
-    "large": {
-        "d_model": 256, "n_latents": 128, "n_heads": 8, "n_cross_layers": 2, "n_self_layers": 6, "d_meta": 32,
-        "decoder_d_model": 128, "decoder_n_heads": 4, "decoder_n_layers": 2,
-    },
-}  # fmt: skip
 
 _DEFAULTS: dict[str, Any] = {
     "n_meta_fields": 3, "meta_vocab": 64, "dropout": 0.0, "meta_dropout": 0.1, "n_frequencies": 32,

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from vitnirs.checkpoint import CONFIG_FILE, MODEL_FILE
 from vitnirs.errors import VitnirsError
-from vitnirs.train.checkpoint import CONFIG_FILE, MODEL_FILE
 
 __all__ = ["DEFAULT_DIR", "default_checkpoint"]
 

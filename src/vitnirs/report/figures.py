@@ -2,15 +2,15 @@
 
 Each function takes plain records (as in ``metrics.json`` and the artefact JSON files) and
 returns the PNG as bytes, or ``None`` when there is nothing to draw. The loss curve is the
-pretraining run's own plot (:func:`vitnirs.train.plots.plot_loss_curve`), not redrawn here.
-Embedding methods are drawn solid, classical ones dashed, in every figure.
+trainer's own figure (:func:`vitnirs.pretrain_log.draw_loss_curve`, shared with the trainer
+without importing it), redrawn from ``metrics.jsonl``. Embedding methods are drawn solid,
+classical ones dashed, in every figure.
 """
 
 from __future__ import annotations
 
 import io
 import math
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -19,14 +19,19 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from vitnirs.pretrain_log import draw_loss_curve, read_metrics  # noqa: E402
+
 __all__ = [
+    "embedding_map_figure",
     "embedding_map_png",
     "lodo_png",
     "loss_curve_png",
     "reconstructions_png",
     "robustness_png",
+    "transfer_figure",
     "transfer_png",
 ]
 
@@ -67,16 +72,16 @@ def _mean(records: Sequence[dict], key: str) -> float:
 
 
 def loss_curve_png(run_dir: Path) -> tuple[bytes | None, list[Path]]:
-    """The run's loss curve, drawn by :func:`plot_loss_curve` from ``metrics.jsonl`` (the saved
-    ``loss_curve.png`` when there is no JSONL); also returns the files it was made from."""
-    from vitnirs.train.plots import plot_loss_curve
-
+    """The run's loss curve, redrawn from ``metrics.jsonl`` (the saved ``loss_curve.png`` when
+    there is no readable JSONL); also returns the files it was made from."""
     jsonl, saved = run_dir / "metrics.jsonl", run_dir / "loss_curve.png"
     if jsonl.is_file():
-        with tempfile.TemporaryDirectory() as tmp:
-            out = plot_loss_curve(jsonl, Path(tmp) / "loss_curve.png")
-            if out is not None:
-                return out.read_bytes(), [jsonl]
+        try:
+            fig = draw_loss_curve(read_metrics(jsonl))
+        except (OSError, ValueError):  # a broken line: fall back on the saved PNG
+            fig = None
+        if fig is not None:
+            return _png(fig), [jsonl]
     if saved.is_file():
         return saved.read_bytes(), [saved]
     return None, []
@@ -99,8 +104,9 @@ def reconstructions_png(recs: Sequence[dict]) -> bytes | None:
         ax.plot(w, np.where(m, np.nan, v), color="k", lw=1.2, label="visible to the encoder")
         ax.plot(w, np.where(m, v, np.nan), color="k", lw=0.8, ls=":", label="masked (truth)")
         ax.plot(w, p, color="tab:red", lw=1.2, label="prediction")
-        mse = r.get("masked_mse")
-        ax.set_title(f"{r['dataset']} row {r.get('row', '?')}" + (f" — masked MSE {mse:.3g}" if mse else ""))
+        mse = r.get("recon_mse", r.get("masked_mse"))
+        title = f"{r['dataset']} row {r.get('row', '?')}"
+        ax.set_title(title + (f" — recon. MSE {mse:.3g}" if mse else ""))
         ax.set_xlabel("wavelength (nm)")
         ax.set_ylabel("normalised absorbance")
     for ax in axes.ravel()[len(recs) :]:
@@ -109,26 +115,70 @@ def reconstructions_png(recs: Sequence[dict]) -> bytes | None:
     return _png(fig)
 
 
-def _scatter_by(ax: plt.Axes, x: np.ndarray, y: np.ndarray, labels: list[str], kind: list[str], title: str):
-    names = list(dict.fromkeys(labels))
-    cmap = plt.get_cmap("tab20")
-    markers = "osD^v<>ph*"
-    for i, name in enumerate(names):
+NOT_RECORDED = "instrument not recorded"
+MARKERS = "os^Dv<>Pph*X"
+LEGEND_ROWS = 18  # legend entries per column
+
+
+def group_styles(names: Sequence[str]) -> dict[str, dict]:
+    """A distinct (colour, marker) per group: the 10 tab10 colours, then the next marker.
+
+    :data:`NOT_RECORDED` is light grey dots.
+    """
+    cmap, out = plt.get_cmap("tab10"), {}
+    for i, name in enumerate(n for n in names if n != NOT_RECORDED):
+        out[name] = {"color": cmap(i % 10), "marker": MARKERS[(i // 10) % len(MARKERS)]}
+    if NOT_RECORDED in names:
+        out[NOT_RECORDED] = {"color": "0.75", "marker": "."}
+    return out
+
+
+def _scatter_by(ax: plt.Axes, x: np.ndarray, y: np.ndarray, labels: list[str], kind: list[str],
+                title: str) -> None:  # fmt: skip
+    names = sorted(dict.fromkeys(labels), key=lambda n: n == NOT_RECORDED)  # "not recorded" last
+    styles = group_styles(names)
+    synth_all = np.array([k == "synthetic" for k in kind])
+    for name in names:
         sel = np.array([lab == name for lab in labels])
-        synth = np.array([k == "synthetic" for k in kind]) & sel
-        real = sel & ~synth
-        style = {"color": cmap(i % 20), "marker": markers[(i // 20) % len(markers)]}
+        synth, real = synth_all & sel, sel & ~synth_all
+        style, z = styles[name], 1 if name == NOT_RECORDED else 2
+        label = f"{name} (synthetic)" if synth.any() and not real.any() else name
         if real.any():
-            ax.scatter(x[real], y[real], s=9, alpha=0.7, label=name, **style)
+            ax.scatter(x[real], y[real], s=14, alpha=0.75, label=label, zorder=z, **style)
         if synth.any():
-            ax.scatter(x[synth], y[synth], s=9, alpha=0.35, facecolors="none", edgecolors=style["color"],
-                       marker=style["marker"], label=None if real.any() else name)  # fmt: skip
+            ax.scatter(x[synth], y[synth], s=14, alpha=0.6, facecolors="none", edgecolors=style["color"],
+                       marker=style["marker"], label=None if real.any() else label, zorder=z)  # fmt: skip
     ax.set_title(title)
-    ax.legend(fontsize=6, ncol=1 + len(names) // 18, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    ax.legend(fontsize=9, ncol=math.ceil(len(names) / LEGEND_ROWS), loc="upper left", markerscale=1.5,
+              bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, title_fontsize=8,
+              title=f"{len(names)} groups · hollow = synthetic")  # fmt: skip
+
+
+def instrument_labels(pts: dict) -> list[str]:
+    """The instrument of each point; :data:`NOT_RECORDED` where the map fell back on the dataset name."""
+    datasets = list(pts["dataset"])
+    instruments = list(pts.get("instrument") or [None] * len(datasets))
+    return [NOT_RECORDED if not i or i == d else str(i) for d, i in zip(datasets, instruments, strict=True)]
 
 
 def embedding_map_png(emap: dict) -> bytes | None:
-    """Two panels of the 2-D map: coloured by dataset and by instrument (synthetic = hollow)."""
+    """:func:`embedding_map_figure` as PNG bytes (``None`` when there are no points)."""
+    fig = embedding_map_figure(emap)
+    if fig is None:
+        return None
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")  # no tight_layout: it squeezes the axes
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def embedding_map_figure(emap: dict) -> plt.Figure | None:
+    """Two panels of the 2-D map: coloured by dataset and by instrument (synthetic = hollow).
+
+    Each panel's legend sits outside its axes; colours are tab10 with a new marker every ten
+    groups, so no two groups share a style. "By instrument" uses the instrument of each spectrum
+    (metadata column, else the dataset's declared instrument); the rest are grey.
+    """
     pts = (emap or {}).get("points") or {}
     if not pts.get("x"):
         return None
@@ -137,13 +187,16 @@ def embedding_map_png(emap: dict) -> bytes | None:
     method = str(emap.get("method", "pca")).upper()
     ev = emap.get("explained_variance") or []
     axis = [f"{method} {i + 1}" + (f" ({ev[i]:.0%})" if i < len(ev) else "") for i in range(2)]
-    fig, axes = plt.subplots(2, 1, figsize=(11, 10))
-    _scatter_by(axes[0], x, y, list(pts["dataset"]), kind, "by dataset")
-    _scatter_by(axes[1], x, y, list(pts.get("instrument") or pts["dataset"]), kind, "by instrument")
-    for ax in axes:
+    by = [(list(pts["dataset"]), "by dataset"), (instrument_labels(pts), "by instrument")]
+    ncol = max(math.ceil(len(set(labels)) / LEGEND_ROWS) for labels, _ in by)
+    fig = plt.figure(figsize=(7.5 + 3.4 * ncol, 11))
+    width = 6.5 / fig.get_figwidth()  # the axes keep 6.5 in; the legends take the rest
+    for i, (labels, title) in enumerate(by):
+        ax = fig.add_axes((0.8 / fig.get_figwidth(), 0.55 - 0.5 * i + 0.04, width, 0.4))
+        _scatter_by(ax, x, y, labels, kind, title)
         ax.set_xlabel(axis[0])
         ax.set_ylabel(axis[1])
-    return _png(fig)
+    return fig
 
 
 def lodo_png(records: Sequence[dict]) -> bytes | None:
@@ -197,11 +250,26 @@ def transfer_cells(
     return grid
 
 
-def transfer_png(records: Sequence[dict], panels: Sequence[tuple[int, str]]) -> bytes | None:
+MIN_SPAN = 1.5  # the colour scale of a heatmap spans at least this factor
+
+
+def heatmap_norm(grid: np.ndarray) -> Normalize:
+    """The colour scale of one heatmap: logarithmic from its smallest to its largest RMSEP, widened
+    about their geometric mean to at least a factor :data:`MIN_SPAN` (a 5 % difference is not
+    drawn as yellow against purple)."""
+    finite = grid[np.isfinite(grid) & (grid > 0)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (1.0, 1.0)
+    if hi < lo * MIN_SPAN:
+        mid = math.sqrt(lo * hi)
+        lo, hi = mid / math.sqrt(MIN_SPAN), mid * math.sqrt(MIN_SPAN)
+    return LogNorm(lo, hi)
+
+
+def transfer_figure(records: Sequence[dict], panels: Sequence[tuple[int, str]]) -> plt.Figure | None:
     """Heatmaps of RMSEP, source (rows) × target instrument (columns), one per ``(k, method)``.
 
-    ``records`` are one group and target; instruments keep one order and the colour scale is
-    shared by all panels.
+    ``records`` are one group and target; instruments keep one order. Each panel has its own log
+    colour scale and colour bar (one shared scale made every cell below a 15× outlier one colour).
     """
     sources = list(dict.fromkeys(r.get("source") for r in records))
     targets = list(dict.fromkeys(r.get("target_instrument") for r in records))
@@ -212,19 +280,18 @@ def transfer_png(records: Sequence[dict], panels: Sequence[tuple[int, str]]) -> 
     grids = [g for g in grids if np.isfinite(g[2]).any()]
     if not grids:
         return None
-    finite = np.concatenate([g[2][np.isfinite(g[2])] for g in grids])
-    vmin, vmax = float(finite.min()), float(finite.max())
     ncol = min(4, len(grids))
     nrow = math.ceil(len(grids) / ncol)
     fig, axes = plt.subplots(
-        nrow, ncol, figsize=(3.2 * ncol + 1, 3.2 * nrow), squeeze=False, layout="constrained"
+        nrow, ncol, figsize=(3.6 * ncol + 0.5, 3.3 * nrow), squeeze=False, layout="constrained"
     )
     cmap = plt.get_cmap("viridis_r")
     for i, (ax, (k, method, grid)) in enumerate(zip(axes.ravel(), grids, strict=False)):
-        im = ax.imshow(grid, cmap=cmap, vmin=vmin, vmax=vmax)
+        norm = heatmap_norm(grid)
+        im = ax.imshow(grid, cmap=cmap, norm=norm)
         for (a, b), v in np.ndenumerate(grid):
             if np.isfinite(v):
-                dark = (v - vmin) / max(vmax - vmin, 1e-12) > 0.5  # viridis_r: high values are dark
+                dark = float(norm(v)) > 0.55  # viridis_r: high values are dark
                 ax.text(b, a, f"{v:.3g}", ha="center", va="center", fontsize=7, color="w" if dark else "k")
         ax.set_xticks(range(len(targets)), [str(t) for t in targets], rotation=30, ha="right", fontsize=7)
         ax.set_yticks(range(len(sources)), [str(s) for s in sources], fontsize=7)
@@ -232,9 +299,22 @@ def transfer_png(records: Sequence[dict], panels: Sequence[tuple[int, str]]) -> 
         ax.set_xlabel("tested on", fontsize=7)
         if i % ncol == 0:
             ax.set_ylabel("fitted on", fontsize=7)
+        bar = fig.colorbar(im, ax=ax, shrink=0.75)
+        bar.set_ticks(np.geomspace(norm.vmin, norm.vmax, 4), labels=[f"{v:.2g}" for v in
+                      np.geomspace(norm.vmin, norm.vmax, 4)], minor=False)  # fmt: skip
+        bar.ax.minorticks_off()
+        bar.ax.tick_params(labelsize=6)
+        bar.set_label("RMSEP (log scale)", fontsize=6)
     for ax in axes.ravel()[len(grids) :]:
         ax.axis("off")
-    fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8, label="RMSEP (white: not run)")
+    return fig
+
+
+def transfer_png(records: Sequence[dict], panels: Sequence[tuple[int, str]]) -> bytes | None:
+    """:func:`transfer_figure` as PNG bytes (white cells: not run)."""
+    fig = transfer_figure(records, panels)
+    if fig is None:
+        return None
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI)
     plt.close(fig)

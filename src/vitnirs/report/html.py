@@ -6,8 +6,9 @@ writes one HTML file with inline CSS: no script, no external stylesheet, font or
 it can be emailed. Sections, in order: run headline, loss curves, reconstructions, embedding
 map, downstream regression table, class targets, LODO, transfer, robustness, synthetic checks,
 ablations, and the list of files the report was built from. A section whose data is missing
-says "not run in this output". All text is escaped. Each table says its checkpoint, bank and
-split protocol; where the encoder loses to a classical method, a sentence says so.
+says "not run in this output" (and, for class targets, strict LODO and ablations, how to run
+them). All text is escaped. Each table says its checkpoint, bank and split protocol; where the
+encoder loses to a classical method beyond the noise, a sentence says so.
 """
 
 from __future__ import annotations
@@ -17,17 +18,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vitnirs.pretrain_log import heldout_recon_mse, term_label
+from vitnirs.report.checks import ablation_section, synthetic_section
 from vitnirs.report.discover import RunFiles, discover
 from vitnirs.report.figures import embedding_map_png, loss_curve_png, reconstructions_png
-from vitnirs.report.sections import (
-    ablation_section,
-    img,
-    lodo_section,
-    robustness_section,
-    synthetic_section,
-    transfer_section,
+from vitnirs.report.sections import img, lodo_section, robustness_section, transfer_section
+from vitnirs.report.tables import (
+    LEVEL_RULE,
+    Html,
+    compare,
+    comparison_table,
+    esc,
+    fmt,
+    provenance,
+    summary_table,
+    table,
 )
-from vitnirs.report.tables import Html, compare, comparison_table, esc, fmt, provenance, summary_table, table
 
 __all__ = ["SECTION_TITLES", "build_html", "write_report"]
 
@@ -52,6 +58,17 @@ RUN_SECTIONS = {
     "synthetic": "synthetic_checks",
 }
 NOT_RUN = Html('<p class="missing">not run in this output</p>')
+HOW_TO_RUN = {
+    "class": "No class target was evaluated: a class target is a <code>y_*</code> column with non-numeric "
+    "values, or a metadata column named in <code>evaluation.class_columns</code> (default: "
+    "<code>class</code>). Add one to the bank, or name an existing column, and evaluate again: "
+    "<code>vitnirs evaluate --checkpoint RUN --store STORE --out DIR/evaluation --set "
+    "'evaluation.class_columns=[COLUMN]'</code>, then <code>vitnirs report DIR</code>.",
+    "ablations": "No ablation in this output. Run <code>vitnirs ablate --out DIR/ablate</code> (the bundled "
+    "variants; each one pretrains and evaluates an encoder, hours on a CPU) or <code>vitnirs ablate --out "
+    "DIR/ablate ablation_*.yaml</code>, then <code>vitnirs report DIR</code>: every folder holding an "
+    "<code>ablation.json</code> is shown here.",
+}
 MAX_LOSS_PLOTS = 4
 CSS = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:2em auto;max-width:1300px;
@@ -59,10 +76,18 @@ padding:0 1em;color:#222;line-height:1.4}
 h1{border-bottom:2px solid #444}h2{border-bottom:1px solid #bbb;margin-top:2em}
 table{border-collapse:collapse;margin:.8em 0;font-size:.82em}caption{text-align:left;color:#555;padding:.3em 0}
 th,td{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}th{background:#f0f0f0}
-tr.loses{background:#fdecea}tr.wins{background:#eaf6ec}li.loses{color:#a00}.win{font-weight:bold}
+tr.loses,tbody.loses td{background:#fdecea}tr.wins,tbody.wins td{background:#eaf6ec}li.loses{color:#a00}
+.win{font-weight:bold}.sd{white-space:nowrap}tr.verdict td{border-top:none;color:#333;padding-left:1.5em}
+table.compare td,table.compare th{padding:.25em .4em}
+td.head,th.head{border-left:2px solid #888}
 .missing{color:#777;font-style:italic}img{max-width:100%;display:block;margin:.5em 0}
+.note{color:#555;font-size:.9em}
 code{background:#f4f4f4;padding:0 .2em}nav a{margin-right:1em}
 """
+
+
+def _not_run(section: str) -> Html:
+    return Html(NOT_RUN + f"<p>{HOW_TO_RUN[section]}</p>")
 
 
 def _kv(items: list[tuple[str, object]]) -> Html:
@@ -74,6 +99,7 @@ def _headline(files: RunFiles, rows: list[dict]) -> Html:
     pre = demo.get("pretrain") or files.pretrain_summary or {}
     check = demo.get("synthetic_check") or {}
     model, training = cfg.get("model") or {}, cfg.get("training") or {}
+    held = [heldout_recon_mse(pre, "start"), heldout_recon_mse(pre, "end")]
     facts = [
         ("run directory", str(files.root)),
         ("report generated", dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
@@ -83,9 +109,9 @@ def _headline(files: RunFiles, rows: list[dict]) -> Html:
         ("training", f"{training.get('epochs')} epochs, batch {training.get('batch_size')}" if training else None),
         ("datasets / spectra in the store", f"{demo['datasets']} / {demo.get('spectra')}" if "datasets" in demo else None),
         ("pretraining steps", pre.get("steps")),
-        ("final losses", ", ".join(f"{k} {fmt(v)}" for k, v in (pre.get("final") or {}).items()) or None),
-        ("held-out masked MSE, start → end",
-         f"{fmt(pre['heldout_mae_start'])} → {fmt(pre.get('heldout_mae_end'))}" if pre.get("heldout_mae_start") else None),
+        ("final losses", ", ".join(f"{term_label(k)} {fmt(v)}" for k, v in (pre.get("final") or {}).items()) or None),
+        ("held-out masked reconstruction MSE, start → end",
+         f"{fmt(held[0])} → {fmt(held[1])}" if held[0] is not None or held[1] is not None else None),
         ("synthetic-vs-real probe AUC on the embedding (0.5 = indistinguishable)", fmt(pre.get("probe_auc"))
          if pre.get("probe_auc") is not None else None),
         ("synthetic-vs-real AUC on raw spectra (raw / SNV)",
@@ -97,19 +123,20 @@ def _headline(files: RunFiles, rows: list[dict]) -> Html:
     main = {}
     for r in rows:  # the first protocol of each dataset/target is its main one (as the suite's summary)
         main.setdefault((r["dataset"], r["target"]), r)
-    lost = [r for r in main.values() if r["loses"]]
-    won = [r for r in main.values() if r["loses"] is False]
+    by = {o: [r for r in main.values() if r.get("outcome") == o] for o in ("better", "level", "worse")}
     lines = []
     if main:
         lines.append(f"On the main split protocol of {len(main)} dataset/target pairs, the encoder beats the best "
-                     f"classical baseline on {len(won)} and loses on {len(lost)}.")  # fmt: skip
-        lines += [f"{r['dataset']} / {r['target']}: {r['verdict']}." for r in lost]
+                     f"classical baseline on {len(by['better'])}, is level with it on {len(by['level'])} and "
+                     f"loses on {len(by['worse'])}.")  # fmt: skip
+        lines += [f"{r['dataset']} / {r['target']}: {r['verdict']}." for r in by["worse"] + by["level"]]
     missing = [SECTION_TITLES[k] for k, section in RUN_SECTIONS.items() if not files.ran(section)]
     if missing:
         lines.append("Not run in this output: " + ", ".join(missing) + ".")
     lines += [f"Could not read: {p}" for p in files.problems]
     body = "".join(f'<li class="{"loses" if "worse" in ln else ""}">{esc(ln)}</li>' for ln in lines)
-    return Html(_kv(facts) + (f"<ul>{body}</ul>" if body else ""))
+    rule = f'<p class="note">{esc(LEVEL_RULE)}</p>' if main else ""
+    return Html(_kv(facts) + (f"<ul>{body}</ul>" if body else "") + rule)
 
 
 def _loss(files: RunFiles, extra: list[Path]) -> Html:
@@ -163,20 +190,18 @@ def build_html(files: RunFiles) -> str:
             f"{str(emap.get('method', 'pca')).upper()} of the frozen embeddings of {emap.get('n_points', '?')} "
             "spectra (a balanced sample per dataset; synthetic spectra hollow).",
         ),
-        "downstream": comparison_table(
-            reg_rows, "RMSEP (lower is better), mean ± std over repeated splits; ★ = best of the row · "
-            + provenance(reg, ev),
-        ) or (summary_table(files.section("summary"), "from the summary of metrics.json (no per-method records) · "
-                            + provenance(files.section("summary"), ev)) if files.ran("summary") else NOT_RUN),
-        "class": comparison_table(
-            cls_rows, "balanced accuracy (higher is better); ★ = best of the row · " + provenance(cls, ev)
-        ) or NOT_RUN,
+        "downstream": comparison_table(reg_rows, "RMSEP (lower is better)", provenance(reg, ev))
+        or (summary_table(files.section("summary"), "from the summary of metrics.json (no per-method records) · "
+                          + provenance(files.section("summary"), ev)) if files.ran("summary") else NOT_RUN),
+        "class": comparison_table(cls_rows, "balanced accuracy (higher is better)", provenance(cls, ev))
+        or _not_run("class"),
         "lodo": lodo_section(files.section("lodo"), ev, reg_rows + cls_rows) if files.ran("lodo") else NOT_RUN,
         "transfer": transfer_section(files.section("transfer"), ev) if files.ran("transfer") else NOT_RUN,
         "robustness": robustness_section(files.section("robustness"), ev) if files.ran("robustness") else NOT_RUN,
         "synthetic": synthetic_section(files.section("synthetic_checks"), ev)
         if files.ran("synthetic_checks") else NOT_RUN,
-        "ablations": ablation_section(files.ablations, files.root) if files.ablations else NOT_RUN,
+        "ablations": ablation_section(files.ablations, files.root) if files.ablations
+        else _not_run("ablations"),
     }  # fmt: skip
     used = list(dict.fromkeys(files.used + extra))
     sections["files"] = table(

@@ -1,21 +1,24 @@
-"""The evaluation sections of the report after the downstream tables: LODO, transfer,
-robustness, synthetic checks, ablations. Each returns an HTML fragment (figures embedded)
-and says in a plain sentence wherever the encoder loses to a classical method.
+"""The evaluation sections of the report after the downstream tables: LODO, transfer and
+robustness (synthetic checks and ablations: :mod:`vitnirs.report.checks`). Each returns an HTML
+fragment (figures embedded) and says in a plain sentence wherever the encoder loses to a
+classical method.
 
 Comparisons in these sections: the best embedding head against the best classical method of
 the same records (LODO: same dataset/target/protocol; transfer: same group/target/k, mean RMSEP
 over the off-diagonal instrument pairs; robustness: at the highest severity of a perturbation).
+Within :data:`~vitnirs.report.tables.LEVEL_TOLERANCE` the two are "level", not worse or better.
 """
 
 from __future__ import annotations
 
 import base64
+import math
+from collections import Counter
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
-from vitnirs.report.discover import Ablation
+from vitnirs.evaluate.metrics import protocol_family
 from vitnirs.report.figures import (
     LODO_LABELS,
     is_embedding,
@@ -24,16 +27,9 @@ from vitnirs.report.figures import (
     robustness_png,
     transfer_png,
 )
-from vitnirs.report.tables import Html, esc, fmt, provenance, table
+from vitnirs.report.tables import LEVEL_TOLERANCE, Html, esc, fmt, outcome, provenance, table, wrap
 
-__all__ = [
-    "ablation_section",
-    "img",
-    "lodo_section",
-    "robustness_section",
-    "synthetic_section",
-    "transfer_section",
-]
+__all__ = ["img", "lodo_section", "repeated_in_downstream", "robustness_section", "transfer_section"]
 
 
 def img(png: bytes | None, alt: str) -> Html:
@@ -73,12 +69,48 @@ def _versus(records: Sequence[dict], key: str, what: str) -> tuple[bool, str] | 
     pick = max if higher else min
     e, c = pick(emb, key=emb.get), pick(cla, key=cla.get)
     ev, cv = emb[e], cla[c]
-    worse = ev < cv if higher else ev > cv
-    if ev == cv:
-        return False, f"{what}: the encoder ({e}, {fmt(ev)}) ties with {c}"
-    gap = f"{100 * abs(cv - ev):.1f} points" if higher else (f"{100 * abs(ev / cv - 1):.1f} %" if cv else "—")
-    word = "worse" if worse else "better"
-    return worse, f"{what}: the encoder ({e}, {fmt(ev)}) is {word} than {c} ({fmt(cv)}) by {gap}"
+    result, gap, _ = outcome(ev, cv, higher=higher)
+    unit = (lambda v: f"{100 * v:.1f} points") if higher else (lambda v: f"{100 * v:.1f} %")
+    if result == "level":
+        return False, (f"{what}: the encoder ({e}, {fmt(ev)}) is level with {c} ({fmt(cv)}): "
+                       f"{unit(abs(gap))} apart, within the {unit(LEVEL_TOLERANCE)} tolerance")  # fmt: skip
+    word = "worse" if result == "worse" else "better"
+    return (
+        result == "worse",
+        f"{what}: the encoder ({e}, {fmt(ev)}) is {word} than {c} ({fmt(cv)}) by {unit(abs(gap))}",
+    )
+
+
+STRICT_HOW = (
+    "not run in this output. Run <code>vitnirs lodo --store STORE --datasets NAME [NAME ...] --out DIR/lodo"
+    "</code> (one encoder pretrained per left-out dataset: hours on a CPU), then <code>vitnirs report DIR"
+    "</code>: its <code>lodo.json</code> is merged into this section."
+)
+
+
+def repeated_in_downstream(records: Sequence[dict], downstream: Sequence[dict]) -> list[bool]:
+    """Per record: is it a non-strict LODO result whose number the downstream table already shows
+    (same dataset, target, method and split family, same value)?"""
+    out = []
+    for r in records:
+        value, hit = (r.get("metrics") or {}), False
+        if value and r.get("protocol") != "lodo_strict":
+            for d in downstream:
+                if (d["dataset"], d["target"]) != (r.get("dataset"), r.get("target")):
+                    continue
+                if r.get("split") and d["protocol"] != protocol_family(str(r["split"])):
+                    continue
+                shown = (d["scores"].get(r.get("method")) or {}).get("metrics") or {}
+                v, s = value.get(d["key"]), shown.get(d["key"])
+                if (
+                    isinstance(v, (int, float))
+                    and isinstance(s, (int, float))
+                    and math.isclose(v, s, rel_tol=1e-6)
+                ):
+                    hit = True
+                    break
+        out.append(hit)
+    return out
 
 
 def lodo_section(records: Sequence[dict], evaluation: dict, downstream: Sequence[dict] = ()) -> Html:
@@ -88,11 +120,21 @@ def lodo_section(records: Sequence[dict], evaluation: dict, downstream: Sequence
     with the classical records of the same group (``lodo_classical`` or a classical method under
     the same protocol); when there are none, with the best classical result of the downstream
     table (``downstream``: rows of :func:`vitnirs.report.tables.compare`), and the sentence says so.
-    The bars show the first split family of each dataset/target.
+    Results that are the downstream table's own numbers (downstream-only LODO and its classical
+    reference on the same splits) are named once, not repeated; the bars show the datasets with a
+    strict LODO result (first split family of each), next to their downstream-only bars. When no
+    strict LODO ran, the section says so and how to run it.
     """
     scored = [r for r in records if r.get("metrics")]
     key = main_metric(scored)
-    notes = "".join(f"<li><b>{esc(p)}</b>: {esc(label)}</li>" for p, label in LODO_LABELS.items())
+    repeat = repeated_in_downstream(records, downstream)
+    repeated = {id(r) for r, rep in zip(records, repeat, strict=True) if rep}
+    protocols = {r.get("protocol") for r in records}
+    missing = dict.fromkeys(LODO_LABELS, " — not in this output") | {"lodo_strict": f" — {STRICT_HOW}"}
+    notes = "".join(
+        f"<li><b>{esc(p)}</b>: {esc(label)}{'' if p in protocols else missing[p]}</li>"
+        for p, label in LODO_LABELS.items()
+    )
     items, main_split = [], {}
     for r in scored:
         main_split.setdefault((r.get("dataset"), r.get("target")), r.get("split"))
@@ -106,6 +148,8 @@ def lodo_section(records: Sequence[dict], evaluation: dict, downstream: Sequence
         ]
         for proto in dict.fromkeys(r.get("protocol") for r in group if is_embedding(r["method"])):
             mine = [r for r in group if r.get("protocol") == proto]
+            if all(id(r) in repeated for r in mine if is_embedding(r["method"])):
+                continue  # the downstream table's verdict already says it
             what = f"{dataset} / {target}" + (f" ({split} split)" if split else "")
             what += f", {LODO_LABELS.get(str(proto), proto)}"
             if all(is_embedding(r["method"]) for r in mine):
@@ -126,20 +170,45 @@ def lodo_section(records: Sequence[dict], evaluation: dict, downstream: Sequence
             if v := _versus(mine, key, what):
                 items.append(v)
     rows = [
-        [r.get("dataset"), r.get("target"), r.get("method"), LODO_LABELS.get(str(r.get("protocol")), r.get("protocol")),
-         r.get("split"), fmt((r.get("metrics") or {}).get(key)), fmt((r.get("metrics") or {}).get("r2")),
+        [r.get("dataset"), r.get("target"), wrap(r.get("method") or "—"),
+         LODO_LABELS.get(str(r.get("protocol")), r.get("protocol")), r.get("split"),
+         fmt((r.get("metrics") or {}).get(key)), fmt((r.get("metrics") or {}).get("r2")),
          r.get("error") or r.get("skipped") or ""]
-        for r in records
+        for r in records if id(r) not in repeated
     ]  # fmt: skip
-    shown = [r for r in scored if r.get("split") == main_split[(r.get("dataset"), r.get("target"))]]
+    said = ""
+    if repeated:
+        tasks = ", ".join(
+            dict.fromkeys(f"{r.get('dataset')} / {r.get('target')}" for r in records if id(r) in repeated)
+        )
+        kinds = {"lodo_downstream_only": "downstream-only", "lodo_classical": "classical-reference"}
+        counts = Counter(
+            kinds.get(p, p) for p in (str(r.get("protocol")) for r in records if id(r) in repeated)
+        )
+        what = " and ".join(f"{n} {k}" for k, n in counts.items())
+        said = (f"<p>{esc(what)} results ({esc(tasks)}) are the numbers of the Downstream regression "
+                "table (same encoder, same splits, same methods): see that table, they are not repeated "
+                "here.</p>")  # fmt: skip
+    strict = {(r.get("dataset"), r.get("target")) for r in scored if r.get("protocol") == "lodo_strict"}
+    shown = [
+        r
+        for r in scored
+        if (r.get("dataset"), r.get("target")) in strict
+        and r.get("split") == main_split[(r.get("dataset"), r.get("target"))]
+    ]
     return Html(
         f"<ul>{notes}</ul>"
+        + said
         + img(lodo_png(shown), "LODO bars")
         + _sentences(items)
-        + table(
-            ["dataset", "target", "method", "protocol", "split", key, "r2", "error"],
-            rows,
-            caption=provenance(records, evaluation),
+        + (
+            table(
+                ["dataset", "target", "method", "protocol", "split", key, "r2", "error"],
+                rows,
+                caption=provenance(records, evaluation),
+            )
+            if rows
+            else ""
         )  # fmt: skip
     )
 
@@ -173,7 +242,7 @@ def transfer_section(records: Sequence[dict], evaluation: dict) -> Html:
                 best = min(cell, key=lambda m: cell[m]["metrics"].get("rmsep", np.inf))
                 vals = [
                     "—" if m not in cell else
-                    (Html(f'<span class="win">★ {esc(fmt(cell[m]["metrics"].get("rmsep")))}</span>')
+                    (Html(f'<span class="win">★&nbsp;{esc(fmt(cell[m]["metrics"].get("rmsep")))}</span>')
                      if m == best else fmt(cell[m]["metrics"].get("rmsep")))
                     for m in methods
                 ]  # fmt: skip
@@ -181,11 +250,16 @@ def transfer_section(records: Sequence[dict], evaluation: dict) -> Html:
                 body.append([k, src, tgt, proto, *vals])
         parts.append(
             f"<h3>{esc(group)} / {esc(target)}</h3>"
-            + (f"<p>Heatmaps: best embedding head ({esc(best_head)}) and pls_raw.</p>" if best_head else "")
+            + (
+                f"<p>Heatmaps: best embedding head ({esc(best_head)}) and pls_raw; each panel has its own "
+                "logarithmic colour scale (compare the printed numbers across panels).</p>"
+                if best_head
+                else ""
+            )
             + img(transfer_png(mine, panels), f"transfer {group} {target}")
             + _sentences(items)
             + table(
-                ["k", "fitted on", "tested on", "protocol", *methods],
+                ["k", "fitted on", "tested on", "protocol", *map(wrap, methods)],
                 body,
                 caption="RMSEP, ★ = best of the row · " + provenance(mine, evaluation),
             )  # fmt: skip
@@ -221,65 +295,3 @@ def robustness_section(records: Sequence[dict], evaluation: dict) -> Html:
         + img(robustness_png(records), "robustness curves")
         + _sentences(items)
     )
-
-
-def synthetic_section(records: Sequence[dict], evaluation: dict) -> Html:
-    """The synthetic-check records as a table."""
-    rows = [
-        [r.get("dataset"), r.get("target"), r.get("method"), r.get("protocol"),
-         ", ".join(f"{k} = {fmt(v)}" for k, v in (r.get("metrics") or {}).items()),
-         r.get("note") or "", r.get("skipped") or ""]
-        for r in records
-    ]  # fmt: skip
-    return table(["dataset", "target", "method", "protocol", "metrics", "note", "skipped"], rows,
-                 caption=provenance(records, evaluation))  # fmt: skip
-
-
-def _flat(row: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in row.items():
-        if isinstance(v, dict):
-            out.update(_flat(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def _markdown_table(text: str) -> Html:
-    """Pipe tables of a Markdown text as HTML tables; other lines as paragraphs."""
-    out, block = [], []
-
-    def flush() -> None:
-        if block:
-            cells = [[c.strip() for c in ln.strip().strip("|").split("|")] for ln in block]
-            cells = [c for c in cells if not all(set(x) <= set("-: ") for x in c)]
-            out.append(table(cells[0], [c + [""] * (len(cells[0]) - len(c)) for c in cells[1:]]))
-            block.clear()
-
-    for line in text.splitlines():
-        if line.strip().startswith("|"):
-            block.append(line)
-            continue
-        flush()
-        if line.strip():
-            out.append(f"<p>{esc(line.strip().lstrip('#').strip())}</p>")
-    flush()
-    return Html("".join(out))
-
-
-def ablation_section(ablations: Sequence[Ablation], root: Path) -> Html:
-    """Per ablation folder: its PNG and its table (``ablation.md``, else the ``ablation.json`` rows)."""
-    parts = []
-    for ab in ablations:
-        parts.append(
-            f"<h3>{esc(ab.folder.relative_to(root).as_posix() or '.')}</h3>" + img(ab.png, "ablation")
-        )
-        if ab.markdown:  # the ablation's own table first
-            parts.append(_markdown_table(ab.markdown))
-        elif ab.rows:  # else its JSON rows, scalar cells only
-            flat = [{k: v for k, v in _flat(r).items() if not isinstance(v, (list, tuple))} for r in ab.rows]
-            cols = list(dict.fromkeys(k for r in flat for k in r))
-            parts.append(
-                table(cols, [[fmt(r.get(c)) if r.get(c) is not None else "—" for c in cols] for r in flat])
-            )
-    return Html("".join(parts))

@@ -7,7 +7,8 @@ mean ± sample std; a record that already carries ``std`` keeps it); *best class
 best linear baseline (PLS variants, PCA + ridge, AOM), *best overall* any baseline (kernel
 ridge and SVR included), *best embedding* the best head on the frozen embedding. Regression:
 lower RMSEP wins, ratio = best embedding / best classical RMSEP (> 1: the encoder loses).
-Class targets: higher balanced accuracy wins, ratio < 1 = the encoder loses.
+Class targets: higher balanced accuracy wins, ratio < 1 = the encoder loses. A difference
+within the run-to-run noise is "level", not a loss (:data:`LEVEL_RULE`, :func:`outcome`).
 """
 
 from __future__ import annotations
@@ -24,16 +25,27 @@ from vitnirs.evaluate.metrics import protocol_family
 from vitnirs.report.figures import is_embedding
 
 __all__ = [
+    "LEVEL_RULE",
+    "LEVEL_TOLERANCE",
     "Html",
     "aggregate",
     "compare",
     "comparison_table",
     "esc",
     "fmt",
+    "outcome",
     "provenance",
     "summary_table",
     "table",
+    "wrap",
 ]
+
+LEVEL_TOLERANCE = 0.02
+LEVEL_RULE = (
+    "Verdict rule: “level” when the best embedding head is within 2 % of the best classical RMSEP "
+    "(2 points of balanced accuracy for class targets) or, with repeated splits, within the larger "
+    "run-to-run std of the two; “worse” and “beats” only beyond that."
+)
 
 
 class Html(str):
@@ -53,6 +65,14 @@ def fmt(value: Any, std: Any = None) -> str:
     if isinstance(std, (int, float)) and not math.isnan(std) and std > 0:
         text += f" ± {std:.2g}"
     return text
+
+
+def wrap(name: Any) -> Html:
+    """A method or column name that may break after ``_``, ``+`` and ``/`` (``<wbr>``)."""
+    text = esc(name)
+    for sep in ("_", "+", "/"):
+        text = text.replace(sep, sep + "<wbr>")
+    return Html(text)
 
 
 def table(headers: Sequence[Any], rows: Iterable[Sequence[Any]], *, caption: Any = None,
@@ -121,6 +141,28 @@ def _best(rows: list[dict], key: str, higher: bool) -> dict | None:
     return (max if higher else min)(rows, key=lambda r: r["metrics"][key])
 
 
+def _spread(r: dict | None, key: str) -> float:
+    s = (r or {}).get("std") or {}
+    v = s.get(key) if isinstance(s, dict) else None
+    return float(v) if isinstance(v, (int, float)) and not math.isnan(v) else 0.0
+
+
+def outcome(e: float, c: float, *, higher: bool, noise: float = 0.0) -> tuple[str, float, float]:
+    """``("worse" | "level" | "better", gap, tolerance)`` of an embedding score ``e`` against a
+    classical score ``c``.
+
+    ``gap`` > 0 means the encoder is worse: relative (``e / c - 1``) for RMSEP, absolute points
+    (``c - e``) for balanced accuracy (``higher``). ``tolerance`` = max(:data:`LEVEL_TOLERANCE`,
+    ``noise``), ``noise`` being the run-to-run std (relative to ``c`` for RMSEP); within it the
+    two are level.
+    """
+    if higher:
+        gap, tol = c - e, max(LEVEL_TOLERANCE, noise)
+    else:
+        gap, tol = (e / c - 1.0 if c else math.inf), max(LEVEL_TOLERANCE, noise / c if c else 0.0)
+    return ("level" if abs(gap) <= tol else "worse" if gap > 0 else "better"), gap, tol
+
+
 def compare(records: Sequence[dict], *, classification: bool = False) -> list[dict]:
     """One row per (dataset, target, protocol): the methods' scores, the bests, ratio and verdict.
 
@@ -129,7 +171,8 @@ def compare(records: Sequence[dict], *, classification: bool = False) -> list[di
     list of dict
         ``{"dataset", "target", "protocol", "key", "scores": {method: aggregated record},
         "best_classical", "best_overall", "best_embedding", "winner" (records or None),
-        "ratio", "loses" (bool or None), "verdict" (a sentence)}``.
+        "ratio", "outcome" ("worse" / "level" / "better" or None), "loses" (bool or None: worse
+        beyond the tolerance), "verdict" (a sentence)}``.
     """
     key, higher = ("balanced_accuracy", True) if classification else ("rmsep", False)
     rows = []
@@ -141,78 +184,102 @@ def compare(records: Sequence[dict], *, classification: bool = False) -> list[di
         bc = _best([r for r in base if r["method"] not in NONLINEAR_METHODS], key, higher)
         bo, be = _best(base, key, higher), _best(emb, key, higher)
         ratio = be["metrics"][key] / bc["metrics"][key] if be and bc and bc["metrics"][key] else None
-        loses = None if ratio is None else (ratio < 1.0 if higher else ratio > 1.0)
+        text, result = verdict(be, bc, bo, key, higher)
         rows.append({
             "dataset": dataset, "target": target, "protocol": proto, "key": key,
             "scores": {r["method"]: r for r in mine}, "best_classical": bc, "best_overall": bo,
-            "best_embedding": be, "winner": _best(mine, key, higher), "ratio": ratio, "loses": loses,
-            "verdict": verdict(be, bc, bo, key, higher),
+            "best_embedding": be, "winner": _best(mine, key, higher), "ratio": ratio, "outcome": result,
+            "loses": None if result is None else result == "worse", "verdict": text,
         })  # fmt: skip
     return rows
 
 
-def verdict(be: dict | None, bc: dict | None, bo: dict | None, key: str, higher: bool) -> str:
-    """A plain sentence: is the best embedding head worse or better than the best classical?"""
+def verdict(
+    be: dict | None, bc: dict | None, bo: dict | None, key: str, higher: bool
+) -> tuple[str, str | None]:
+    """A plain sentence and the outcome: is the best embedding head worse than, level with or better
+    than the best classical one (:func:`outcome`, noise = the larger std of the two)?"""
     if be is None:
-        return "no embedding head was scored"
+        return "no embedding head was scored", None
     if bc is None:
-        return "no classical baseline to compare with"
+        return "no classical baseline to compare with", None
     e, c = be["metrics"][key], bc["metrics"][key]
-    if higher:
-        gap = 100 * (c - e)
-        if gap > 0:
-            return f"the encoder is worse than {bc['method']} by {gap:.1f} points of balanced accuracy"
-        text = (
-            f"the encoder beats {bc['method']} by {-gap:.1f} points"
-            if gap < 0
-            else f"tie with {bc['method']}"
-        )
+    result, gap, tol = outcome(e, c, higher=higher, noise=max(_spread(be, key), _spread(bc, key)))
+    unit = (lambda v: f"{100 * v:.1f} points") if higher else (lambda v: f"{100 * v:.1f} %")
+    if result == "worse":
+        what = "of balanced accuracy" if higher else ""
+        return f"the encoder is worse than {bc['method']} by {unit(gap)} {what}".rstrip(), result
+    if result == "level":
+        text = f"level with {bc['method']} ({unit(abs(gap))} apart, within the {unit(tol)} tolerance)"
     else:
-        if e > c:
-            return f"the encoder is worse than {bc['method']} by {100 * (e / c - 1):.1f} %"
-        text = (
-            f"the encoder beats {bc['method']} by {100 * (1 - e / c):.1f} %"
-            if e < c
-            else f"tie with {bc['method']}"
-        )
+        text = f"the encoder beats {bc['method']} by {unit(-gap)}"
     if bo is not None and bo is not bc and (bo["metrics"][key] > e if higher else bo["metrics"][key] < e):
         text += f"; the non-linear baseline {bo['method']} does better still ({fmt(bo['metrics'][key])})"
-    return text
+    return text, result
 
 
-def _cell(r: dict | None, key: str, winner: dict | None, *, named: bool = False) -> Any:
+def _cell(r: dict | None, key: str, winner: dict | None, *, classical: dict | None = None) -> Any:
     if r is None:
         return "—"
-    text = fmt(r["metrics"].get(key), (r.get("std") or {}).get(key))
-    if named:
-        text = f"{r['method']}: {text}"
+    value, _, std = fmt(r["metrics"].get(key), (r.get("std") or {}).get(key)).partition(" ± ")
+    text = esc(value) + (f' <span class="sd">± {esc(std)}</span>' if std else "")  # breaks before ±
+    if r is classical:
+        text = f'<u title="best classical (linear) baseline">{text}</u>'
     if r is winner:
-        return Html(f'<span class="win" title="best in this row">★ {esc(text)}</span>')
-    return text
+        return Html(f'<b class="win" title="best in this row">★&nbsp;{text}</b>')
+    return Html(text)
 
 
-def comparison_table(rows: Sequence[dict], caption: str) -> Html:
-    """The downstream table: each baseline, best classical/overall, each embedding head, ratio, verdict."""
+def spread_note(rows: Sequence[dict]) -> str:
+    """What the ± of the table's cells is, true to the rows: repeats per protocol, or none."""
+    scored = [s for r in rows for s in r["scores"].values()]
+    repeated = sorted({f"{s['protocol']} (×{s['n_splits']})" for s in scored if s.get("n_splits", 1) > 1})
+    carried = any(s.get("n_splits", 1) == 1 and any(v for v in (s.get("std") or {}).values()) for s in scored)
+    if repeated:
+        return (f"mean ± sample std over the repeated splits of {', '.join(repeated)}; other protocols: one "
+                "split" + (" (± as recorded)" if carried else ", no ±"))  # fmt: skip
+    if carried:
+        return "± = the std recorded with each result"
+    return "one test split per protocol, so no ± spread"
+
+
+def comparison_table(rows: Sequence[dict], caption: str, provenance_text: str = "") -> Html:
+    """The downstream table: each baseline (the best classical one underlined), each embedding head,
+    the ratio; the verdict in a full-width line under each row, names that break at ``_`` and a
+    line break before ``±``, so that ten methods fit a 1,400 px screen."""
     if not rows:
         return Html("")
     key = rows[0]["key"]
     methods = list(dict.fromkeys(m for r in rows for m in r["scores"]))
     base = [m for m in methods if not is_embedding(m)]
     heads = [m for m in methods if is_embedding(m)]
-    headers = ["dataset", "target", "protocol", *base, "best classical", "best overall", *heads,
-               "embedding / best classical", "verdict"]  # fmt: skip
-    body, classes = [], []
+    head = "".join(f"<th>{esc(h)}</th>" for h in ("dataset", "target", "protocol"))
+    head += "".join(f"<th>{wrap(m)}</th>" for m in base)
+    head += "".join(f'<th class="head">{wrap(m)}</th>' for m in heads)
+    head += f"<th>{wrap('embedding / best classical')}</th>"
+    ncol = 4 + len(base) + len(heads)
+    bodies = []
     for r in rows:
-        w = r["winner"]
-        body.append([
-            r["dataset"], r["target"], r["protocol"],
-            *[_cell(r["scores"].get(m), key, w) for m in base],
-            _cell(r["best_classical"], key, None, named=True), _cell(r["best_overall"], key, None, named=True),
-            *[_cell(r["scores"].get(m), key, w) for m in heads],
-            fmt(r["ratio"]), Html(f"<b>{esc(r['verdict'])}</b>") if r["loses"] else r["verdict"],
-        ])  # fmt: skip
-        classes.append("loses" if r["loses"] else ("wins" if r["loses"] is False else ""))
-    return table(headers, body, caption=caption, row_classes=classes)
+        w, bc = r["winner"], r["best_classical"]
+        n = max((s.get("n_splits", 1) for s in r["scores"].values()), default=1)
+        cells = [wrap(r["dataset"]), wrap(r["target"]), wrap(r["protocol"]) + (f" (×{n})" if n > 1 else "")]
+        cells += [esc(_cell(r["scores"].get(m), key, w, classical=bc)) for m in base]
+        cells += [esc(_cell(r["scores"].get(m), key, w)) for m in heads]
+        cells += [esc(fmt(r["ratio"]))]
+        tds = "".join(f'<td class="head">{c}</td>' if len(base) + 3 <= i < len(base) + 3 + len(heads)
+                      else f"<td>{c}</td>" for i, c in enumerate(cells))  # fmt: skip
+        cls = {"worse": "loses", "better": "wins", "level": "level"}.get(r.get("outcome") or "", "")
+        text = esc(r["verdict"])
+        bodies.append(f'<tbody class="{cls}"><tr>{tds}</tr><tr class="verdict"><td colspan="{ncol}">'
+                      f"{'<b>' + text + '</b>' if r['loses'] else text}</td></tr></tbody>")  # fmt: skip
+    cap = f"{caption}; {spread_note(rows)}; ★ = best of the row; "
+    cap += "underlined = best classical (linear) baseline"
+    cap += f" · {provenance_text}" if provenance_text else ""
+    return Html(
+        f'<table class="compare"><caption>{esc(cap)}</caption><thead><tr>{head}</tr></thead>'
+        + "".join(bodies)
+        + f'</table><p class="note">{esc(LEVEL_RULE)}</p>'
+    )
 
 
 def summary_table(summary: Sequence[dict], caption: str) -> Html:
@@ -228,18 +295,22 @@ def summary_table(summary: Sequence[dict], caption: str) -> Html:
     for r in summary:
         ratio, bc = r.get("embedding_vs_best_classical"), r.get("best_classical") or {}
         higher = r.get("task") == "classification"
-        loses = None if not isinstance(ratio, (int, float)) else (ratio < 1 if higher else ratio > 1)
-        if loses:
-            text = f"the encoder is worse than {bc.get('method')} (ratio {fmt(ratio)})"
-        else:
-            text = (
-                "no comparison"
-                if loses is None
-                else f"the encoder beats {bc.get('method')} (ratio {fmt(ratio)})"
-            )
+        result = None
+        if isinstance(ratio, (int, float)):
+            c = bc.get("balanced_accuracy") if higher else None
+            c = float(c) if isinstance(c, (int, float)) else 1.0  # class: points need the accuracy
+            result = outcome(ratio * c, c, higher=higher)[0]
+        text = {
+            None: "no comparison",
+            "worse": f"the encoder is worse than {bc.get('method')} (ratio {fmt(ratio)})",
+            "level": f"level with {bc.get('method')} (ratio {fmt(ratio)}, within the tolerance)",
+            "better": f"the encoder beats {bc.get('method')} (ratio {fmt(ratio)})",
+        }[result]
         body.append([r.get("dataset"), r.get("target"), r.get("protocol"), best(r.get("best_classical")),
                      best(r.get("best_overall")), best(r.get("best_embedding")), fmt(ratio), text])  # fmt: skip
-        classes.append("loses" if loses else ("wins" if loses is False else ""))
+        classes.append({"worse": "loses", "better": "wins", "level": "level"}.get(result or "", ""))
     headers = ["dataset", "target", "protocol", "best classical", "best overall", "best embedding",
                "embedding / best classical", "verdict"]  # fmt: skip
-    return table(headers, body, caption=caption, row_classes=classes)
+    return Html(
+        table(headers, body, caption=caption, row_classes=classes) + f'<p class="note">{esc(LEVEL_RULE)}</p>'
+    )

@@ -42,11 +42,6 @@ def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def is_main() -> bool:
-    """Rank 0 (or a single process): the one that logs and writes checkpoints."""
-    return not is_distributed() or dist.get_rank() == 0
-
-
 def barrier() -> None:
     """Wait for every rank (no-op in a single process)."""
     if is_distributed():

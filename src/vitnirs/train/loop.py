@@ -10,8 +10,6 @@ a resumed run then follows the uninterrupted one only to floating-point toleranc
 
 from __future__ import annotations
 
-import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -20,23 +18,25 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from vitnirs.batching.collate import BatchSettings
+from vitnirs.batching.contract import PAD_WAVELENGTH
+from vitnirs.checkpoint import latest_checkpoint, model_spec_from_config, read_meta
 from vitnirs.config import Config, save_config
 from vitnirs.errors import VitnirsError
-from vitnirs.losses import PretrainObjective, TargetHead
 from vitnirs.train.checkpoint import (
     capture_rng_state,
-    latest_checkpoint,
     load_model_weights,
     load_trainer_state,
-    model_spec_from_config,
     restore_rng_state,
     save_checkpoint,
 )
 from vitnirs.train.distributed import all_reduce_mean, barrier, cleanup, setup_distributed, wrap_ddp
+from vitnirs.train.losses import PretrainObjective, TargetHead
 from vitnirs.train.metrics import MetricsLogger, Window
 from vitnirs.train.plots import plot_loss_curve
 from vitnirs.train.probe import Probe, to_device
 from vitnirs.train.schedule import lr_at, warmup_and_total_steps
+from vitnirs.train.step import TrainStep
 
 
 def pretrain(
@@ -73,8 +73,12 @@ def pretrain(
         objective = build_objective(cfg, model, n_datasets=len(data.names))
         # the objective holds the model (and the optional semi-supervised head): one optimiser for both
         optimizer = torch.optim.AdamW(param_groups(objective, t.weight_decay), lr=t.lr)
-        amp_dtype = autocast_dtype(t.precision, device)
-        scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)  # fp16 only
+        trainer = TrainStep(
+            optimizer, model.parameters(), precision=t.precision, device=device, grad_clip=t.grad_clip,
+            hint="Try a lower training.lr, training.precision=fp32 or a smaller training.grad_clip; "
+            "--resume restarts from the last good checkpoint",
+        )  # fmt: skip
+        amp_dtype, scaler = trainer.amp_dtype, trainer.scaler
 
         # ---- where to start: fresh, or the newest checkpoint
         start = 0
@@ -89,7 +93,8 @@ def pretrain(
         probe = Probe(data, t.probe_samples, amp_dtype, device) if main else None
         summary: dict[str, Any] = {"start_step": start, "total_steps": total, "steps_per_epoch": per_epoch}
         if probe is not None and start == 0:
-            summary["heldout_mae_start"] = probe.heldout_mae(model)
+            # held-out masked reconstruction MSE (older summaries: heldout_mae_*, still read)
+            summary["heldout_recon_mse_start"] = probe.heldout_recon_mse(model)
 
         # ---- the loop
         ddp_objective = wrap_ddp(objective, device)
@@ -110,26 +115,13 @@ def pretrain(
             )
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            with trainer.autocast():
                 loss, terms = ddp_objective(batch)
             # One host transfer per step: every term, averaged over ranks (a NaN on any rank shows).
             logged = dict(
                 zip(terms, all_reduce_mean(torch.stack(list(terms.values()))).tolist(), strict=True)
             )
-            if not all(math.isfinite(v) for v in logged.values()):
-                shown = ", ".join(f"{k}={v:.4g}" for k, v in logged.items())
-                raise VitnirsError(
-                    f"non-finite loss at step {step} ({shown}); stopped without saving. "
-                    "Try a lower training.lr, training.precision=fp32 or a smaller training.grad_clip; "
-                    "--resume restarts from the last good checkpoint"
-                )
-            scaler.scale(loss).backward()
-            if t.grad_clip > 0:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
+            trainer.update(loss, where=f"step {step}", logged=logged)
 
             done = step + 1
             window.add(logged, spectra=batch["values"].shape[0] * world_size, waited=waited)
@@ -156,7 +148,7 @@ def pretrain(
             summary.update(steps=stop, final={k: round(v, 6) for k, v in logged.items()})
             summary.update(spectra_per_s=round(window.overall_rate(), 1))
             if probe is not None:
-                summary["heldout_mae_end"] = probe.heldout_mae(model)
+                summary["heldout_recon_mse_end"] = probe.heldout_recon_mse(model)
                 summary["probe_auc"] = probe.last_auc
             logger.close()
             png = plot_loss_curve(run_dir / "metrics.jsonl", run_dir / "loss_curve.png")
@@ -173,7 +165,7 @@ def build_data(cfg: Config, store: str | Path, *, rank: int, world_size: int):
     from vitnirs.batching.loader import PretrainData
 
     return PretrainData(
-        store, settings=batch_settings(cfg), regions=list(cfg.data.regions),
+        store, settings=BatchSettings.from_config(cfg), regions=list(cfg.data.regions),
         exclude=list(cfg.data.exclude_datasets), rank=rank, world_size=world_size,
         use_targets=cfg.training_strategy.use_targets_in_pretraining,
     )  # fmt: skip
@@ -184,25 +176,6 @@ def make_loader(data, start: int, stop: int, *, num_workers: int, pin_memory: bo
     from vitnirs.batching.loader import make_loader as _make_loader
 
     return _make_loader(data, start, stop, num_workers=num_workers, pin_memory=pin_memory)
-
-
-def batch_settings(cfg: Config):
-    """The :class:`BatchSettings` of a config."""
-    from vitnirs.batching.collate import BatchSettings
-
-    t, ts, a, m = cfg.training, cfg.training_strategy, cfg.augmentation, cfg.masking
-    return BatchSettings(
-        batch_size=t.batch_size, token_budget=t.token_budget, p_synth=ts.p_synth,
-        dataset_weights=dict(ts.dataset_weights) or None, sampling=ts.sampling,
-        curriculum_steps=ts.curriculum_steps,
-        seed=t.seed, two_views=cfg.losses.two_views,
-        p_baseline_drift=a.p_baseline_drift, p_scatter=a.p_scatter, p_noise=a.p_noise,
-        p_band_mask=a.p_band_mask, p_shift=a.p_shift, p_crop=a.p_crop,
-        crop_min_fraction=a.crop_min_fraction, p_subsample=a.p_subsample,
-        subsample_min_fraction=a.subsample_min_fraction, max_points=t.max_points,
-        mask_ratio=m.mask_ratio, min_block=m.min_block_size, max_block=m.max_block_size,
-        max_decoder_points=m.max_decoder_points,
-    )  # fmt: skip
 
 
 def build_objective(
@@ -255,7 +228,7 @@ def norm_constants(cfg: Config, data: Any) -> dict[str, Any]:
     return {
         "values": "per spectrum: (x - mean) / std over its real points, absorbance",
         "level": "(mean, log(std)) removed by that normalisation, fed to the encoder",
-        "wavelengths": "absolute, nm (cm-1 converted); padding at 1000.0",
+        "wavelengths": f"absolute, nm (cm-1 converted); padding at {PAD_WAVELENGTH}",
         "max_points": cfg.training.max_points,
         "regions": list(cfg.data.regions),
         "datasets": list(getattr(data, "names", [])),
@@ -272,14 +245,6 @@ def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict[str, 
     ]
 
 
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of ``training.precision`` (``None`` = fp32, autocast off)."""
-    if precision == "auto":
-        bf16_ok = device.type == "cuda" and torch.cuda.is_bf16_supported()
-        return torch.bfloat16 if bf16_ok else None
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-
-
 def step_seed(seed: int, rank: int, step: int) -> int:
     """The torch seed of one step of one rank."""
     return int(np.random.SeedSequence([int(seed), int(rank), int(step), 7]).generate_state(1, np.uint64)[0])
@@ -292,7 +257,7 @@ def restore(run_dir: Path, objective: PretrainObjective, optimizer, scaler, cfg:
     ckpt = latest_checkpoint(run_dir)
     if ckpt is None:
         raise VitnirsError(f"--resume: no checkpoint in {run_dir / 'checkpoints'}")
-    saved = json.loads((ckpt / "config.json").read_text(encoding="utf-8"))
+    saved = read_meta(ckpt)
     if saved.get("model") != model_spec(cfg):
         raise VitnirsError(
             f"--resume: the model of {ckpt} ({saved.get('model')}) differs from the config's "

@@ -1,4 +1,4 @@
-"""The periodic probe of a pretraining run: held-out MAE loss and the separability of
+"""The periodic probe of a pretraining run: held-out masked reconstruction MSE and the separability of
 synthetic vs real embeddings (the roadmap's utility check, run during training)."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
 
 
 class Probe:
-    """Held-out batches (drawn at steps the run never reaches): held-out MAE loss, and the
+    """Held-out batches (drawn at steps the run never reaches): held-out masked reconstruction MSE, and the
     separability of synthetic vs real embeddings (logistic regression, ROC-AUC on a split).
 
     An AUC near 1 means the encoder tells synthetic from real spectra apart: the synthetic
@@ -48,7 +48,7 @@ class Probe:
         )
 
     @torch.no_grad()
-    def heldout_mae(self, model: torch.nn.Module) -> float:
+    def heldout_recon_mse(self, model: torch.nn.Module) -> float:
         """Mean MAE loss of the model (eval mode) on the held-out batches."""
         was_training, losses = model.training, []
         model.eval()
@@ -76,7 +76,7 @@ class Probe:
         model.train(was_training)
         X = torch.cat(embs).float().cpu().numpy()
         y = torch.cat([b["is_synthetic"] for b in self.batches]).numpy().astype(int)
-        out: dict[str, Any] = {"heldout_mae": self.heldout_mae(model), "probe_auc": None}
+        out: dict[str, Any] = {"heldout_recon_mse": self.heldout_recon_mse(model), "probe_auc": None}
         if min(y.sum(), len(y) - y.sum()) < 10:
             return out  # too few synthetic or real spectra to judge
         X_fit, X_test, y_fit, y_test = train_test_split(X, y, test_size=0.5, stratify=y, random_state=0)

@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from vitnirs.config import Config, load_config, save_config
 from vitnirs.errors import ConfigError, VitnirsError
+from vitnirs.pretrain_log import heldout_recon_mse
 from vitnirs.workflows.ablate_table import comparison, variant_row, write_report
 
 BUNDLED_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -213,7 +214,7 @@ def _run_variant(
     v: Variant, out: Path, store: Path, trained: dict, evaluated: dict, *, progress: bool
 ) -> dict:
     """Pretrain (unless a run of the same pretraining config exists) and evaluate one variant."""
-    from vitnirs.train.checkpoint import latest_checkpoint
+    from vitnirs.checkpoint import latest_checkpoint
     from vitnirs.train.loop import pretrain
     from vitnirs.workflows.evaluation import evaluate
 
@@ -241,7 +242,7 @@ def _run_variant(
     return {
         "name": v.name, "description": v.description, "status": "done", "config_hash": v.config_hash,
         "pretrain_hash": v.pretrain_hash, "pretrain_run": run["run_dir"], "pretrained_by": run["by"],
-        "checkpoint": pre.get("checkpoint"), "heldout_mae_end": pre.get("heldout_mae_end"),
+        "checkpoint": pre.get("checkpoint"), "heldout_recon_mse_end": heldout_recon_mse(pre, "end"),
         "probe_auc": pre.get("probe_auc") if pre.get("probe_auc") is not None else _last_auc(run),
         "metrics": str(ev_dir / "metrics.json"),
     }  # fmt: skip

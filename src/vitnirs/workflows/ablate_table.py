@@ -32,8 +32,8 @@ def comparison(results: Sequence[dict], configs: Mapping[str, Config]) -> dict:
     (``dataset, target, method, protocol, n_train, n_test, metrics, std, checkpoint, bank``)
     with ``best_classical`` and ``ratio`` = its RMSEP / the best classical RMSEP of the same
     metrics.json; ``mean_ratio``, ``median_ratio``, ``n_beats`` (ratio < 1), ``n_targets``,
-    ``heldout_mae_end``, ``probe_auc``, ``transfer_k0`` ({group/target: median RMSEP over
-    the cross-instrument pairs at k = 0 of the best embedding head}).
+    ``heldout_recon_mse_end`` (older: ``heldout_mae_end``), ``probe_auc``, ``transfer_k0``
+    ({group/target: median RMSEP over the cross-instrument pairs at k = 0 of the best embedding head}).
     """
     rows = [variant_row(r) for r in results]
     first = next((r for r in results if r["status"] == "done"), None)
@@ -195,13 +195,14 @@ def markdown(report: dict) -> str:
     rows = report["rows"]
     keys = list(dict.fromkeys((t["dataset"], t["target"]) for r in rows for t in r["targets"]))
     head = ["variant", *(f"{d}/{t}" for d, t in keys), "mean ratio", "median ratio", "beats A",
-            "held-out MAE", "probe AUC"]  # fmt: skip
+            "held-out recon. MSE", "probe AUC"]  # fmt: skip
     lines = ["# Ablation: each variant's encoder vs the best classical pipeline (A)", ""]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cell = {(t["dataset"], t["target"]): f"{t['rmsep']:.4g}" for t in r["targets"]}
         beats = {"classical": "—", "failed": "failed"}.get(r["status"], f"{r['n_beats']}/{r['n_targets']}")
-        scores = [r["mean_ratio"], r["median_ratio"], beats, r.get("heldout_mae_end"), r.get("probe_auc")]
+        held = r.get("heldout_recon_mse_end", r.get("heldout_mae_end"))  # older results: the old key
+        scores = [r["mean_ratio"], r["median_ratio"], beats, held, r.get("probe_auc")]
         values = [r["variant"], *(cell.get(k, "—") for k in keys), *map(_fmt, scores)]
         lines.append("| " + " | ".join(values) + " |")
     lines += ["", "Cells: test RMSEP of the best embedding head (A: of the classical baseline); ratio = that "

@@ -63,9 +63,11 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         workers=args.workers, progress=_progress(args),
     )  # fmt: skip
     print(report.summary())
-    for entry in report.skipped:
-        from vitnirs.data.prepare import describe_skipped
+    from vitnirs.data.prepare import describe_skipped, warning_lines
 
+    for line in warning_lines(report):
+        print(f"  warning {line}", file=sys.stderr)
+    for entry in report.skipped:
         print(f"  skipped {describe_skipped(entry)}", file=sys.stderr)
     if report.skipped and bank is not None and Path(bank).is_file():
         return 2  # a single-file run that could not use its file is a failure
@@ -131,7 +133,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """prepare (embedded demo bank + synthetic) → pretrain → evaluate → report, all under OUT/."""
     from vitnirs.workflows.demo import run_demo
 
-    run_demo(_config(args), args.out, workers=args.workers, progress=_progress(args))
+    run_demo(_config(args), args.out, workers=args.workers, threads=args.threads, progress=_progress(args))
     return 0
 
 
@@ -144,10 +146,13 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.max_steps is not None and args.max_steps < 1:
         raise VitnirsError("--max-steps must be at least 1")
-    store = args.store or cfg.data.store_dir
+    store = args.store or (None if args.bank else cfg.data.store_dir)
     if store is None:
         store = out / "store"
-        prepare_run_store(cfg, store, bank=cfg.data.real_datasets_dir, step="[1/2]", progress=_progress(args))
+        bank = args.bank or cfg.data.real_datasets_dir
+        if bank is not None and not Path(bank).exists():
+            raise VitnirsError(f"--bank {bank}: no such folder or file")
+        prepare_run_store(cfg, store, bank=bank, step="[1/2]", workers=args.workers, progress=_progress(args))
         print(f"[2/2] pretrain → {out}")
     elif not Path(store).is_dir():
         raise VitnirsError(f"{store}: no such store (run `vitnirs prepare` first, or leave out --store)")
@@ -243,7 +248,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             f"  {dataset}/{t['target']} [{res['protocol']}]: fine-tuned RMSEP {t['finetuned']['rmsep']:.4g}, "
             f"ridge on the frozen embedding {t['frozen_ridge']['rmsep']:.4g} ({verdict})"
         )
-    print(f"results: {out / 'finetune.json'}; weights: {out / 'model.safetensors'}")
+    print(
+        f"results: {out / 'finetune.json'}; fine-tuned checkpoint: {res['finetuned_checkpoint']} "
+        "(load_encoder, SpectralEmbedder(checkpoint=...), vitnirs embed --checkpoint)"
+    )
     return 0
 
 

@@ -23,12 +23,28 @@ from pathlib import Path
 from vitnirs.config import Config, save_config
 from vitnirs.evaluate.text import evaluation_lines, pretrain_line
 from vitnirs.workflows.sources import prepare_run_store
+from vitnirs.workflows.threads import pinned_threads
 
 
-def run_demo(cfg: Config, out: str | Path, *, workers: int | None = None, progress: bool = True) -> dict:
-    """Run the chain; write ``OUT/summary.json`` and return it."""
+def run_demo(
+    cfg: Config,
+    out: str | Path,
+    *,
+    workers: int | None = None,
+    threads: int | None = 2,
+    progress: bool = True,
+) -> dict:
+    """Run the chain with ``threads`` torch / BLAS threads (``None``: as the process has them);
+    write ``OUT/summary.json`` and return it."""
+    if threads is None:
+        return _run(cfg, out, workers=workers, progress=progress, threads=None)
+    with pinned_threads(threads):
+        return _run(cfg, out, workers=workers, progress=progress, threads=threads)
+
+
+def _run(cfg: Config, out: str | Path, *, workers: int | None, progress: bool, threads: int | None) -> dict:
+    from vitnirs.checkpoint import latest_checkpoint
     from vitnirs.report import write_report
-    from vitnirs.train.checkpoint import latest_checkpoint
     from vitnirs.train.loop import pretrain
     from vitnirs.workflows.evaluation import evaluate
 
@@ -68,10 +84,18 @@ def run_demo(cfg: Config, out: str | Path, *, workers: int | None = None, progre
         "skipped": prepared.skipped,
         "pretrain": {
             k: run.get(k)
-            for k in ("steps", "final", "heldout_mae_start", "heldout_mae_end", "probe_auc", "spectra_per_s")
+            for k in (
+                "steps",
+                "final",
+                "heldout_recon_mse_start",
+                "heldout_recon_mse_end",
+                "probe_auc",
+                "spectra_per_s",
+            )
         },
         "evaluation": {"metrics": str(out / "evaluation" / "metrics.json"), "summary": evaluation["summary"]},
         "encoder_wins": _wins(evaluation["summary"]),
+        "threads": threads,
         "seconds": round(time.perf_counter() - started, 1),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

@@ -1,7 +1,9 @@
-"""`vitnirs embed`: one bank-convention CSV → a table of embeddings (CSV or parquet).
+"""`vitnirs embed`: one bank-convention table → a table of embeddings (CSV or parquet).
 
-The file is read and validated exactly as ``vitnirs prepare`` reads a bank file
-(:func:`vitnirs.data.csv.read_csv`, :func:`vitnirs.data.validate.build_table`): numeric headers
+The input is a text file (``.csv``, ``.tsv``, ``.txt``) read and validated exactly as ``vitnirs
+prepare`` reads a bank file (:func:`vitnirs.data.csv.read_csv`,
+:func:`vitnirs.data.validate.validate_table`), or a ``.parquet`` file with the same column
+convention (:func:`read_parquet`): numeric headers
 are the spectral axis, ``y_*`` columns are targets, every other column is metadata; the unit and
 signal type come from ``--unit``/``--signal-type``, else the ``manifest.json`` of the file's
 folder, else a ``signal_type`` column, else a guess (with a warning). Reflectance and
@@ -9,7 +11,8 @@ transmittance become absorbance log10(1/R), cm⁻¹ becomes nm.
 
 The output has one row per data row of the input, in input order: the metadata and target
 columns as read, then the embedding columns ``emb_0 … emb_{D-1}`` (the names of
-:meth:`vitnirs.embedder.SpectralEmbedder.get_feature_names_out`). A row whose spectrum
+:meth:`vitnirs.embedder.SpectralEmbedder.get_feature_names_out`), float32 (the encoder's
+precision; a CSV gets at most 9 significant digits per cell). A row whose spectrum
 ``prepare`` would drop (every value missing, or constant) keeps its metadata and gets NaN
 embeddings, with a warning naming it.
 """
@@ -22,14 +25,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from vitnirs.data.bank import BANK_SUFFIXES
 from vitnirs.data.csv import RawTable, read_csv
 from vitnirs.data.declarations import Declaration, declaration, read_bank_manifest
-from vitnirs.data.validate import _axis, _named_columns, _numeric_block, _typed, build_table
+from vitnirs.data.validate import validate_table
 from vitnirs.embedder import cached_encoder, embed_absorbance, feature_names, resolve_checkpoint
-from vitnirs.errors import VitnirsError
+from vitnirs.errors import BadFileError, VitnirsError
 
-__all__ = ["OUTPUT_SUFFIXES", "embed_csv", "embed_table"]
+__all__ = ["INPUT_SUFFIXES", "OUTPUT_SUFFIXES", "embed_csv", "embed_table", "read_input", "read_parquet"]
 
+INPUT_SUFFIXES = (*BANK_SUFFIXES, ".parquet")
 OUTPUT_SUFFIXES = (".csv", ".parquet")
 
 
@@ -43,20 +48,40 @@ def _declared(path: Path, unit: str | None, signal_type: str | None) -> tuple[De
     return given.merged_under(by_file.get(path.name, Declaration())), notes
 
 
-def _usable_rows(raw: RawTable, spectral: list[int]) -> np.ndarray:
-    """``(n_rows,)`` bool: the rows whose spectrum :func:`build_table` keeps.
+def read_parquet(path: str | Path) -> RawTable:
+    """A parquet file in the bank's column convention as a :class:`RawTable`.
 
-    It drops rows with no spectral value and rows whose values are all equal; filling the
-    other gaps by linear interpolation along the axis cannot make a row constant or not.
-    ``spectral`` are the positions of the spectral columns.
+    Column names that parse as numbers (decimal point) are the spectral axis; the other
+    columns keep their parquet types (a named or non-default index becomes a column).
     """
-    values = _numeric_block(raw, spectral)  # [n_rows, L], NaN where missing
-    values = values[:, ~np.isnan(values).all(axis=0)]
-    empty = np.isnan(values).all(axis=1)
-    with np.errstate(all="ignore"):
-        safe = np.where(empty[:, None], 0.0, values)
-        constant = np.nanmax(safe, axis=1) == np.nanmin(safe, axis=1)
-    return ~empty & ~constant
+    source = str(path)
+    try:
+        frame = pd.read_parquet(path)
+    except FileNotFoundError as err:
+        raise BadFileError(source, f"cannot read the file ({err.strerror or err})") from None
+    except Exception as err:  # pyarrow raises several types for a file that is not parquet
+        raise BadFileError(source, f"not a readable parquet file ({type(err).__name__}: {err})") from None
+    if frame.index.name is not None or not isinstance(frame.index, pd.RangeIndex):
+        frame = frame.reset_index()
+    if not len(frame):
+        raise BadFileError(source, "header only: the file has no data rows")
+    header = [str(c).strip() for c in frame.columns]
+    frame.columns = range(len(header))
+    return RawTable(source=source, header=header, frame=frame, decimal=".")
+
+
+def read_input(path: str | Path) -> RawTable:
+    """The input of ``vitnirs embed``: a text file (:func:`read_csv`) or a parquet file."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return read_parquet(path)
+    if suffix not in BANK_SUFFIXES:
+        raise VitnirsError(
+            f"{path}: cannot read '{suffix or path.name}' files; the input must be a text table "
+            f"({', '.join(BANK_SUFFIXES)}) or a .parquet file"
+        )
+    return read_csv(path)
 
 
 def embed_table(
@@ -69,7 +94,7 @@ def embed_table(
     signal_type: str | None = None,
     progress: bool = False,
 ) -> tuple[pd.DataFrame, list[str]]:
-    """Embed one bank CSV → ``(frame, warnings)``; ``frame`` is what :func:`embed_csv` writes.
+    """Embed one bank table → ``(frame, warnings)``; ``frame`` is what :func:`embed_csv` writes.
 
     Parameters are those of :func:`embed_csv`. Bad input raises
     :class:`~vitnirs.errors.VitnirsError` naming the file.
@@ -82,32 +107,28 @@ def embed_table(
     except (RuntimeError, TypeError) as err:
         raise VitnirsError(f"device {device!r} is not a torch device ({err})") from None
     declared, notes = _declared(path, unit, signal_type)
-    raw = read_csv(path)  # BadFileError (a VitnirsError) names the file, row and column
-    table = build_table(raw, name=path.stem, declared=declared)
+    # BadFileError (a VitnirsError) names the file, row and column
+    validated = validate_table(read_input(path), name=path.stem, declared=declared)
+    table = validated.table
     notes += [f"{path}: {note}" for note in table.warnings]
     if table.signal_type_stored != "absorbance":
         notes.append(
             f"{path}: the values are not absorbance ({table.signal_type_stored}); the encoder was "
             "pretrained on absorbance: declare the signal type (--signal-type) if it is known"
         )
-
-    spectral = _axis(raw)[0]
-    usable = _usable_rows(raw, spectral)
-    if int(usable.sum()) != len(table.values):  # the two readings of the file disagree: a bug
-        raise RuntimeError(f"{path}: {int(usable.sum())} usable rows counted, {len(table.values)} kept")
-    # metadata and targets of every row (build_table keeps those of the usable rows only)
-    columns = _named_columns(raw, [i for i in range(len(raw.header)) if i not in set(spectral)], [])
-    columns = _typed(columns.reset_index(drop=True), raw.decimal)
+    # metadata and targets of every row (the table keeps those of the usable rows only)
+    columns = validated.row_columns()
     targets = [c for c in columns.columns if str(c).startswith("y_")]
     columns = columns[[c for c in columns.columns if c not in targets] + targets]
 
     try:
         ckpt = resolve_checkpoint(checkpoint)
-        model, _ = cached_encoder(ckpt, device)
+        model, info = cached_encoder(ckpt, device)
         Z = embed_absorbance(
             model,
             table.values.astype(np.float64),
             table.wavelengths_nm,
+            info=info,
             batch_size=batch_size,
             device=device,
             progress=progress,
@@ -118,8 +139,10 @@ def embed_table(
     clash = sorted(set(names) & set(map(str, columns.columns)))
     if clash:
         raise VitnirsError(f"{path}: column(s) {', '.join(clash)} clash with the embedding columns")
-    embedding = np.full((len(usable), Z.shape[1]), np.nan)
-    embedding[usable] = Z
+    embedding = np.full((validated.n_rows, Z.shape[1]), np.nan, dtype=np.float32)  # the encoder's precision
+    embedding[validated.kept_rows] = Z
+    usable = np.zeros(validated.n_rows, dtype=bool)
+    usable[validated.kept_rows] = True
     if not usable.all():
         rows = (np.flatnonzero(~usable) + 1).tolist()
         notes.append(
@@ -141,13 +164,14 @@ def embed_csv(
     signal_type: str | None = None,
     progress: bool = True,
 ) -> Path:
-    """Embed the spectra of one bank CSV and write them with its metadata and targets.
+    """Embed the spectra of one bank table and write them with its metadata and targets.
 
     Parameters
     ----------
     input_csv:
-        A CSV in the bank convention (numeric headers = wavelengths, ``y_*`` = targets,
-        anything else = metadata; ``,`` ``;`` or tab separated).
+        A table in the bank convention (numeric headers = wavelengths, ``y_*`` = targets,
+        anything else = metadata): a ``.csv``/``.tsv``/``.txt`` text file (``,`` ``;`` or tab
+        separated) or a ``.parquet`` file; anything else is refused.
     out_path:
         ``*.csv`` or ``*.parquet``: one row per data row of the input, in input order;
         metadata columns, target columns, then ``emb_0 … emb_{D-1}``.

@@ -38,6 +38,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from vitnirs.batching.collate import BatchSettings
+from vitnirs.checkpoint import CheckpointInfo
 from vitnirs.config import Config
 from vitnirs.data.store import PreparedStore
 from vitnirs.evaluate.baselines import CLASS_METHODS, BaselineCache, cached_baselines
@@ -86,7 +88,6 @@ def evaluate(
     several evaluations sharing one fit each classical method once.
     """
     from vitnirs.embedding import embed_store, load_encoder
-    from vitnirs.train.checkpoint import read_checkpoint_config
 
     started, out = time.perf_counter(), Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -94,14 +95,13 @@ def evaluate(
     model, info = load_encoder(checkpoint)
     ev, seed = cfg.evaluation, cfg.training.seed
     cache = BaselineCache(baseline_cache or out / "baseline_cache.json")
-    common = {"checkpoint": str(info.get("checkpoint", checkpoint)), "bank": str(store.path)}
-    pretrain_cfg = read_checkpoint_config(info["checkpoint"]).get("config") or {}
-    used_targets = bool(pretrain_cfg.get("training_strategy", {}).get("use_targets_in_pretraining"))
+    common = {"checkpoint": info.checkpoint, "bank": str(store.path)}
+    used_targets = bool(info.config.get("training_strategy", {}).get("use_targets_in_pretraining"))
     embeddings: dict[str, np.ndarray] = {}
 
     def embedding(name: str) -> np.ndarray:
         if name not in embeddings:
-            embeddings[name] = embed_store(model, store, name)
+            embeddings[name] = embed_store(model, store, name, info=info)
         return embeddings[name]
 
     result: dict[str, Any] = {**common, "embedding_dim": None, "targets_in_pretraining": used_targets}
@@ -143,24 +143,30 @@ def evaluate(
     step = _stepper(progress)
     if ev.transfer:
         result["transfer"] = step(
-            "transfer", lambda: _transfer(store, model, cfg, common, embeddings, progress)
+            "transfer", lambda: _transfer(store, (model, info), cfg, common, embeddings, progress)
         )
     if ev.lodo_datasets:
         result["lodo"] = step(
-            "lodo (downstream-only)", lambda: _lodo(store, model, cfg, common, embeddings, result)
+            "lodo (downstream-only)", lambda: _lodo(store, (model, info), cfg, common, embeddings, result)
         )
     if ev.robustness and reg_tasks:
         result["robustness"] = step(
-            "robustness", lambda: _robustness(store, model, cfg, common, embedding, reg_tasks)
+            "robustness", lambda: _robustness(store, (model, info), cfg, common, embedding, reg_tasks)
         )
     if ev.synthetic_checks:
         result["synthetic_checks"] = step(
-            "synthetic checks", lambda: _synthetic_checks(store, model, cfg, common, embeddings)
+            "synthetic checks", lambda: _synthetic_checks(store, (model, info), cfg, common, embeddings)
         )
     if ev.artefacts:
         from vitnirs.evaluate.artefacts import write_artefacts
 
-        step("report artefacts", lambda: write_artefacts(store, model, out, seed=seed, embeddings=embeddings))
+        settings = checkpoint_batch_settings(info)
+        step(
+            "report artefacts",
+            lambda: write_artefacts(
+                store, model, out, settings=settings, info=info, seed=seed, embeddings=embeddings
+            ),
+        )
     if embeddings:
         result["embedding_dim"] = int(next(iter(embeddings.values())).shape[1])
     result["summary"] = summary_rows(result["baselines"], result["downstream"])
@@ -191,7 +197,13 @@ def _stepper(progress: bool) -> Callable[[str, Callable[[], Any]], Any]:
 
 
 # ----------------------------------------------------------------------------- sections
-def _transfer(store, model, cfg: Config, common: dict, embeddings: dict, progress: bool) -> list[dict]:
+def checkpoint_batch_settings(info: CheckpointInfo) -> BatchSettings:
+    """The batch settings a checkpoint was pretrained with (its stored config; defaults for a
+    checkpoint without one)."""
+    return BatchSettings.from_config(Config.model_validate(info.config))
+
+
+def _transfer(store, encoder, cfg: Config, common: dict, embeddings: dict, progress: bool) -> list[dict]:
     from vitnirs.evaluate.transfer import INSTRUMENT_GROUPS, transfer_pairs
 
     ev = cfg.evaluation
@@ -203,24 +215,24 @@ def _transfer(store, model, cfg: Config, common: dict, embeddings: dict, progres
         if len(names) < 2:
             continue
         records += transfer_pairs(
-            store, model, groups={group: names}, heads=heads, baselines=methods, seed=cfg.training.seed,
-            aom_bank=ev.aom_bank, embeddings=embeddings,
+            store, encoder[0], groups={group: names}, heads=heads, baselines=methods, seed=cfg.training.seed,
+            aom_bank=ev.aom_bank, embeddings=embeddings, info=encoder[1],
         )  # fmt: skip
     return [{**r, **common, "std": None} for r in records]
 
 
-def _lodo(store, model, cfg: Config, common: dict, embeddings: dict, result: dict) -> list[dict]:
+def _lodo(store, encoder, cfg: Config, common: dict, embeddings: dict, result: dict) -> list[dict]:
     from vitnirs.workflows.lodo import downstream_only_lodo
 
     names = [n for n in cfg.evaluation.lodo_datasets if n in store.records]
     return downstream_only_lodo(
-        store, model, names, cfg=cfg, checkpoint=common["checkpoint"], bank=common["bank"],
-        embeddings=embeddings, baseline_records=result["baselines"],
+        store, encoder[0], names, cfg=cfg, checkpoint=common["checkpoint"], bank=common["bank"],
+        embeddings=embeddings, baseline_records=result["baselines"], info=encoder[1],
     )  # fmt: skip
 
 
 def _robustness(
-    store, model, cfg: Config, common: dict, embedding, tasks: list[tuple[str, str]]
+    store, encoder, cfg: Config, common: dict, embedding, tasks: list[tuple[str, str]]
 ) -> list[dict]:
     from vitnirs.evaluate.robustness import robustness_curves
 
@@ -236,18 +248,18 @@ def _robustness(
         y = regression_targets(store.targets(dataset))[target]
         split = make_splits(store.metadata(dataset), X, y, seed=cfg.training.seed, n_repeats=0)[0]
         records += robustness_curves(
-            store, model, dataset, target, split, heads=heads, baselines=baselines,
-            seed=cfg.training.seed, embeddings={dataset: embedding(dataset)},
+            store, encoder[0], dataset, target, split, heads=heads, baselines=baselines,
+            seed=cfg.training.seed, embeddings={dataset: embedding(dataset)}, info=encoder[1],
         )  # fmt: skip
     return [{**r, **common} for r in records]
 
 
-def _synthetic_checks(store, model, cfg: Config, common: dict, embeddings: dict) -> list[dict]:
+def _synthetic_checks(store, encoder, cfg: Config, common: dict, embeddings: dict) -> list[dict]:
     from vitnirs.evaluate.synthetic_checks import synthetic_checks
 
     return synthetic_checks(
-        store, model, checkpoint=common["checkpoint"], bank=common["bank"], seed=cfg.training.seed,
-        embeddings=embeddings,
+        store, encoder[0], checkpoint=common["checkpoint"], bank=common["bank"], seed=cfg.training.seed,
+        embeddings=embeddings, info=encoder[1],
     )  # fmt: skip
 
 

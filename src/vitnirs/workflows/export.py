@@ -17,25 +17,25 @@ PosixPath('portable_x')
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-from safetensors.torch import load_file, save_file
-
+from vitnirs.checkpoint import (
+    CARD_FILE,
+    CONFIG_FILE,
+    DTYPES,
+    MODEL_FILE,
+    find_checkpoint,
+    load_state,
+    read_meta,
+    write_checkpoint,
+)
 from vitnirs.errors import VitnirsError
-from vitnirs.files import replace_dir
-from vitnirs.train.checkpoint import CONFIG_FILE, MODEL_FILE, find_checkpoint, read_checkpoint_config
-from vitnirs.workflows.model_card import CARD_FILE, CardInputs, build_model_card
+from vitnirs.workflows.model_card import CardInputs, build_model_card
 
 __all__ = ["PORTABLE_FILES", "export_checkpoint", "export_from_args"]
 
 PORTABLE_FILES = (MODEL_FILE, CONFIG_FILE, CARD_FILE)
-DTYPES = {"bfloat16": torch.bfloat16, "float32": torch.float32}
 
 
 def export_checkpoint(
@@ -54,7 +54,8 @@ def export_checkpoint(
         A checkpoint directory, or a run directory (its newest complete checkpoint is used).
     out_dir:
         The portable checkpoint directory to write; written under a temporary name and
-        renamed into place, so it is either complete or absent.
+        renamed into place (:func:`vitnirs.checkpoint.write_checkpoint`), so it is either
+        complete or absent.
     dtype:
         ``"bfloat16"`` (half the size; about 3 significant digits per weight) or ``"float32"``
         (bit-identical weights). Floating-point tensors only; integer buffers are kept.
@@ -72,7 +73,7 @@ def export_checkpoint(
     if dtype not in DTYPES:
         raise VitnirsError(f"dtype must be one of {sorted(DTYPES)}; got {dtype!r}")
     src = find_checkpoint(checkpoint_dir)
-    meta = read_checkpoint_config(src)  # checks format_version
+    meta = read_meta(src)  # checks format_version
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise VitnirsError(f"{out}: exists and is not empty (pass overwrite=True to replace it)")
@@ -80,28 +81,11 @@ def export_checkpoint(
     if inputs.run_dir is None and src.parent.name == "checkpoints":
         inputs = replace(inputs, run_dir=src.parent.parent)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp_{out.name}.", dir=out.parent))
-    try:
-        target = DTYPES[dtype]
-        state = {
-            k: (v.to(target) if v.is_floating_point() else v).contiguous()
-            for k, v in load_file(str(src / MODEL_FILE)).items()
-        }
-        save_file(state, str(tmp / MODEL_FILE), metadata={"format_version": str(meta["format_version"])})
-        meta = {**meta, "portable": True, "dtype": dtype}
-        (tmp / CONFIG_FILE).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+    def card(tmp: Path) -> None:  # built from the files just written
         (tmp / CARD_FILE).write_text(build_model_card(tmp, inputs), encoding="utf-8")
-        umask = os.umask(0)
-        os.umask(umask)
-        for f in PORTABLE_FILES:  # readable like any installed file (mkdtemp makes 0700)
-            os.chmod(tmp / f, 0o666 & ~umask)
-        os.chmod(tmp, 0o777 & ~umask)
-        replace_dir(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+
+    meta = {**meta, "portable": True, "dtype": dtype}
+    return write_checkpoint(out, load_state(src), meta, dtype=dtype, extra=card)
 
 
 def export_from_args(

@@ -12,8 +12,13 @@ head at ``head_lr``), the standardisation re-estimated each epoch as the encoder
 ``freeze_encoder`` trains the head only. The result says how the fine-tuned model
 compares with ridge on the frozen embedding of the same checkpoint, on the same split.
 
-Writes ``OUT/finetune.json`` (metrics per target, the split, the settings) and
-``OUT/model.safetensors`` (encoder + head weights; the target scaling is in the JSON).
+Writes ``OUT/finetune.json`` (metrics per target, the split, the settings) and the checkpoint
+``OUT/model/`` (:func:`vitnirs.checkpoint.write_checkpoint`, atomic): the fine-tuned model, its
+``config.json`` (the source checkpoint's, plus a ``finetuned`` record: targets, their scaling,
+the head file) and ``head.safetensors``. :func:`vitnirs.embedding.load_encoder` and
+``SpectralEmbedder(checkpoint="OUT/model")`` read it like any checkpoint; :func:`load_finetuned`
+gives the head too. Each optimiser step goes through :class:`vitnirs.train.step.TrainStep` (autocast,
+clipping, the non-finite stop), as in pretraining.
 """
 
 from __future__ import annotations
@@ -28,11 +33,19 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import save_file
+from tqdm.auto import tqdm
 
+from vitnirs.checkpoint import HEAD_FILE, find_checkpoint, load_state, read_meta, write_checkpoint
 from vitnirs.errors import VitnirsError
 from vitnirs.evaluate.downstream import run_heads
 from vitnirs.evaluate.metrics import regression_metrics
 from vitnirs.evaluate.splits import make_splits, regression_targets
+from vitnirs.model.heads import StandardisedLinearHead
+from vitnirs.train.step import TrainStep
+
+__all__ = ["FINETUNED_DIR", "finetune", "load_finetuned"]
+
+FINETUNED_DIR = "model"  # OUT/model/: the fine-tuned checkpoint
 
 
 def _inputs(X: np.ndarray, wavelengths_nm: np.ndarray, max_points: int) -> dict[str, torch.Tensor]:
@@ -41,23 +54,6 @@ def _inputs(X: np.ndarray, wavelengths_nm: np.ndarray, max_points: int) -> dict[
 
     values, waves, valid, level = encoder_inputs(X, wavelengths_nm, max_points)
     return {"values": values, "wavelengths": waves, "valid": valid, "level": level}
-
-
-class _Standardise(torch.nn.Module):
-    """``(z - mean) / std`` with the frozen embedding's train-row statistics (fixed buffers).
-
-    The embeddings of different spectra differ by small amounts around a large common part
-    (as ridge on the frozen embedding, which standardises its features): without this the
-    head starts blind to them.
-    """
-
-    def __init__(self, z: np.ndarray):
-        super().__init__()
-        self.register_buffer("mean", torch.from_numpy(z.mean(0).astype(np.float32)))
-        self.register_buffer("std", torch.from_numpy(np.maximum(z.std(0), 1e-8).astype(np.float32)))
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return (z - self.mean) / self.std
 
 
 def _predict(model, head, inputs: dict[str, torch.Tensor], rows: np.ndarray, batch_size: int) -> torch.Tensor:
@@ -90,12 +86,15 @@ def finetune(
     val_fraction: float = 0.15,
     patience: int = 30,
     seed: int = 0,
+    grad_clip: float = 1.0,
+    precision: str = "auto",
     progress: bool = True,
 ) -> dict:
     """Fine-tune ``checkpoint`` on ``targets`` of ``dataset`` (a :class:`PreparedStore` name).
 
     Returns the ``finetune.json`` dict: per target the test metrics of the fine-tuned model and
     of ridge on the frozen embedding (same split), the split, the best epoch and the settings.
+    ``grad_clip`` and ``precision`` are as ``training.*`` in pretraining.
     """
     from vitnirs.embedding import embed_spectra, load_encoder
 
@@ -120,12 +119,9 @@ def finetune(
 
     torch.manual_seed(seed)
     model, info = load_encoder(checkpoint)
-    frozen_z = embed_spectra(model, X, wl)
-    inputs = _inputs(X, wl, info.get("max_points") or 0)
-    # standardised embedding -> linear map per target (a LayerNorm here would mix the features)
-    head = torch.nn.Sequential(
-        _Standardise(frozen_z[fit]), torch.nn.Linear(model.encoder.d_model, len(targets))
-    )
+    frozen_z = embed_spectra(model, X, wl, info=info)
+    inputs = _inputs(X, wl, info.max_points or 0)
+    head = StandardisedLinearHead(model.encoder.d_model, len(targets)).fit_scale(frozen_z[fit])
     probe_epochs = epochs if freeze_encoder else max(1, epochs // 4)  # LP-FT: the head first, then both
     for p in model.parameters():
         p.requires_grad_(False)
@@ -133,10 +129,12 @@ def finetune(
         [{"params": head.parameters(), "lr": head_lr}, {"params": model.encoder.parameters(), "lr": lr}],
         weight_decay=0.01,
     )
+    step = TrainStep(
+        optimizer, [*head.parameters(), *model.encoder.parameters()], precision=precision,
+        device=torch.device("cpu"), grad_clip=grad_clip, hint="Try a lower lr / head_lr.",
+    )  # fmt: skip
 
     best = (float("inf"), -1, None)
-    from tqdm.auto import tqdm
-
     bar = tqdm(range(epochs), desc="finetune", unit="epoch", disable=not progress)
     for epoch in bar:
         if epoch == probe_epochs:
@@ -144,20 +142,15 @@ def finetune(
                 p.requires_grad_(True)
         if epoch >= probe_epochs:  # the encoder moves: re-centre the head's inputs on it
             with torch.no_grad():
-                z = _predict(model, torch.nn.Identity(), inputs, fit, 256).numpy()
-            (
-                head[0].mean.copy_(torch.from_numpy(z.mean(0))),
-                head[0].std.copy_(torch.from_numpy(np.maximum(z.std(0), 1e-8))),
-            )
+                head.fit_scale(_predict(model, torch.nn.Identity(), inputs, fit, 256))
         model.train(epoch >= probe_epochs)
         head.train()
         order = rng.permutation(fit)
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
-            loss = _masked_mse(_predict(model, head, inputs, rows, batch_size), Yz[rows])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            with step.autocast():
+                loss = _masked_mse(_predict(model, head, inputs, rows, batch_size), Yz[rows])
+            step.update(loss, where=f"epoch {epoch}")
         model.eval()
         head.eval()
         with torch.no_grad():
@@ -181,17 +174,44 @@ def finetune(
         per_target.append({"target": name, "finetuned": tuned, "frozen_ridge": frozen["metrics"],
                            "finetuned_vs_frozen_ridge": round(tuned["rmsep"] / frozen["metrics"]["rmsep"], 3)})  # fmt: skip
     result = {
-        "dataset": dataset, "checkpoint": str(info["checkpoint"]), "protocol": split.name,
+        "dataset": dataset, "checkpoint": info.checkpoint, "protocol": split.name,
         "split_note": split.note, "n_train": len(fit), "n_val": len(val), "n_test": len(split.test),
         "targets": per_target, "target_mean": mean.tolist(), "target_std": std.tolist(),
         "best_epoch": best[1], "best_val_loss": best[0], "epochs_run": epoch + 1,
         "settings": {"lr": lr, "head_lr": head_lr, "batch_size": batch_size, "freeze_encoder": freeze_encoder,
-                     "val_fraction": val_fraction, "patience": patience, "seed": seed},
+                     "val_fraction": val_fraction, "patience": patience, "seed": seed, "grad_clip": grad_clip,
+                     "precision": precision},
         "seconds": round(time.perf_counter() - started, 1),
     }  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
-    weights = {f"encoder.{k}": v.contiguous() for k, v in model.state_dict().items()}
-    weights |= {f"head.{k}": v.contiguous() for k, v in head.state_dict().items()}
-    save_file(weights, str(out / "model.safetensors"))
+    source = find_checkpoint(checkpoint)
+    meta = {k: v for k, v in read_meta(source).items() if k not in ("portable", "dtype")}  # float32 now
+    meta["finetuned"] = {
+        "source": str(source), "dataset": dataset, "targets": list(targets), "target_mean": mean.tolist(),
+        "target_std": std.tolist(), "head": HEAD_FILE, "freeze_encoder": freeze_encoder,
+    }  # fmt: skip
+    head_state = {k: v.contiguous() for k, v in head.state_dict().items()}
+    result["finetuned_checkpoint"] = str(out / FINETUNED_DIR)
+    write_checkpoint(
+        out / FINETUNED_DIR, model.state_dict(), meta,
+        extra=lambda tmp: save_file(head_state, str(tmp / HEAD_FILE)),
+    )  # fmt: skip
     (out / "finetune.json").write_text(json.dumps(result, indent=1))
     return result
+
+
+def load_finetuned(checkpoint: str | Path, *, device: str = "cpu"):
+    """A fine-tuned checkpoint's model, its info and its head: ``(model, info, head)``.
+
+    ``head(model.embed(...))`` predicts the standardised targets; ``info.finetuned`` holds
+    ``target_mean`` / ``target_std`` to undo the scaling.
+    """
+    from vitnirs.embedding import load_encoder
+
+    model, info = load_encoder(checkpoint, device=device)
+    if not info.finetuned:
+        raise VitnirsError(
+            f"{info.checkpoint}: not a fine-tuned checkpoint (no 'finetuned' in its config.json)"
+        )
+    head = StandardisedLinearHead(model.encoder.d_model, len(info.finetuned["targets"]))
+    head.load_state_dict(load_state(info.checkpoint, info.finetuned["head"], device=device))
+    return model, info, head.eval()

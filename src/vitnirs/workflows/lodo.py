@@ -43,6 +43,7 @@ import numpy as np
 import torch
 import yaml
 
+from vitnirs.checkpoint import CheckpointInfo
 from vitnirs.config import Config
 from vitnirs.data.store import PreparedStore
 from vitnirs.evaluate.baselines import BaselineCache, best_classical, cached_baselines, run_baselines
@@ -147,6 +148,7 @@ def downstream_only_lodo(
     baseline_records: Sequence[dict] | None = None,
     cache: BaselineCache | None = None,
     engine: str = "nirs4all",
+    info: CheckpointInfo | None = None,
 ) -> list[dict]:
     """Downstream-only LODO: heads on the frozen embedding of an encoder pretrained on everything.
 
@@ -169,6 +171,8 @@ def downstream_only_lodo(
         when a (dataset, target) has none there, they are fitted (through ``cache`` when given).
     engine : {"nirs4all", "sklearn"}
         Baseline engine (``sklearn`` is the fast equivalent, for tests).
+    info : CheckpointInfo, optional
+        ``model``'s checkpoint info (point cap, metadata vocabulary), as ``embed_store`` takes it.
 
     Returns
     -------
@@ -181,7 +185,7 @@ def downstream_only_lodo(
     records: list[dict] = []
     for dataset in datasets:
         Z = (embeddings or {}).get(dataset)
-        Z = embed_store(model, store, dataset) if Z is None else Z
+        Z = embed_store(model, store, dataset, info=info) if Z is None else Z
         records += _dataset_records(
             store, dataset, Z, DOWNSTREAM_ONLY, cfg=cfg, tag=tag,
             baseline_records=baseline_records, cache=cache, engine=engine,
@@ -238,9 +242,9 @@ def _write_json(path: Path, doc: Any) -> None:
 
 def _strict_one(cfg, store, dataset, folder: Path, *, cache, engine, progress) -> tuple[list[dict], str]:
     """Pretrain without ``dataset`` (or reuse), embed it, score it; (records, how)."""
+    from vitnirs.checkpoint import latest_checkpoint
     from vitnirs.embedding import embed_store, load_encoder
     from vitnirs.errors import VitnirsError
-    from vitnirs.train.checkpoint import latest_checkpoint
     from vitnirs.train.loop import pretrain
 
     run = strict_config(cfg, dataset)
@@ -260,13 +264,13 @@ def _strict_one(cfg, store, dataset, folder: Path, *, cache, engine, progress) -
         progress=progress,
     )  # fmt: skip
     model, info = load_encoder(summary["checkpoint"])
-    pretrained_on = list(info["normalization"].get("datasets", []))
+    pretrained_on = list(info.normalization.get("datasets", []))
     if dataset in pretrained_on:  # the point of the whole exercise: checked, not assumed
         raise VitnirsError(f"strict LODO: {dataset} was among the pretraining datasets of {run_dir}")
-    tag = {"checkpoint": info["checkpoint"], "bank": str(store.path), "pretrained_on": pretrained_on}
-    tag["pretrain_steps"] = info["step"]
+    tag = {"checkpoint": info.checkpoint, "bank": str(store.path), "pretrained_on": pretrained_on}
+    tag["pretrain_steps"] = info.step
     records = _dataset_records(
-        store, dataset, embed_store(model, store, dataset), STRICT, cfg=run, tag=tag,
+        store, dataset, embed_store(model, store, dataset, info=info), STRICT, cfg=run, tag=tag,
         baseline_records=None, cache=cache, engine=engine,
     )  # fmt: skip
     seconds = round(time.perf_counter() - started, 1)
@@ -328,8 +332,8 @@ def strict_lodo(
         if full is not None:
             try:
                 these += downstream_only_lodo(
-                    store, full[0], [dataset], cfg=cfg, checkpoint=full[1]["checkpoint"], bank=store.path,
-                    cache=cache, engine=engine,
+                    store, full[0], [dataset], cfg=cfg, checkpoint=full[1].checkpoint, bank=store.path,
+                    cache=cache, engine=engine, info=full[1],
                 )  # fmt: skip
             except Exception as exc:
                 these.append(_error_record(dataset, DOWNSTREAM_ONLY, exc, store))

@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vitnirs.checkpoint import CONFIG_FILE, MODEL_FILE
 from vitnirs.errors import VitnirsError
+from vitnirs.pretrain_log import heldout_recon_mse, term_label
 
-__all__ = ["CARD_FILE", "CardInputs", "build_model_card", "verdicts"]
-
-CARD_FILE = "model_card.md"
+__all__ = ["CardInputs", "build_model_card", "verdicts"]
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ def read_json(path: str | Path | None, what: str) -> Any:
 def _weights_summary(checkpoint_dir: Path) -> dict[str, Any]:
     from safetensors import safe_open
 
-    path = checkpoint_dir / "model.safetensors"
+    path = checkpoint_dir / MODEL_FILE
     counts: dict[str, int] = {}
     dtypes: set[str] = set()
     with safe_open(str(path), framework="pt") as f:
@@ -144,7 +144,7 @@ def build_model_card(checkpoint_dir: str | Path, inputs: CardInputs | None = Non
     """
     inputs = inputs or CardInputs()
     ckpt = Path(checkpoint_dir)
-    meta = read_json(ckpt / "config.json", "checkpoint config")
+    meta = read_json(ckpt / CONFIG_FILE, "checkpoint config")
     weights = _weights_summary(ckpt)
     config = meta.get("config", {})
     datasets = list(meta.get("normalization", {}).get("datasets") or [])
@@ -203,7 +203,7 @@ def build_model_card(checkpoint_dir: str | Path, inputs: CardInputs | None = Non
         "from vitnirs.embedding import embed_spectra, load_encoder",
         "",
         'model, info = load_encoder("default")  # or the path of this directory',
-        "Z = embed_spectra(model, X_absorbance, wavelengths_nm)  # (n, L) -> (n, D)",
+        "Z = embed_spectra(model, X_absorbance, wavelengths_nm, info=info)  # (n, L) -> (n, D)",
         "```",
         "",
     ]
@@ -297,19 +297,21 @@ def pretraining_lines(summary: dict[str, Any] | None, last: dict[str, Any] | Non
         return ["- unknown (no pretraining run directory was given)."]
     out = []
     if summary:
-        final = ", ".join(f"{k} {v:.4g}" for k, v in (summary.get("final") or {}).items())
+        final = ", ".join(f"{term_label(k)} {v:.4g}" for k, v in (summary.get("final") or {}).items())
         out += [
             f"- {_num(summary.get('steps'), ',')} steps in {summary.get('seconds', float('nan')) / 60:.1f} min, "
             f"{summary.get('spectra_per_s', 'unknown')} spectra/s (`pretrain_summary.json`).",
             f"- Training losses of the last step: {final or 'unknown'}.",
-            f"- Held-out masked-reconstruction loss (MAE): {_num(summary.get('heldout_mae_start'))} at the start "
-            f"→ {_num(summary.get('heldout_mae_end'))} at the end.",
+            f"- Held-out masked reconstruction MSE: {_num(heldout_recon_mse(summary, 'start'))} at the start "
+            f"→ {_num(heldout_recon_mse(summary, 'end'))} at the end.",
             f"- Synthetic-vs-real linear probe AUC on the embeddings: {_num(summary.get('probe_auc'), '.3f')} "
             "(1.0: the embedding tells synthetic spectra from real ones perfectly).",
         ]
     if last:
         logged = ", ".join(
-            f"{k} {v:.4g}" for k, v in last.items() if k in ("mae", "baseline", "total", "contrastive")
+            f"{term_label(k)} {v:.4g}"
+            for k, v in last.items()
+            if k in ("mae", "baseline", "total", "contrastive")
         )
         out.append(
             f"- Mean over the last logged window (`metrics.jsonl`, step {last.get('step')}): {logged}."

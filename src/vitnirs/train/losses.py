@@ -10,18 +10,22 @@
 
 Every function takes pooled embeddings ``(B, D)`` and returns scalars; nothing loops over
 the samples of a batch. The contrastive losses act on the pooled embedding itself (no
-projector head, unlike VICReg's expander; a small weight keeps them from dominating). The optional semi-supervised head is not implemented (off by
-default in the roadmap; targets are never used in pretraining).
+projector head, unlike VICReg's expander; a small weight keeps them from dominating).
+:class:`TargetHead` is the optional semi-supervised head (``losses.semi_supervised_weight``,
+off by default; it needs ``training_strategy.use_targets_in_pretraining`` and the evaluation
+then warns that its numbers are not a fair comparison).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F  # noqa: N812 (the PyTorch convention)
 from torch import nn
+
+from vitnirs.batching.contract import PAD_WAVELENGTH
 
 Tensor = torch.Tensor
 
@@ -88,7 +92,7 @@ def contrastive(z1: Tensor, z2: Tensor, kind: str, *, temperature: float = 0.1) 
 
 
 VIEW_KEYS = ("values", "wavelengths", "valid", "level")
-_PAD = {"values": 0.0, "wavelengths": 1000.0, "valid": False, "mask": False}  # the batch contract's padding
+_PAD = {"values": 0.0, "wavelengths": PAD_WAVELENGTH, "valid": False, "mask": False}  # the contract's padding
 
 
 def _pad_to(x: Tensor, length: int, fill: float | bool) -> Tensor:
@@ -107,16 +111,6 @@ def concat_views(views: Sequence[Mapping[str, Any]], keys: Sequence[str] = VIEW_
     metas = [v.get("meta") for v in views]
     cat["meta"] = torch.cat(metas) if all(m is not None for m in metas) else None
     return cat
-
-
-def embed_views(
-    encode: Callable[..., tuple[Tensor, Tensor]], views: Sequence[Mapping[str, Tensor]]
-) -> list[Tensor]:
-    """Pooled embeddings of several views of a batch from ONE batched encoder call on all
-    their real points: returns one ``(B_i, D)`` embedding per view."""
-    cat = concat_views(views)
-    _, emb = encode(cat["values"], cat["wavelengths"], cat["valid"], cat["level"], meta=cat["meta"])
-    return list(emb.split([v["values"].shape[0] for v in views]))
 
 
 class TargetHead(nn.Module):
