@@ -146,3 +146,18 @@ def test_embed_store(model, csvs, tmp_path):
     assert Z.shape == (25, D_TINY)
     expected = embed_spectra(model, np.asarray(store.values(name)), store.wavelengths_nm(name))
     np.testing.assert_allclose(Z, expected, atol=1e-6)
+
+
+def test_effective_rank_of_constant_and_isotropic_embeddings():
+    from vitnirs.embedding import collapse_stats, effective_rank
+
+    assert effective_rank(np.full((50, 16), 0.57)) == 1.0
+    rng = np.random.default_rng(0)
+    assert 29 < effective_rank(rng.normal(size=(4000, 32))) <= 32
+    line = rng.normal(size=(200, 1)) @ rng.normal(size=(1, 16))  # rank 1
+    assert effective_rank(line) == pytest.approx(1.0, abs=1e-6)
+    stats = collapse_stats(0.57 + 0.004 * rng.normal(size=(80, 64)))  # the shipped model's corn figures
+    assert stats["dim_std_median"] == pytest.approx(0.004, rel=0.2) and stats["mean_abs"] == pytest.approx(
+        0.57, rel=0.01
+    )
+    assert stats["effective_rank"] > 40

@@ -21,7 +21,16 @@ import torch
 from vitnirs.batching.contract import compact, encode_meta, even_cap, meta_field_values, normalise
 from vitnirs.checkpoint import CheckpointInfo, load_model
 
-__all__ = ["DEFAULT_MAX_POINTS", "CheckpointInfo", "embed_spectra", "embed_store", "load_encoder", "meta_ids"]
+__all__ = [
+    "DEFAULT_MAX_POINTS",
+    "CheckpointInfo",
+    "collapse_stats",
+    "effective_rank",
+    "embed_spectra",
+    "embed_store",
+    "load_encoder",
+    "meta_ids",
+]
 
 DEFAULT_MAX_POINTS = 2048  # the point cap without a checkpoint's own (training.max_points' default)
 
@@ -180,3 +189,31 @@ def embed_store(
     if "meta" not in kw and info is not None and info.meta_vocab:
         kw["meta"] = meta_ids(store, name, info.meta_vocab)
     return embed_spectra(model, store.values(name), store.wavelengths_nm(name), info=info, **kw)
+
+
+# ----------------------------------------------------------------------------- collapse figures
+def effective_rank(Z: np.ndarray) -> float:
+    """exp of the Shannon entropy of the normalised singular values of the centred ``(n, D)`` matrix.
+
+    1 for a constant (or rank-1) embedding, close to ``D`` for an isotropic one (Roy & Vetterli 2007).
+    """
+    Z = np.asarray(Z, dtype=np.float64)
+    s = np.linalg.svd(Z - Z.mean(axis=0), compute_uv=False)
+    total = s.sum()
+    if not np.isfinite(total) or total <= 1e-12 * max(1.0, float(np.abs(Z).max(initial=0.0))):
+        return 1.0
+    p = s[s > 0] / total
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def collapse_stats(Z: np.ndarray) -> dict[str, float]:
+    """How much an ``(n, D)`` embedding varies: effective rank, median and smallest per-dimension
+    std, and the mean absolute value (a std far below it is a nearly constant embedding)."""
+    Z = np.asarray(Z, dtype=np.float64)
+    std = Z.std(axis=0)
+    return {
+        "effective_rank": effective_rank(Z),
+        "dim_std_median": float(np.median(std)),
+        "dim_std_min": float(std.min()),
+        "mean_abs": float(np.abs(Z).mean()),
+    }

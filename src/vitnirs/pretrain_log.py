@@ -34,7 +34,10 @@ __all__ = [
 ]
 
 HELDOUT_KEYS = ("heldout_recon_mse", "heldout_mae")  # new name first
-NOT_LOSSES = {"step", "epoch", "lr", "spectra_per_s", "data_wait_fraction", "probe_auc", "seconds"}
+NOT_LOSSES = {
+    "step", "epoch", "lr", "spectra_per_s", "data_wait_fraction", "probe_auc", "seconds",
+    "embedding_effective_rank", "embedding_dim_std",  # collapse figures of the probe, not losses
+}  # fmt: skip
 TERM_LABELS = {
     "mae": "masked recon. MSE",
     "heldout_recon_mse": "held-out masked recon. MSE",

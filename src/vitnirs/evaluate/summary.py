@@ -10,6 +10,7 @@ there when the protocol was repeated.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from vitnirs.evaluate.baselines import CLASS_METHODS, best_classical, best_overall
@@ -72,3 +73,28 @@ def _brief(r: dict | None, key: str) -> dict | None:
     if "r2" in r["metrics"]:
         out["r2"] = r["metrics"]["r2"]
     return out
+
+
+# ----------------------------------------------------------------------------- verdicts
+LEVEL_TOLERANCE = 0.02
+LEVEL_RULE = (
+    "Verdict rule: “level” when the best embedding head is within 2 % of the best classical RMSEP "
+    "(2 points of balanced accuracy for class targets) or, with repeated splits, within the larger "
+    "run-to-run std of the two; “worse” and “beats” only beyond that."
+)
+
+
+def outcome(e: float, c: float, *, higher: bool, noise: float = 0.0) -> tuple[str, float, float]:
+    """``("worse" | "level" | "better", gap, tolerance)`` of an embedding score ``e`` against a
+    classical score ``c``.
+
+    ``gap`` > 0 means the encoder is worse: relative (``e / c - 1``) for RMSEP, absolute points
+    (``c - e``) for balanced accuracy (``higher``). ``tolerance`` = max(:data:`LEVEL_TOLERANCE`,
+    ``noise``), ``noise`` being the run-to-run std (relative to ``c`` for RMSEP); within it the
+    two are level.
+    """
+    if higher:
+        gap, tol = c - e, max(LEVEL_TOLERANCE, noise)
+    else:
+        gap, tol = (e / c - 1.0 if c else math.inf), max(LEVEL_TOLERANCE, noise / c if c else 0.0)
+    return ("level" if abs(gap) <= tol else "worse" if gap > 0 else "better"), gap, tol

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from vitnirs.evaluate.summary import outcome
 from vitnirs.pretrain_log import heldout_recon_mse
 
 
@@ -55,10 +56,18 @@ def _summary_line(r: dict) -> str:
     text = head + f"best classical {bc['method']} {label} {bc[key]:.4g}; "
     if be is None:
         return text + "no embedding head"
-    verdict = "" if r.get("embedding_wins") is None else (
-        " (embedding better)" if r["embedding_wins"] else " (embedding worse)"
-    )  # fmt: skip
-    return text + f"best embedding {be['method']} {be[key]:.4g}, ratio {ratio:.2f}{verdict}"
+    verdict = outcome(
+        be[key], bc[key], higher=key == "balanced_accuracy", noise=max(bc.get("std") or 0, be.get("std") or 0)
+    )
+    text += f"best embedding {be['method']} {be[key]:.4g}, ratio {ratio:.2f} "
+    return (
+        text
+        + {
+            "level": "(level: within the tolerance)",
+            "worse": "(embedding worse)",
+            "better": "(embedding better)",
+        }[verdict[0]]
+    )
 
 
 def transfer_lines(records: list[dict]) -> list[str]:
@@ -98,6 +107,11 @@ def synthetic_lines(records: list[dict]) -> list[str]:
         if r.get("skipped"):
             lines.append(f"  synthetic check {r['method']}: skipped ({r['skipped']})")
             continue
-        shown = ", ".join(f"{k} {v:.3g}" for k, v in (r.get("metrics") or {}).items() if isinstance(v, float))
+        metrics = {k: v for k, v in (r.get("metrics") or {}).items() if isinstance(v, float)}
+        headline = [k for k in HEADLINE if k in metrics] or list(metrics)[:2]  # the rest is in metrics.json
+        shown = ", ".join(f"{k} {metrics[k]:.3g}" for k in headline)
         lines.append(f"  synthetic check {r['method']} [{r.get('dataset')}]: {shown}")
     return lines
+
+
+HEADLINE = ("auc", "euclidean_ratio", "cosine_ratio", "top1", "top1_chance")

@@ -22,6 +22,7 @@ import numpy as np
 
 from vitnirs.evaluate.baselines import NONLINEAR_METHODS
 from vitnirs.evaluate.metrics import protocol_family
+from vitnirs.evaluate.summary import LEVEL_RULE, LEVEL_TOLERANCE, outcome
 from vitnirs.report.figures import is_embedding
 
 __all__ = [
@@ -39,13 +40,6 @@ __all__ = [
     "table",
     "wrap",
 ]
-
-LEVEL_TOLERANCE = 0.02
-LEVEL_RULE = (
-    "Verdict rule: “level” when the best embedding head is within 2 % of the best classical RMSEP "
-    "(2 points of balanced accuracy for class targets) or, with repeated splits, within the larger "
-    "run-to-run std of the two; “worse” and “beats” only beyond that."
-)
 
 
 class Html(str):
@@ -145,22 +139,6 @@ def _spread(r: dict | None, key: str) -> float:
     s = (r or {}).get("std") or {}
     v = s.get(key) if isinstance(s, dict) else None
     return float(v) if isinstance(v, (int, float)) and not math.isnan(v) else 0.0
-
-
-def outcome(e: float, c: float, *, higher: bool, noise: float = 0.0) -> tuple[str, float, float]:
-    """``("worse" | "level" | "better", gap, tolerance)`` of an embedding score ``e`` against a
-    classical score ``c``.
-
-    ``gap`` > 0 means the encoder is worse: relative (``e / c - 1``) for RMSEP, absolute points
-    (``c - e``) for balanced accuracy (``higher``). ``tolerance`` = max(:data:`LEVEL_TOLERANCE`,
-    ``noise``), ``noise`` being the run-to-run std (relative to ``c`` for RMSEP); within it the
-    two are level.
-    """
-    if higher:
-        gap, tol = c - e, max(LEVEL_TOLERANCE, noise)
-    else:
-        gap, tol = (e / c - 1.0 if c else math.inf), max(LEVEL_TOLERANCE, noise / c if c else 0.0)
-    return ("level" if abs(gap) <= tol else "worse" if gap > 0 else "better"), gap, tol
 
 
 def compare(records: Sequence[dict], *, classification: bool = False) -> list[dict]:

@@ -1,5 +1,7 @@
-"""The periodic probe of a pretraining run: held-out masked reconstruction MSE and the separability of
-synthetic vs real embeddings (the roadmap's utility check, run during training)."""
+"""The periodic probe of a pretraining run: held-out masked reconstruction MSE, the separability of
+synthetic vs real embeddings (the roadmap's utility check, run during training), and the
+embedding's effective rank and median per-dimension std (``metrics.jsonl``:
+``embedding_effective_rank``, ``embedding_dim_std``)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from vitnirs.embedding import collapse_stats
 
 HELD_OUT_STEP = 10**12  # probe batches are drawn at steps the run never reaches
 AUC_WARNING = 0.95
@@ -77,6 +81,11 @@ class Probe:
         X = torch.cat(embs).float().cpu().numpy()
         y = torch.cat([b["is_synthetic"] for b in self.batches]).numpy().astype(int)
         out: dict[str, Any] = {"heldout_recon_mse": self.heldout_recon_mse(model), "probe_auc": None}
+        stats = collapse_stats(X)  # a collapse the reconstruction loss does not see
+        out |= {
+            "embedding_effective_rank": stats["effective_rank"],
+            "embedding_dim_std": stats["dim_std_median"],
+        }
         if min(y.sum(), len(y) - y.sum()) < 10:
             return out  # too few synthetic or real spectra to judge
         X_fit, X_test, y_fit, y_test = train_test_split(X, y, test_size=0.5, stratify=y, random_state=0)
