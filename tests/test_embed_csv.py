@@ -202,3 +202,22 @@ def test_every_embed_option_says_what_it_does():
     assert [a.dest for a in embed._actions if not a.help] == []
     assert {"--batch-size", "--device"} <= {s for a in embed._actions for s in a.option_strings}
     assert ".parquet" in embed.format_help()
+
+
+def test_reference_centres_the_embeddings_on_unlabelled_spectra(ckpt, tmp_path, capsys, one_thread):
+    A = absorbance()
+    write_bank_csv(tmp_path / "in.csv", A, WAVELENGTHS)
+    ref = absorbance(n=6, seed=5) + 0.2  # the instrument's unlabelled spectra: its own offset
+    pd.DataFrame(ref, columns=[f"{a:g}" for a in WAVELENGTHS]).to_csv(tmp_path / "ref.csv", index=False)
+    out = embed_csv(
+        tmp_path / "in.csv", tmp_path / "out.csv", checkpoint=ckpt, signal_type="absorbance",
+        reference=tmp_path / "ref.csv", progress=False,
+    )  # fmt: skip
+    got = pd.read_csv(out)[EMB].to_numpy()
+    expected = reference(ckpt, A) - reference(ckpt, ref).mean(axis=0)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert "centred on the mean embedding" in capsys.readouterr().err
+    # centred on itself, a file's embeddings have mean zero
+    embed_csv(tmp_path / "in.csv", tmp_path / "self.csv", checkpoint=ckpt, signal_type="absorbance",
+              reference=tmp_path / "in.csv", progress=False)  # fmt: skip
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "self.csv")[EMB].to_numpy().mean(axis=0), 0, atol=1e-5)

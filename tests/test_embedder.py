@@ -274,3 +274,23 @@ def test_runs_as_a_nirs4all_step(ckpt, tmp_path, monkeypatch, one_thread):
     raw = RidgeCV().fit(X[:n_train], y[:n_train]).predict(X[n_train:])
     assert np.abs(raw - expected).max() > 1e-3
     assert list(tmp_path.iterdir()) == []
+
+
+def test_align_moves_a_target_domain_by_its_unlabelled_mean(ckpt, one_thread):
+    X, w = spectra()
+    source, target = X[:12], X[12:] + 0.3  # the same kind of spectra on an offset instrument
+    plain = SpectralEmbedder(ckpt, wavelengths=w.tolist()).fit(source)
+    emb = SpectralEmbedder(ckpt, wavelengths=w.tolist(), align=True).fit(source)
+    np.testing.assert_allclose(emb.transform(source), plain.transform(source), atol=1e-12)  # no shift yet
+    np.testing.assert_allclose(emb.source_mean_, plain.transform(source).mean(0), atol=1e-12)
+    reference = target[:4]  # unlabelled spectra of the target instrument, not the rows we predict
+    emb.fit_domain(reference)
+    expected = (
+        plain.transform(target[4:]) - plain.transform(reference).mean(0) + plain.transform(source).mean(0)
+    )
+    np.testing.assert_allclose(emb.transform(target[4:]), expected, atol=1e-10)
+    assert np.abs(emb.transform(target[4:]) - plain.transform(target[4:])).max() > 1e-4
+    again = pickle.loads(pickle.dumps(emb))
+    np.testing.assert_allclose(again.transform(target[4:]), expected, atol=1e-6)
+    with pytest.raises(ValueError, match="align=True"):
+        plain.fit_domain(reference)

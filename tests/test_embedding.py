@@ -161,3 +161,27 @@ def test_effective_rank_of_constant_and_isotropic_embeddings():
         0.57, rel=0.01
     )
     assert stats["effective_rank"] > 40
+
+
+def test_the_metadata_rule_leaves_ids_unknown_unless_asked(model, tmp_path):
+    from conftest import absorbance_table
+
+    from vitnirs.checkpoint import CheckpointInfo
+    from vitnirs.data.prepare import prepare, table_jobs
+    from vitnirs.data.store import PreparedStore
+    from vitnirs.embedding import under_metadata_rule
+
+    X, w = spectra(n=12, L=60)
+    table = absorbance_table("inst", X, w, metadata={"instrument": ["m5"] * 12})
+    prepare(table_jobs([table], "real"), tmp_path / "store", progress=False)
+    store = PreparedStore(tmp_path / "store")
+    info = CheckpointInfo(checkpoint="x", meta_vocab={"instrument": ["m5"]})
+    assert (
+        under_metadata_rule(info, "store") is info and under_metadata_rule(info, "unknown").meta_vocab == {}
+    )
+    unknown = embed_store(model, store, "inst", info=under_metadata_rule(info, "unknown"))
+    np.testing.assert_array_equal(unknown, embed_store(model, store, "inst"))  # no ids at all
+    keyed = embed_store(model, store, "inst", info=info)  # instrument m5 -> id 1: another embedding
+    assert np.abs(keyed - unknown).max() > 1e-5
+    with pytest.raises(ValueError, match="metadata rule"):
+        under_metadata_rule(info, "sometimes")

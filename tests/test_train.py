@@ -139,7 +139,9 @@ def test_cli_pretrain_writes_the_run(store, tmp_path, capsys):
     summary = json.loads((out / "pretrain_summary.json").read_text())
     assert isinstance(rows[-1]["probe_auc"], float) and rows[-1]["probe_auc"] == summary["probe_auc"]
     assert rows[-1]["heldout_recon_mse"] > 0
-    assert 1.0 <= rows[-1]["embedding_effective_rank"] <= 32 and rows[-1]["embedding_dim_std"] > 0  # tiny: D = 32
+    assert (
+        1.0 <= rows[-1]["embedding_effective_rank"] <= 32 and rows[-1]["embedding_dim_std"] > 0
+    )  # tiny: D = 32
     assert main(["pretrain", "--out", str(out), "--store", str(tmp_path / "nope")]) == 2
 
 

@@ -98,12 +98,53 @@ def test_every_pair_and_k_has_records(records):
             assert methods <= got, (a, b, k, got)
             for corrected in ("pls_raw+slope_bias", "pls_raw+pds", "snv_sg1_pls+pds"):
                 assert (corrected in got) == (k > 0), (corrected, k, got)
+            aligned = {f"{m}+align" for m in methods}
+            assert (aligned <= got) == (k == 0) and (not aligned & got) == (k > 0), (k, got)
         within = {r["method"] for r in records if r["source"] == r["target_instrument"] == a}
-        assert methods <= within
+        assert methods <= within and not any(m.endswith("+align") for m in within)
     assert not any("not_in_store" in (r["source"], r["target_instrument"]) for r in records)
     assert all(np.isfinite(r["metrics"]["rmsep"]) for r in records)
     table = transfer_table(records, k=0)
     assert table.shape[0] == 4  # 2 ordered pairs + 2 within-instrument references
+
+
+def test_unlabelled_alignment_removes_the_planted_offset(records):
+    cross = _get(records, "inst_a", "inst_b", 0, "pls_raw")["metrics"]["rmsep"]
+    aligned = _get(records, "inst_a", "inst_b", 0, "pls_raw+align")
+    assert aligned["metrics"]["rmsep"] < 0.5 * cross, (cross, aligned["metrics"]["rmsep"])
+    assert aligned["protocol"] == "transfer_k0_aligned" and aligned["k"] == 0
+
+
+def test_the_alignment_never_reads_a_label_or_a_test_row(tmp_path, monkeypatch):
+    """Every reference the alignment gets is rows of B's cal partition (spectra or embeddings),
+    never a test row; no target value is passed to it."""
+    import vitnirs.evaluate.transfer as transfer
+
+    store = _make_store(tmp_path / "s")
+    torch.manual_seed(0)
+    model = build_mae("tiny").eval()
+    seen = []
+    real = transfer.align_domain
+
+    def spy(X, reference, source_reference):
+        seen.append((np.asarray(X).copy(), np.asarray(reference).copy()))
+        return real(X, reference, source_reference)
+
+    monkeypatch.setattr(transfer, "align_domain", spy)
+    records = transfer_pairs(store, model, groups=GROUPS, baselines=("pls_raw",), engine="sklearn", seed=0)
+    assert seen and len(seen) == 2 * 3  # 2 ordered pairs x (ridge, pls, the raw spectra)
+    cal_ids = {f"s{i:03d}" for i in range(N_CAL)}
+    test_ids = {f"s{i:03d}" for i in range(N_CAL + N_TRANSFER, N_CAL + N_TRANSFER + N_TEST)}
+    for r in [r for r in records if r["method"].endswith("+align")]:
+        assert set(r["alignment_ids"]) == cal_ids and not set(r["alignment_ids"]) & test_ids
+    # the raw references are exactly B's cal spectra (in A's row order), never a test spectrum
+    order = transfer.align_instruments(store, "inst_a", "inst_b")
+    Xb = np.asarray(store.values("inst_b"), dtype=np.float64)[order]
+    raw_refs = [ref for _, ref in seen if ref.shape[1] == Xb.shape[1]]
+    assert len(raw_refs) == 2
+    np.testing.assert_array_equal(raw_refs[0], Xb[:N_CAL])
+    for _, ref in seen:
+        assert ref.shape[0] == N_CAL  # the reference is the cal partition, never the 24 test rows
 
 
 def test_no_test_row_of_b_is_trained_on(records):

@@ -263,6 +263,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--signal-type", help="absorbance, reflectance, reflectance%%, transmittance, transmittance%%"
     )
+    p.add_argument(
+        "--reference",
+        metavar="REF",
+        help="unlabelled spectra of the same instrument (.csv/.parquet; y_* never read): centre the embeddings "
+        "on their mean embedding (standard-free alignment between instruments)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_embed)
 

@@ -357,6 +357,11 @@ class EvaluationConfig(_Section):
     artefacts: bool = Field(
         True, description="Write the report's embedding map and masked reconstructions beside metrics.json."
     )
+    metadata: Literal["unknown", "store"] = Field(
+        "unknown",
+        description="Metadata ids at embedding time: unknown (the rule: as SpectralEmbedder and `vitnirs embed`, "
+        "so an embedding depends on the spectrum and its grid alone) or the store's (instrument ids; an ablation).",
+    )
 
 
 class Config(_Section):

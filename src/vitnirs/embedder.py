@@ -200,6 +200,14 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
     pooling:
         ``"mean"``: the encoder's embedding, the mean of its latents (D columns);
         ``"mean+level"``: that plus each spectrum's mean and log std (D + 2 columns).
+    align:
+        Standard-free alignment between instruments. ``fit`` records the mean embedding of its
+        spectra (the source domain); :meth:`fit_domain` records the mean embedding of a target
+        domain's *unlabelled* spectra (e.g. a new instrument's calibration spectra, never its
+        test rows); ``transform`` then moves embeddings by ``source mean - domain mean``, so a
+        head fitted on the source applies to the target. Until ``fit_domain`` is called the
+        domain is the source (no shift). Metadata are never used: the embedding depends on the
+        spectrum and its grid alone (the metadata rule).
 
     Attributes
     ----------
@@ -213,6 +221,9 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
         The checkpoint directory the encoder was loaded from.
     embedding_dim_ : int
         The number of output columns: D, the encoder's width (D + 2 with ``"mean+level"``).
+    source_mean_, domain_mean_ : ndarray of shape (embedding_dim_,)
+        With ``align``: the mean embedding of the ``fit`` spectra and of the current domain's
+        reference spectra (:meth:`fit_domain`).
 
     Notes
     -----
@@ -232,6 +243,7 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
         batch_size: int = 256,
         device: str = "cpu",
         pooling: str = "mean",
+        align: bool = False,
     ):
         self.checkpoint = checkpoint
         self.wavelengths = wavelengths
@@ -240,6 +252,7 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
         self.batch_size = batch_size
         self.device = device
         self.pooling = pooling
+        self.align = align
 
     # -- scikit-learn protocol ------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> SpectralEmbedder:
@@ -277,12 +290,35 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
         self._encoder = (model, info)
         width = int(model.encoder.d_model)  # the embedding is the mean of (N, d_model) latents
         self.embedding_dim_ = width + (2 if self.pooling == "mean+level" else 0)
+        if self.align:  # the source domain: the spectra fitted on
+            self.source_mean_ = self._embed(X).mean(axis=0)
+            self.domain_mean_ = self.source_mean_.copy()
+        return self
+
+    def fit_domain(self, X: Any) -> SpectralEmbedder:
+        """Record a target domain from its unlabelled ``(n, L)`` spectra (``align=True`` only).
+
+        Only spectra are read (no target, no test row needed): their mean embedding becomes
+        ``domain_mean_``, and ``transform`` moves embeddings by ``source_mean_ - domain_mean_``.
+        """
+        check_is_fitted(self, "embedding_dim_")
+        if not self.align:
+            raise ValueError("fit_domain needs SpectralEmbedder(align=True)")
+        X = validate_data(self, X, dtype=np.float64, reset=False)  # [n, L]
+        self.domain_mean_ = self._embed(X).mean(axis=0)
         return self
 
     def transform(self, X: Any) -> np.ndarray:
         """``(n, L)`` spectra on the fitted grid → ``(n, embedding_dim_)`` float64 embeddings."""
         check_is_fitted(self, "embedding_dim_")
         X = validate_data(self, X, dtype=np.float64, reset=False)  # [n, L]
+        Z = self._embed(X)
+        if self.align:
+            Z = Z - self.domain_mean_ + self.source_mean_
+        return Z
+
+    def _embed(self, X: np.ndarray) -> np.ndarray:
+        """``(n, L)`` validated spectra → ``(n, embedding_dim_)`` float64, no alignment."""
         absorbance = self._absorbance(X)
         model, info = self._loaded()
         Z = embed_absorbance(

@@ -12,6 +12,7 @@ augmentation, no crop or random subsample; only the deterministic even-spaced ca
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,10 @@ __all__ = [
     "embed_store",
     "load_encoder",
     "meta_ids",
+    "under_metadata_rule",
 ]
+
+METADATA_RULES = ("unknown", "store")
 
 DEFAULT_MAX_POINTS = 2048  # the point cap without a checkpoint's own (training.max_points' default)
 
@@ -167,6 +171,19 @@ def encoder_inputs(
         values, waves = values.gather(1, index), waves.gather(1, index)
     normed, level = normalise(values, valid)
     return normed.float(), waves, valid, level.float()
+
+
+def under_metadata_rule(info: CheckpointInfo, rule: str) -> CheckpointInfo:
+    """The checkpoint info an embedding uses under a metadata rule.
+
+    ``"unknown"`` (the rule of every embedding vitnirs makes: ``SpectralEmbedder``, ``vitnirs embed``
+    and the evaluation by default) drops the metadata vocabulary, so every spectrum is embedded with
+    unknown ids (0): a spectrum measured on another instrument is not a different embedding by
+    construction. ``"store"`` keeps it (the store's instrument ids; for scoring that option).
+    """
+    if rule not in METADATA_RULES:
+        raise ValueError(f"metadata rule must be one of {METADATA_RULES}; got {rule!r}")
+    return info if rule == "store" else replace(info, meta_vocab={})
 
 
 def meta_ids(store: Any, name: str, meta_vocab: dict[str, list[str]]) -> np.ndarray:

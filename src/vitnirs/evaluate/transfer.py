@@ -21,6 +21,11 @@ inst2). For every ordered pair (A, B) of instruments of a group, rows aligned by
   ``k`` transfer samples (B's spectra, on A's grid, against A's spectra of the same
   ``sample_id``), then predicted. These correction records carry ``transfer_ids``; their
   ``train_ids`` are A's ``cal`` rows only.
+* **k = 0 + unlabelled alignment** (``protocol: "transfer_k0_aligned"``, methods ``…+align``):
+  the k = 0 models, with B's test rows (embeddings for the heads, spectra for the pipelines)
+  shifted by ``mean(A cal) - mean(B cal)`` (:func:`align_domain`): B's calibration-partition rows
+  serve as an unlabelled reference — their labels and B's test rows never reach it
+  (``alignment_ids`` lists them). Standard-free: no transfer sample, no label of B.
 * the **within-instrument reference** A ``cal`` → A ``test`` (``k = 0``,
   ``target_instrument == source``).
 
@@ -43,7 +48,14 @@ from vitnirs.evaluate.metrics import regression_metrics
 from vitnirs.evaluate.pds import PDS
 from vitnirs.evaluate.splits import Split, regression_targets
 
-__all__ = ["INSTRUMENT_GROUPS", "PDS_DEFAULTS", "align_instruments", "transfer_pairs", "transfer_table"]
+__all__ = [
+    "INSTRUMENT_GROUPS",
+    "PDS_DEFAULTS",
+    "align_domain",
+    "align_instruments",
+    "transfer_pairs",
+    "transfer_table",
+]
 
 # One PLS component per window: with k = 5 or 10 standards, two components fit the standards'
 # noise. Measured on the demo bank (corn, 6 ordered pairs, k = 10, median test RMSEP of
@@ -248,10 +260,60 @@ def _pair(
                     out.append(
                         base | {k2: r[k2] for k2 in ("method", "n_train", "n_test", "metrics", "params")}
                     )
+            if (
+                k == 0 and not within
+            ):  # the same zero-standard models, B aligned on its own unlabelled cal rows
+                ref_b = np.flatnonzero(pb == "cal")  # B's calibration partition: spectra only, never a label
+                Za = embedding(a) if heads else None
+                Zb = embedding(b)[order] if heads else None
+                out += _aligned(base, heads, baselines, (Xa, Xb, Za, Zb), tr_a, te_b, ref_b, y_tr, y_te,
+                                ids, seed, engine, aom_bank)  # fmt: skip
             corrected = [m for m in ("pls_raw", "snv_sg1_pls") if m in baselines]
             if k > 0 and corrected:
                 data = (Xa, Xb, y_a, y_b, ids)
                 out += _corrections(base, corrected, data, tr_a, tk, te_b, seed, engine, pds)
+    return out
+
+
+def align_domain(X: np.ndarray, reference: np.ndarray, source_reference: np.ndarray) -> np.ndarray:
+    """``X`` of a target domain moved onto the source domain: ``X - mean(reference) + mean(source_reference)``.
+
+    Standard-free alignment: ``reference`` are unlabelled rows of the target domain (its own spectra
+    or embeddings, never its test rows), ``source_reference`` the source domain's training rows. A
+    per-instrument offset (the mean spectrum, or the mean embedding) is removed without a label or
+    a transfer standard.
+    """
+    return np.asarray(X, dtype=np.float64) - np.mean(reference, axis=0) + np.mean(source_reference, axis=0)
+
+
+def _aligned(
+    base, heads, baselines, data, tr_a, te_b, ref_b, y_tr, y_te, ids, seed, engine, aom_bank
+) -> list[dict]:
+    """k = 0 + unlabelled alignment: the k = 0 models (fitted on A cal), B's test rows aligned
+    (:func:`align_domain`) with B's cal spectra / embeddings as the unlabelled reference."""
+    Xa, Xb, Za, Zb = data
+    base = base | {"protocol": "transfer_k0_aligned", "alignment_ids": ids[ref_b].tolist()}
+    note = f"B aligned on the mean of its {len(ref_b)} unlabelled cal rows (no label, no test row)"
+    base["note"] = "; ".join(x for x in (note, base["note"]) if x)
+    out = []
+    for head in heads:
+        m, params = fit_head(head, Za[tr_a], y_tr, seed=seed)
+        pred = np.asarray(m.predict(align_domain(Zb[te_b], Zb[ref_b], Za[tr_a])), dtype=np.float64).ravel()
+        out.append(
+            base
+            | {"method": f"embedding+{head}+align", "n_train": len(y_tr), "n_test": len(y_te)}
+            | {"metrics": regression_metrics(y_te, pred), "params": _jsonable(params)}
+        )
+    if baselines:
+        X = np.concatenate([Xa[tr_a], align_domain(Xb[te_b], Xb[ref_b], Xa[tr_a])])
+        yy = np.concatenate([y_tr, y_te])
+        split = Split(base["protocol"], np.arange(len(y_tr)), np.arange(len(y_tr), len(yy)))
+        for r in run_baselines(X, yy, split, methods=baselines, seed=seed, engine=engine, aom_bank=aom_bank):
+            out.append(
+                base
+                | {k2: r[k2] for k2 in ("n_train", "n_test", "metrics", "params")}
+                | {"method": f"{r['method']}+align"}
+            )
     return out
 
 

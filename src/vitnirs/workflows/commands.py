@@ -272,7 +272,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     out = embed_csv(
         args.input, args.out, checkpoint=args.checkpoint, batch_size=args.batch_size, device=args.device,
-        unit=args.unit, signal_type=args.signal_type, progress=_progress(args),
+        unit=args.unit, signal_type=args.signal_type, reference=args.reference, progress=_progress(args),
     )  # fmt: skip
     print(f"embeddings → {out}")
     return 0

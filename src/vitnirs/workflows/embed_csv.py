@@ -162,6 +162,7 @@ def embed_csv(
     device: str = "cpu",
     unit: str | None = None,
     signal_type: str | None = None,
+    reference: str | Path | None = None,
     progress: bool = True,
 ) -> Path:
     """Embed the spectra of one bank table and write them with its metadata and targets.
@@ -182,6 +183,11 @@ def embed_csv(
     unit, signal_type:
         Declared axis unit (``nm``, ``cm-1``) and signal type (``absorbance``, ``reflectance``,
         ...) of the file; they take precedence over the folder's ``manifest.json``.
+    reference:
+        Standard-free alignment: a table of *unlabelled* spectra of the same instrument (e.g. its
+        calibration spectra; its ``y_*`` columns are never read). The embeddings are centred on
+        the reference's mean embedding, so embeddings of two instruments, each centred on its own
+        reference, can share one head. Same unit and signal type declarations as the input.
     progress:
         Show a progress bar over the batches.
 
@@ -202,6 +208,17 @@ def embed_csv(
         signal_type=signal_type,
         progress=progress,
     )
+    if reference is not None:
+        ref, ref_notes = embed_table(
+            reference, checkpoint=checkpoint, batch_size=batch_size, device=device, unit=unit,
+            signal_type=signal_type, progress=False,
+        )  # fmt: skip
+        emb = [c for c in frame.columns if str(c).startswith("emb_")]
+        centre = ref[emb].to_numpy(dtype=np.float64)
+        centre = np.nanmean(centre, axis=0)  # rows without a usable spectrum are NaN: left out
+        frame[emb] = (frame[emb].to_numpy(dtype=np.float64) - centre).astype(np.float32)
+        notes += [f"reference {n}" for n in ref_notes]
+        notes.append(f"embeddings centred on the mean embedding of {reference} ({len(ref)} unlabelled rows)")
     for note in notes:
         print(f"warning: {note}", file=sys.stderr)
     out.parent.mkdir(parents=True, exist_ok=True)

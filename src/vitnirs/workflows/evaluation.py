@@ -87,12 +87,13 @@ def evaluate(
     ``baseline_cache``: the classical results' cache file (default ``OUT/baseline_cache.json``);
     several evaluations sharing one fit each classical method once.
     """
-    from vitnirs.embedding import embed_store, load_encoder
+    from vitnirs.embedding import embed_store, load_encoder, under_metadata_rule
 
     started, out = time.perf_counter(), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     store = PreparedStore(store)
     model, info = load_encoder(checkpoint)
+    info = under_metadata_rule(info, cfg.evaluation.metadata)  # unknown ids unless asked otherwise
     ev, seed = cfg.evaluation, cfg.training.seed
     cache = BaselineCache(baseline_cache or out / "baseline_cache.json")
     common = {"checkpoint": info.checkpoint, "bank": str(store.path)}
@@ -105,6 +106,7 @@ def evaluate(
         return embeddings[name]
 
     result: dict[str, Any] = {**common, "embedding_dim": None, "targets_in_pretraining": used_targets}
+    result["metadata"] = cfg.evaluation.metadata  # the metadata rule the embeddings were made under
     if used_targets:  # the fairness rule is broken: say so in the file and on the console
         result["warning"] = (
             "this encoder was pretrained WITH targets (semi-supervised head): its downstream numbers "
