@@ -331,3 +331,17 @@ def test_artefacts_feed_the_report(store_model, tmp_path):
         part = text.split(f'id="{section}"')[1].split("</section>")[0]
         assert len(_images(part)) == 1 and "not run" not in part
     assert "evaluation/embedding_map.json" in text.split('id="files"')[1]
+
+
+def test_the_downstream_table_states_the_untrained_control(tmp_path):
+    ev = _evaluation()
+    ev["controls"] = [
+        {**r, "method": r["method"].replace("embedding+", "untrained+"),
+         "metrics": {k: v * (0.5 if k == "rmsep" else 1.0) for k, v in r["metrics"].items()}}
+        for r in ev["downstream"]
+    ]  # fmt: skip
+    html = write_report(_fake_run(tmp_path / "run", ev)).read_text()
+    assert (
+        "Untrained control (the same network, never trained)" in html and "pretraining did not help" in html
+    )
+    assert "Untrained control" not in write_report(_fake_run(tmp_path / "plain")).read_text()

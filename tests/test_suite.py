@@ -93,4 +93,31 @@ def test_summary_verdicts_and_schema(result):
                 "checkpoint", "bank"} <= set(r)  # fmt: skip
     text = evaluation_lines(res)
     assert "toy/class" in text and "balanced accuracy" in text
-    assert ("embedding better" in text) or ("embedding worse" in text)
+    assert any(v in text for v in ("embedding better", "embedding worse", "level"))
+    # the untrained control: the same heads, the same splits, the network never trained
+    ctrl = saved["controls"]
+    assert ctrl and {r["method"].split("+")[0] for r in ctrl} == {"untrained"}
+    assert {(r["dataset"], r["target"], r["protocol"]) for r in ctrl} == {
+        (r["dataset"], r["target"], r["protocol"]) for r in saved["downstream"]
+    }
+    assert reg["pretrained_vs_untrained"] == pytest.approx(
+        reg["best_embedding"]["rmsep"] / reg["best_untrained"]["rmsep"], abs=1e-3
+    )
+    assert "untrained" in text and saved["metadata"] == "unknown"
+
+
+def test_summary_rows_carry_the_untrained_control():
+    from vitnirs.evaluate.summary import summary_rows
+
+    tag = {"dataset": "d", "target": "y_a", "protocol": "native", "split": "native", "task": "regression"}
+
+    def rec(method, rmsep):
+        return {**tag, "method": method, "metrics": {"rmsep": rmsep, "r2": 0.5}, "n_train": 10, "n_test": 5}
+
+    baselines = [rec("pls_raw", 1.0)]
+    downstream = [rec("embedding+ridge", 0.8), rec("embedding+pls", 0.9)]
+    controls = [rec("untrained+ridge", 0.64), rec("untrained+pls", 1.2)]
+    (row,) = summary_rows(baselines, downstream, controls)
+    assert row["best_untrained"]["method"] == "untrained+ridge"
+    assert row["pretrained_vs_untrained"] == pytest.approx(1.25)  # pretraining made it worse here
+    assert "best_untrained" not in summary_rows(baselines, downstream)[0]

@@ -52,6 +52,7 @@ __all__ = [
     "load_state",
     "model_spec_from_config",
     "read_meta",
+    "untrained_model",
     "unwrap",
     "write_checkpoint",
 ]
@@ -221,6 +222,21 @@ def load_model(
     model = builder(spec["preset"], **spec.get("kwargs", {}))
     model.load_state_dict(load_state(path, device=str(map_location)), strict=True)
     return model.to(map_location), CheckpointInfo.from_meta(path, meta)
+
+
+def untrained_model(info: CheckpointInfo, seed: int) -> torch.nn.Module:
+    """The checkpoint's architecture with fresh, never-trained weights (``torch.manual_seed(seed)``
+    then the builder): the control every pretrained encoder is scored against. Eval mode."""
+    from vitnirs.model import build_mae
+
+    spec = read_meta(info.checkpoint)["model"]
+    state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        model = build_mae(spec["preset"], **spec.get("kwargs", {}))
+    finally:
+        torch.random.set_rng_state(state)  # the caller's random stream is left as it was
+    return model.eval()
 
 
 # ----------------------------------------------------------------------------- writing

@@ -357,6 +357,11 @@ class EvaluationConfig(_Section):
     artefacts: bool = Field(
         True, description="Write the report's embedding map and masked reconstructions beside metrics.json."
     )
+    untrained_control: bool = Field(
+        True,
+        description="Score the same heads on the embedding of the same network with untrained weights (seed 0): "
+        "the control that says whether pretraining paid (metrics.json: controls, summary pretrained_vs_untrained).",
+    )
     metadata: Literal["unknown", "store"] = Field(
         "unknown",
         description="Metadata ids at embedding time: unknown (the rule: as SpectralEmbedder and `vitnirs embed`, "

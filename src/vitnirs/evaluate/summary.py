@@ -17,26 +17,34 @@ from vitnirs.evaluate.baselines import CLASS_METHODS, best_classical, best_overa
 from vitnirs.evaluate.metrics import summarise
 
 
-def summary_rows(baselines: Sequence[dict], downstream: Sequence[dict]) -> list[dict]:
+def summary_rows(
+    baselines: Sequence[dict], downstream: Sequence[dict], controls: Sequence[dict] = ()
+) -> list[dict]:
     """One row per (dataset, target), on the first protocol its baselines were scored on.
+
+    ``controls``: the same heads on the untrained network's embedding (``untrained+<head>``).
 
     Returns
     -------
     list of dict
         ``{"dataset", "target", "task", "protocol", "best_classical", "best_overall",
-        "best_embedding", "embedding_vs_best_classical", "embedding_wins"}``; the ``best_*``
+        "best_embedding", "embedding_vs_best_classical", "embedding_wins"}``, and with controls
+        ``"best_untrained"`` and ``"pretrained_vs_untrained"`` (best embedding ÷ best untrained
+        head: RMSEP, < 1 = pretraining helped; balanced accuracy, > 1 = it helped); the ``best_*``
         values are ``{"method", <metric>, "std"}`` or None.
     """
     base_sum = summarise(baselines)
     down_sum = summarise([r for r in downstream if r.get("metrics") is not None])
+    ctrl_sum = summarise([r for r in controls if r.get("metrics") is not None])
     rows = []
     for dataset, target in dict.fromkeys((r["dataset"], r["target"]) for r in base_sum):
         mine = [r for r in base_sum if (r["dataset"], r["target"]) == (dataset, target)]
         proto = mine[0]["protocol"]
         b = [r for r in mine if r["protocol"] == proto]
         d = [r for r in down_sum if (r["dataset"], r["target"], r["protocol"]) == (dataset, target, proto)]
+        c = [r for r in ctrl_sum if (r["dataset"], r["target"], r["protocol"]) == (dataset, target, proto)]
         if any(r["method"] in CLASS_METHODS for r in b):
-            rows.append(_class_row(dataset, target, proto, b, d))
+            rows.append(_class_row(dataset, target, proto, b, d) | _control(d, c, "balanced_accuracy", max))
             continue
         best_emb = min(d, key=lambda r: r["metrics"]["rmsep"]) if d else None
         bc, bo = best_classical(b), best_overall(b)
@@ -49,8 +57,18 @@ def summary_rows(baselines: Sequence[dict], downstream: Sequence[dict]) -> list[
                 "embedding_vs_best_classical": ratio,
                 "embedding_wins": None if ratio is None else ratio < 1.0,
             }
+            | _control(d, c, "rmsep", min)
         )  # fmt: skip
     return rows
+
+
+def _control(d: list[dict], c: list[dict], key: str, best) -> dict:
+    """The best untrained-control head and the pretrained / untrained ratio (empty without controls)."""
+    if not c:
+        return {}
+    be, bu = (best(x, key=lambda r: r["metrics"][key]) if x else None for x in (d, c))
+    ratio = round(be["metrics"][key] / bu["metrics"][key], 3) if be and bu and bu["metrics"][key] else None
+    return {"best_untrained": _brief(bu, key), "pretrained_vs_untrained": ratio}
 
 
 def _class_row(dataset: str, target: str, proto: str, b: list[dict], d: list[dict]) -> dict:

@@ -60,6 +60,9 @@ def _summary_line(r: dict) -> str:
         be[key], bc[key], higher=key == "balanced_accuracy", noise=max(bc.get("std") or 0, be.get("std") or 0)
     )
     text += f"best embedding {be['method']} {be[key]:.4g}, ratio {ratio:.2f} "
+    if r.get("best_untrained"):  # the control: the same network, untrained
+        bu = r["best_untrained"]
+        text += f"[untrained {bu['method'].split('+', 1)[-1]} {bu[key]:.4g}, pretrained/untrained {r['pretrained_vs_untrained']}] "
     return (
         text
         + {

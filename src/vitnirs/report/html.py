@@ -174,7 +174,8 @@ def build_html(files: RunFiles) -> str:
     ev = files.evaluation
     records = files.section("baselines") + files.section("downstream")
     reg, cls = _split_tasks(records)
-    reg_rows, cls_rows = compare(reg), compare(cls, classification=True)
+    controls = files.section("controls")  # the same heads on the untrained network
+    reg_rows, cls_rows = compare(reg, controls=controls), compare(cls, classification=True, controls=controls)
     extra: list[Path] = []
     emap = files.embedding_map or {}
     sections = {

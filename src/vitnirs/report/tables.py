@@ -141,7 +141,9 @@ def _spread(r: dict | None, key: str) -> float:
     return float(v) if isinstance(v, (int, float)) and not math.isnan(v) else 0.0
 
 
-def compare(records: Sequence[dict], *, classification: bool = False) -> list[dict]:
+def compare(
+    records: Sequence[dict], *, classification: bool = False, controls: Sequence[dict] = ()
+) -> list[dict]:
     """One row per (dataset, target, protocol): the methods' scores, the bests, ratio and verdict.
 
     Returns
@@ -150,11 +152,13 @@ def compare(records: Sequence[dict], *, classification: bool = False) -> list[di
         ``{"dataset", "target", "protocol", "key", "scores": {method: aggregated record},
         "best_classical", "best_overall", "best_embedding", "winner" (records or None),
         "ratio", "outcome" ("worse" / "level" / "better" or None), "loses" (bool or None: worse
-        beyond the tolerance), "verdict" (a sentence)}``.
+        beyond the tolerance), "verdict" (a sentence), "untrained" (the best head on the untrained
+        network's embedding, from ``controls``, or None)}``.
     """
     key, higher = ("balanced_accuracy", True) if classification else ("rmsep", False)
     rows = []
     agg = aggregate(records)
+    ctrl = aggregate(list(controls)) if controls else []
     for dataset, target, proto in dict.fromkeys((r["dataset"], r["target"], r["protocol"]) for r in agg):
         mine = [r for r in agg if (r["dataset"], r["target"], r["protocol"]) == (dataset, target, proto)]
         base = [r for r in mine if not is_embedding(r["method"])]
@@ -168,6 +172,8 @@ def compare(records: Sequence[dict], *, classification: bool = False) -> list[di
             "scores": {r["method"]: r for r in mine}, "best_classical": bc, "best_overall": bo,
             "best_embedding": be, "winner": _best(mine, key, higher), "ratio": ratio, "outcome": result,
             "loses": None if result is None else result == "worse", "verdict": text,
+            "untrained": _best([r for r in ctrl if (r["dataset"], r["target"], r["protocol"]) == (dataset, target, proto)],
+                               key, higher),
         })  # fmt: skip
     return rows
 
@@ -221,6 +227,22 @@ def spread_note(rows: Sequence[dict]) -> str:
     return "one test split per protocol, so no ± spread"
 
 
+def _control_text(r: dict) -> str:
+    """`` Untrained control: …`` for a row with the untrained network's best head, else ``""``."""
+    u, be, key = r.get("untrained"), r.get("best_embedding"), r["key"]
+    if u is None or be is None or not u["metrics"][key]:
+        return ""
+    ratio = be["metrics"][key] / u["metrics"][key]
+    if key == "rmsep":
+        said = "pretraining helped" if ratio < 1 else "pretraining did not help"
+    else:
+        said = "pretraining helped" if ratio > 1 else "pretraining did not help"
+    return (
+        f" Untrained control (the same network, never trained): {u['method']} {fmt(u['metrics'][key])}; "
+        f"pretrained / untrained {ratio:.2f} ({said})."
+    )
+
+
 def comparison_table(rows: Sequence[dict], caption: str, provenance_text: str = "") -> Html:
     """The downstream table: each baseline (the best classical one underlined), each embedding head,
     the ratio; the verdict in a full-width line under each row, names that break at ``_`` and a
@@ -247,7 +269,7 @@ def comparison_table(rows: Sequence[dict], caption: str, provenance_text: str = 
         tds = "".join(f'<td class="head">{c}</td>' if len(base) + 3 <= i < len(base) + 3 + len(heads)
                       else f"<td>{c}</td>" for i, c in enumerate(cells))  # fmt: skip
         cls = {"worse": "loses", "better": "wins", "level": "level"}.get(r.get("outcome") or "", "")
-        text = esc(r["verdict"])
+        text = esc(r["verdict"] + _control_text(r))
         bodies.append(f'<tbody class="{cls}"><tr>{tds}</tr><tr class="verdict"><td colspan="{ncol}">'
                       f"{'<b>' + text + '</b>' if r['loses'] else text}</td></tr></tbody>")  # fmt: skip
     cap = f"{caption}; {spread_note(rows)}; ★ = best of the row; "

@@ -47,7 +47,7 @@ from vitnirs.evaluate.downstream import CLASSIFICATION_HEADS, run_heads
 from vitnirs.evaluate.splits import class_targets, make_splits, regression_targets
 from vitnirs.evaluate.summary import summary_rows
 
-SECTIONS = ("baselines", "downstream", "lodo", "transfer", "synthetic_checks", "robustness")
+SECTIONS = ("baselines", "downstream", "controls", "lodo", "transfer", "synthetic_checks", "robustness")
 
 
 def evaluation_tasks(store: PreparedStore, cfg: Config) -> list[tuple[str, str, str]]:
@@ -87,6 +87,7 @@ def evaluate(
     ``baseline_cache``: the classical results' cache file (default ``OUT/baseline_cache.json``);
     several evaluations sharing one fit each classical method once.
     """
+    from vitnirs.checkpoint import untrained_model
     from vitnirs.embedding import embed_store, load_encoder, under_metadata_rule
 
     started, out = time.perf_counter(), Path(out)
@@ -104,6 +105,14 @@ def evaluate(
         if name not in embeddings:
             embeddings[name] = embed_store(model, store, name, info=info)
         return embeddings[name]
+
+    untrained = untrained_model(info, seed=0) if ev.untrained_control else None
+    untrained_embeddings: dict[str, np.ndarray] = {}
+
+    def untrained_embedding(name: str) -> np.ndarray:  # the same network, never trained: the control
+        if name not in untrained_embeddings:
+            untrained_embeddings[name] = embed_store(untrained, store, name, info=info)
+        return untrained_embeddings[name]
 
     result: dict[str, Any] = {**common, "embedding_dim": None, "targets_in_pretraining": used_targets}
     result["metadata"] = cfg.evaluation.metadata  # the metadata rule the embeddings were made under
@@ -129,17 +138,21 @@ def evaluate(
         result["baselines"] += [
             {**r, **tag, "split_note": s.note} for r, s in zip(records, per_split, strict=True)
         ]
+        encoders = [("embedding", embedding, "downstream")]
+        if untrained is not None:
+            encoders.append(("untrained", untrained_embedding, "controls"))
         for split in splits:
-            for r in run_heads(
-                embedding(dataset), y, split.train, split.test, groups=split.groups,
-                methods=_heads(ev.downstream_methods, task), task=task, seed=seed,
-            ):  # fmt: skip
-                if r.get("metrics") is None:  # a head that cannot run here (TabPFN without weights)
-                    skipped.add(r["skipped"])
-                    continue
-                result["downstream"].append(
-                    {**r, **tag, "method": f"embedding+{r['method']}", "protocol": split.name}
-                )
+            for prefix, embed, section in encoders:
+                for r in run_heads(
+                    embed(dataset), y, split.train, split.test, groups=split.groups,
+                    methods=_heads(ev.downstream_methods, task), task=task, seed=seed,
+                ):  # fmt: skip
+                    if r.get("metrics") is None:  # a head that cannot run here (TabPFN without weights)
+                        skipped.add(r["skipped"])
+                        continue
+                    result[section].append(
+                        {**r, **tag, "method": f"{prefix}+{r['method']}", "protocol": split.name}
+                    )
     result["skipped_heads"] = sorted(skipped)
     reg_tasks = [(d, t) for d, t, task in tasks if task == "regression"]
     step = _stepper(progress)
@@ -171,7 +184,7 @@ def evaluate(
         )
     if embeddings:
         result["embedding_dim"] = int(next(iter(embeddings.values())).shape[1])
-    result["summary"] = summary_rows(result["baselines"], result["downstream"])
+    result["summary"] = summary_rows(result["baselines"], result["downstream"], result["controls"])
     result["seconds"] = round(time.perf_counter() - started, 1)
     _write_json(out / "metrics.json", result)
     return result
