@@ -294,3 +294,20 @@ def test_align_moves_a_target_domain_by_its_unlabelled_mean(ckpt, one_thread):
     np.testing.assert_allclose(again.transform(target[4:]), expected, atol=1e-6)
     with pytest.raises(ValueError, match="align=True"):
         plain.fit_domain(reference)
+
+
+def test_mean_std_readout_adds_the_spread_of_the_latents(ckpt, one_thread):
+    from vitnirs.model.mae import readout
+
+    X, w = spectra()
+    mean = SpectralEmbedder(ckpt, wavelengths=w.tolist()).fit_transform(X)
+    both = SpectralEmbedder(ckpt, wavelengths=w.tolist(), pooling="mean+std").fit(X)
+    Z = both.transform(X)
+    assert Z.shape == (len(X), 2 * D_TINY) and both.embedding_dim_ == 2 * D_TINY
+    np.testing.assert_allclose(Z[:, :D_TINY], mean, atol=1e-6)  # the first half is the plain embedding
+    assert (Z[:, D_TINY:] > 0).all()
+    assert list(both.get_feature_names_out())[D_TINY] == "emb_std_0"
+    latents = torch.randn(3, 5, 4)
+    torch.testing.assert_close(readout(latents, "mean+std")[:, 4:], latents.std(dim=1, unbiased=False))
+    with pytest.raises(ValueError, match="readout"):
+        readout(latents, "max")

@@ -121,3 +121,14 @@ def test_summary_rows_carry_the_untrained_control():
     assert row["best_untrained"]["method"] == "untrained+ridge"
     assert row["pretrained_vs_untrained"] == pytest.approx(1.25)  # pretraining made it worse here
     assert "best_untrained" not in summary_rows(baselines, downstream)[0]
+
+
+def test_the_readout_switch_reaches_every_embedding(result):
+    res, root, cfg = result
+    other = cfg.model_copy(deep=True)
+    other.evaluation.readout = "mean+std"
+    other.evaluation.untrained_control = False
+    doubled = evaluate(other, checkpoint=res["checkpoint"], store=root / "store", out=root / "eval_std",
+                       progress=False)  # fmt: skip
+    assert res["embedding_dim"] == 32 and doubled["embedding_dim"] == 64 and doubled["readout"] == "mean+std"
+    assert doubled["controls"] == [] and "best_untrained" not in doubled["summary"][0]

@@ -83,6 +83,7 @@ class CheckpointInfo:
     config: dict[str, Any] = field(default_factory=dict)
     portable: bool = False
     finetuned: dict[str, Any] | None = None
+    readout: str = "mean"  # how embeddings are read out of the latents (vitnirs.model.mae.readout)
 
     @classmethod
     def from_meta(cls, path: str | Path, meta: Mapping[str, Any]) -> CheckpointInfo:

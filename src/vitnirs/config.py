@@ -362,6 +362,11 @@ class EvaluationConfig(_Section):
         description="Score the same heads on the embedding of the same network with untrained weights (seed 0): "
         "the control that says whether pretraining paid (metrics.json: controls, summary pretrained_vs_untrained).",
     )
+    readout: Literal["mean", "mean+std"] = Field(
+        "mean",
+        description="How the encoder's latents become the embedding the heads see: their mean (D values, the "
+        "default) or their mean and std over the latents (2D).",
+    )
     metadata: Literal["unknown", "store"] = Field(
         "unknown",
         description="Metadata ids at embedding time: unknown (the rule: as SpectralEmbedder and `vitnirs embed`, "

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["POOLINGS", "SpectralEmbedder", "cached_encoder", "embed_absorbance", "resolve_checkpoint"]
 
-POOLINGS = ("mean", "mean+level")
+POOLINGS = ("mean", "mean+level", "mean+std")
 _CACHE: OrderedDict[tuple[str, str, int], tuple[Any, CheckpointInfo]] = OrderedDict()
 _CACHE_SIZE = 4
 
@@ -98,12 +98,19 @@ def embed_absorbance(
     pooling:
         ``"mean"``: the encoder's embedding, the mean of its latents (D values);
         ``"mean+level"``: that, then each spectrum's mean and log standard deviation over
-        its points (the level the per-spectrum normalisation removed), 2 more columns.
+        its points (the level the per-spectrum normalisation removed), 2 more columns;
+        ``"mean+std"``: the mean and the std of the latents (2D values).
     batch_size, device, progress:
         As in :func:`vitnirs.embedding.embed_spectra`.
     """
-    from vitnirs.embedding import embed_spectra
+    from vitnirs.embedding import embed_spectra, with_readout
 
+    if pooling == "mean+std":
+        if info is None:
+            raise ValueError(
+                "pooling 'mean+std' needs the checkpoint info (from cached_encoder / load_encoder)"
+            )
+        info = with_readout(info, "mean+std")
     Z = embed_spectra(
         model, absorbance, wavelengths_nm, info=info, batch_size=batch_size, device=device, progress=progress
     ).astype(np.float64)  # [n, D]
@@ -115,8 +122,11 @@ def embed_absorbance(
 
 
 def feature_names(embedding_dim: int, pooling: str) -> np.ndarray:
-    """Output column names: ``emb_0 … emb_{D-1}`` (+ ``level_mean``, ``level_log_std``)."""
+    """Output column names: ``emb_0 … emb_{D-1}`` (+ ``level_mean``, ``level_log_std``, or
+    ``emb_std_0 …`` for ``mean+std``)."""
     names = [f"emb_{i}" for i in range(embedding_dim)]
+    if pooling == "mean+std":
+        names += [f"emb_std_{i}" for i in range(embedding_dim)]
     if pooling == "mean+level":
         names += ["level_mean", "level_log_std"]
     return np.asarray(names, dtype=object)
@@ -199,7 +209,8 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
         Torch device of the encoder (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
     pooling:
         ``"mean"``: the encoder's embedding, the mean of its latents (D columns);
-        ``"mean+level"``: that plus each spectrum's mean and log std (D + 2 columns).
+        ``"mean+level"``: that plus each spectrum's mean and log std (D + 2 columns);
+        ``"mean+std"``: the mean and the std over the latents (2D columns).
     align:
         Standard-free alignment between instruments. ``fit`` records the mean embedding of its
         spectra (the source domain); :meth:`fit_domain` records the mean embedding of a target
@@ -289,7 +300,7 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
         model, info = cached_encoder(ckpt, self.device)
         self._encoder = (model, info)
         width = int(model.encoder.d_model)  # the embedding is the mean of (N, d_model) latents
-        self.embedding_dim_ = width + (2 if self.pooling == "mean+level" else 0)
+        self.embedding_dim_ = {"mean": width, "mean+level": width + 2, "mean+std": 2 * width}[self.pooling]
         if self.align:  # the source domain: the spectra fitted on
             self.source_mean_ = self._embed(X).mean(axis=0)
             self.domain_mean_ = self.source_mean_.copy()
@@ -340,7 +351,9 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """``emb_0 … emb_{D-1}`` (and ``level_mean``, ``level_log_std`` with ``mean+level``)."""
         check_is_fitted(self, "embedding_dim_")
-        width = self.embedding_dim_ - (2 if self.pooling == "mean+level" else 0)
+        width = {"mean": self.embedding_dim_, "mean+level": self.embedding_dim_ - 2}.get(
+            self.pooling, self.embedding_dim_ // 2
+        )
         return feature_names(width, self.pooling)
 
     def __sklearn_tags__(self):

@@ -32,6 +32,7 @@ __all__ = [
     "load_encoder",
     "meta_ids",
     "under_metadata_rule",
+    "with_readout",
 ]
 
 METADATA_RULES = ("unknown", "store")
@@ -121,7 +122,8 @@ def embed_spectra(
     meta:
         Optional ``(n, K)`` integer metadata ids (see :func:`meta_ids`); ``None`` = unknown.
     info:
-        The checkpoint's :class:`~vitnirs.checkpoint.CheckpointInfo` (from :func:`load_encoder`).
+        The checkpoint's :class:`~vitnirs.checkpoint.CheckpointInfo` (from :func:`load_encoder`);
+        its ``readout`` (:func:`with_readout`) says how the latents become the embedding.
     progress:
         Show a progress bar.
 
@@ -136,6 +138,7 @@ def embed_spectra(
         raise ValueError(f"batch_size must be >= 1; got {batch_size}")
     if max_points is None:
         max_points = (info.max_points if info is not None else None) or DEFAULT_MAX_POINTS
+    readout = info.readout if info is not None else "mean"
     if meta is not None:
         meta = np.asarray(meta, dtype=np.int64).reshape(n, -1)
     dev = torch.device(device)
@@ -149,7 +152,8 @@ def embed_spectra(
             stop = min(n, start + batch_size)
             normed, waves, valid, level = encoder_inputs(X[start:stop], w[start:stop], max_points)
             m = None if meta is None else torch.from_numpy(meta[start:stop]).to(dev)
-            z = model.embed(normed.to(dev), waves.to(dev), valid.to(dev), level.to(dev), m)
+            args = (normed.to(dev), waves.to(dev), valid.to(dev), level.to(dev), m)
+            z = model.embed(*args) if readout == "mean" else model.embed(*args, kind=readout)
             chunks.append(z.float().cpu().numpy())
     return np.concatenate(chunks) if chunks else out
 
@@ -184,6 +188,15 @@ def under_metadata_rule(info: CheckpointInfo, rule: str) -> CheckpointInfo:
     if rule not in METADATA_RULES:
         raise ValueError(f"metadata rule must be one of {METADATA_RULES}; got {rule!r}")
     return info if rule == "store" else replace(info, meta_vocab={})
+
+
+def with_readout(info: CheckpointInfo, readout: str) -> CheckpointInfo:
+    """The checkpoint info with another readout (``"mean"``: D values; ``"mean+std"``: 2D)."""
+    from vitnirs.model.mae import READOUTS
+
+    if readout not in READOUTS:
+        raise ValueError(f"readout must be one of {READOUTS}; got {readout!r}")
+    return replace(info, readout=readout)
 
 
 def meta_ids(store: Any, name: str, meta_vocab: dict[str, list[str]]) -> np.ndarray:

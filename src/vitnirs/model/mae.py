@@ -14,9 +14,21 @@ from torch import nn
 from vitnirs.model.decoder import MAEDecoder
 from vitnirs.model.perceiver import SpectralPerceiver
 
-__all__ = ["SpectralMAE", "keep_indices", "masked_indices", "select_first"]
+__all__ = ["READOUTS", "SpectralMAE", "keep_indices", "masked_indices", "readout", "select_first"]
+
+READOUTS = ("mean", "mean+std")  # how the (B, N, D) latents become one embedding per spectrum
 
 Batch = dict[str, torch.Tensor]
+
+
+def readout(latents: torch.Tensor, kind: str = "mean") -> torch.Tensor:
+    """Latents (B, N, D) → embedding: ``"mean"`` (B, D), the encoder's own pooling; ``"mean+std"``
+    (B, 2D), that and the std over the latents (population std), which keeps how they spread."""
+    if kind == "mean":
+        return latents.mean(dim=1)
+    if kind == "mean+std":
+        return torch.cat([latents.mean(dim=1), latents.std(dim=1, unbiased=False)], dim=-1)
+    raise ValueError(f"readout must be one of {READOUTS}; got {kind!r}")
 
 
 # ----------------------------------------------------------------------------- index helpers
@@ -75,12 +87,15 @@ class SpectralMAE(nn.Module):
         valid: torch.Tensor,
         level: torch.Tensor,
         meta: torch.Tensor | None = None,
+        kind: str = "mean",
     ) -> torch.Tensor:
-        """Embedding (B, D) for downstream use: eval mode (restored afterwards), no grad."""
+        """Embedding for downstream use (:func:`readout` ``kind``: (B, D) or (B, 2D)): eval mode
+        (restored afterwards), no grad."""
         was_training = self.training
         self.eval()
         try:
-            return self.encode(values, wavelengths, valid, level, meta)[1]
+            latents, embedding = self.encode(values, wavelengths, valid, level, meta)
+            return embedding if kind == "mean" else readout(latents, kind)
         finally:
             self.train(was_training)
 

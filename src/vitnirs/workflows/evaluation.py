@@ -88,13 +88,14 @@ def evaluate(
     several evaluations sharing one fit each classical method once.
     """
     from vitnirs.checkpoint import untrained_model
-    from vitnirs.embedding import embed_store, load_encoder, under_metadata_rule
+    from vitnirs.embedding import embed_store, load_encoder, under_metadata_rule, with_readout
 
     started, out = time.perf_counter(), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     store = PreparedStore(store)
     model, info = load_encoder(checkpoint)
     info = under_metadata_rule(info, cfg.evaluation.metadata)  # unknown ids unless asked otherwise
+    info = with_readout(info, cfg.evaluation.readout)
     ev, seed = cfg.evaluation, cfg.training.seed
     cache = BaselineCache(baseline_cache or out / "baseline_cache.json")
     common = {"checkpoint": info.checkpoint, "bank": str(store.path)}
@@ -116,6 +117,7 @@ def evaluate(
 
     result: dict[str, Any] = {**common, "embedding_dim": None, "targets_in_pretraining": used_targets}
     result["metadata"] = cfg.evaluation.metadata  # the metadata rule the embeddings were made under
+    result["readout"] = cfg.evaluation.readout
     if used_targets:  # the fairness rule is broken: say so in the file and on the console
         result["warning"] = (
             "this encoder was pretrained WITH targets (semi-supervised head): its downstream numbers "
