@@ -340,8 +340,12 @@ def test_the_downstream_table_states_the_untrained_control(tmp_path):
          "metrics": {k: v * (0.5 if k == "rmsep" else 1.0) for k, v in r["metrics"].items()}}
         for r in ev["downstream"]
     ]  # fmt: skip
+    ev["controls"] += [
+        {**r, "method": r["method"].replace("embedding+", "snv_sg1+")} for r in ev["downstream"]
+    ]
     html = write_report(_fake_run(tmp_path / "run", ev)).read_text()
     assert (
         "Untrained control (the same network, never trained)" in html and "pretraining did not help" in html
     )
+    assert "Classical features (SNV + SG1 into the same heads)" in html
     assert "Untrained control" not in write_report(_fake_run(tmp_path / "plain")).read_text()

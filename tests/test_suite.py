@@ -96,10 +96,15 @@ def test_summary_verdicts_and_schema(result):
     assert any(v in text for v in ("embedding better", "embedding worse", "level"))
     # the untrained control: the same heads, the same splits, the network never trained
     ctrl = saved["controls"]
-    assert ctrl and {r["method"].split("+")[0] for r in ctrl} == {"untrained"}
-    assert {(r["dataset"], r["target"], r["protocol"]) for r in ctrl} == {
-        (r["dataset"], r["target"], r["protocol"]) for r in saved["downstream"]
-    }
+    assert ctrl and {r["method"].split("+")[0] for r in ctrl} == {"untrained", "snv_sg1"}
+    for prefix in ("untrained", "snv_sg1"):
+        assert {
+            (r["dataset"], r["target"], r["protocol"]) for r in ctrl if r["method"].startswith(prefix)
+        } == {(r["dataset"], r["target"], r["protocol"]) for r in saved["downstream"]}
+    assert reg["best_snv_sg1_features"]["method"].startswith("snv_sg1+")
+    assert reg["embedding_vs_snv_sg1_features"] == pytest.approx(
+        reg["best_embedding"]["rmsep"] / reg["best_snv_sg1_features"]["rmsep"], abs=1e-3
+    )
     assert reg["pretrained_vs_untrained"] == pytest.approx(
         reg["best_embedding"]["rmsep"] / reg["best_untrained"]["rmsep"], abs=1e-3
     )
@@ -131,4 +136,5 @@ def test_the_readout_switch_reaches_every_embedding(result):
     doubled = evaluate(other, checkpoint=res["checkpoint"], store=root / "store", out=root / "eval_std",
                        progress=False)  # fmt: skip
     assert res["embedding_dim"] == 32 and doubled["embedding_dim"] == 64 and doubled["readout"] == "mean+std"
-    assert doubled["controls"] == [] and "best_untrained" not in doubled["summary"][0]
+    assert {r["method"].split("+")[0] for r in doubled["controls"]} == {"snv_sg1"}
+    assert "best_untrained" not in doubled["summary"][0]

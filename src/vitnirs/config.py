@@ -362,6 +362,11 @@ class EvaluationConfig(_Section):
         description="Score the same heads on the embedding of the same network with untrained weights (seed 0): "
         "the control that says whether pretraining paid (metrics.json: controls, summary pretrained_vs_untrained).",
     )
+    classical_control: bool = Field(
+        True,
+        description="Score the same heads on classical features (SNV + SG first derivative of the spectra): the "
+        "control that says whether the embedding carries more than a classical preprocessing.",
+    )
     readout: Literal["mean", "mean+std"] = Field(
         "mean",
         description="How the encoder's latents become the embedding the heads see: their mean (D values, the "

@@ -89,6 +89,13 @@ def _apply(prep: str, X: np.ndarray) -> np.ndarray:
     return out
 
 
+def snv_sg1_features(X: np.ndarray) -> np.ndarray:
+    """``(n, L)`` spectra → their SNV + Savitzky–Golay first derivative (nirs4all operators, the
+    ``snv_sg1_pls`` preprocessing): the classical features the embedding heads are compared on.
+    Both steps act on each spectrum alone, so no row sees another."""
+    return _apply("snv_sg1", X)
+
+
 def inner_cv(n_train: int, groups: np.ndarray | None, seed: int, n_splits: int = 5):
     """The inner CV splitter of the train part (a fixed fold assignment).
 

@@ -22,7 +22,8 @@ def summary_rows(
 ) -> list[dict]:
     """One row per (dataset, target), on the first protocol its baselines were scored on.
 
-    ``controls``: the same heads on the untrained network's embedding (``untrained+<head>``).
+    ``controls``: the same heads on the untrained network's embedding (``untrained+<head>``) and
+    on classical features, SNV + SG1 of the spectra (``snv_sg1+<head>``).
 
     Returns
     -------
@@ -30,7 +31,8 @@ def summary_rows(
         ``{"dataset", "target", "task", "protocol", "best_classical", "best_overall",
         "best_embedding", "embedding_vs_best_classical", "embedding_wins"}``, and with controls
         ``"best_untrained"`` and ``"pretrained_vs_untrained"`` (best embedding ÷ best untrained
-        head: RMSEP, < 1 = pretraining helped; balanced accuracy, > 1 = it helped); the ``best_*``
+        head: RMSEP, < 1 = pretraining helped; balanced accuracy, > 1 = it helped), and
+        ``"best_snv_sg1_features"`` with ``"embedding_vs_snv_sg1_features"``; the ``best_*``
         values are ``{"method", <metric>, "std"}`` or None.
     """
     base_sum = summarise(baselines)
@@ -63,12 +65,20 @@ def summary_rows(
 
 
 def _control(d: list[dict], c: list[dict], key: str, best) -> dict:
-    """The best untrained-control head and the pretrained / untrained ratio (empty without controls)."""
-    if not c:
-        return {}
-    be, bu = (best(x, key=lambda r: r["metrics"][key]) if x else None for x in (d, c))
-    ratio = round(be["metrics"][key] / bu["metrics"][key], 3) if be and bu and bu["metrics"][key] else None
-    return {"best_untrained": _brief(bu, key), "pretrained_vs_untrained": ratio}
+    """The best head of each control and the embedding's ratio to it (empty without controls)."""
+    out = {}
+    names = (("untrained", "best_untrained", "pretrained_vs_untrained"),
+             ("snv_sg1", "best_snv_sg1_features", "embedding_vs_snv_sg1_features"))  # fmt: skip
+    for prefix, best_key, ratio_key in names:
+        mine = [r for r in c if str(r["method"]).startswith(prefix + "+")]
+        if not mine:
+            continue
+        be, bu = (best(x, key=lambda r: r["metrics"][key]) if x else None for x in (d, mine))
+        ratio = (
+            round(be["metrics"][key] / bu["metrics"][key], 3) if be and bu and bu["metrics"][key] else None
+        )
+        out |= {best_key: _brief(bu, key), ratio_key: ratio}
+    return out
 
 
 def _class_row(dataset: str, target: str, proto: str, b: list[dict], d: list[dict]) -> dict:

@@ -63,6 +63,9 @@ def _summary_line(r: dict) -> str:
     if r.get("best_untrained"):  # the control: the same network, untrained
         bu = r["best_untrained"]
         text += f"[untrained {bu['method'].split('+', 1)[-1]} {bu[key]:.4g}, pretrained/untrained {r['pretrained_vs_untrained']}] "
+    if r.get("best_snv_sg1_features"):  # the classical-features control: SNV + SG1 into the same heads
+        bf = r["best_snv_sg1_features"]
+        text += f"[SNV+SG1 features {bf['method'].split('+', 1)[-1]} {bf[key]:.4g}] "
     return (
         text
         + {

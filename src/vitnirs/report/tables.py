@@ -152,8 +152,8 @@ def compare(
         ``{"dataset", "target", "protocol", "key", "scores": {method: aggregated record},
         "best_classical", "best_overall", "best_embedding", "winner" (records or None),
         "ratio", "outcome" ("worse" / "level" / "better" or None), "loses" (bool or None: worse
-        beyond the tolerance), "verdict" (a sentence), "untrained" (the best head on the untrained
-        network's embedding, from ``controls``, or None)}``.
+        beyond the tolerance), "verdict" (a sentence), "untrained" and "snv_sg1" (the best head on
+        the untrained network's embedding and on SNV + SG1 features, from ``controls``, or None)}``.
     """
     key, higher = ("balanced_accuracy", True) if classification else ("rmsep", False)
     rows = []
@@ -172,8 +172,9 @@ def compare(
             "scores": {r["method"]: r for r in mine}, "best_classical": bc, "best_overall": bo,
             "best_embedding": be, "winner": _best(mine, key, higher), "ratio": ratio, "outcome": result,
             "loses": None if result is None else result == "worse", "verdict": text,
-            "untrained": _best([r for r in ctrl if (r["dataset"], r["target"], r["protocol"]) == (dataset, target, proto)],
-                               key, higher),
+            **{name: _best([r for r in ctrl if (r["dataset"], r["target"], r["protocol"]) == (dataset, target, proto)
+                            and str(r["method"]).startswith(name + "+")], key, higher)
+               for name in ("untrained", "snv_sg1")},
         })  # fmt: skip
     return rows
 
@@ -228,10 +229,13 @@ def spread_note(rows: Sequence[dict]) -> str:
 
 
 def _control_text(r: dict) -> str:
-    """`` Untrained control: …`` for a row with the untrained network's best head, else ``""``."""
-    u, be, key = r.get("untrained"), r.get("best_embedding"), r["key"]
+    """`` Untrained control: … Classical features: …`` for a row with controls, else ``""``."""
+    u, f, be, key = r.get("untrained"), r.get("snv_sg1"), r.get("best_embedding"), r["key"]
+    text = ""
+    if f is not None and be is not None:
+        text = f" Classical features (SNV + SG1 into the same heads): {f['method']} {fmt(f['metrics'][key])}."
     if u is None or be is None or not u["metrics"][key]:
-        return ""
+        return text
     ratio = be["metrics"][key] / u["metrics"][key]
     if key == "rmsep":
         said = "pretraining helped" if ratio < 1 else "pretraining did not help"
@@ -239,7 +243,7 @@ def _control_text(r: dict) -> str:
         said = "pretraining helped" if ratio > 1 else "pretraining did not help"
     return (
         f" Untrained control (the same network, never trained): {u['method']} {fmt(u['metrics'][key])}; "
-        f"pretrained / untrained {ratio:.2f} ({said})."
+        f"pretrained / untrained {ratio:.2f} ({said})." + text
     )
 
 

@@ -42,7 +42,7 @@ from vitnirs.batching.collate import BatchSettings
 from vitnirs.checkpoint import CheckpointInfo
 from vitnirs.config import Config
 from vitnirs.data.store import PreparedStore
-from vitnirs.evaluate.baselines import CLASS_METHODS, BaselineCache, cached_baselines
+from vitnirs.evaluate.baselines import CLASS_METHODS, BaselineCache, cached_baselines, snv_sg1_features
 from vitnirs.evaluate.downstream import CLASSIFICATION_HEADS, run_heads
 from vitnirs.evaluate.splits import class_targets, make_splits, regression_targets
 from vitnirs.evaluate.summary import summary_rows
@@ -115,6 +115,9 @@ def evaluate(
             untrained_embeddings[name] = embed_store(untrained, store, name, info=info)
         return untrained_embeddings[name]
 
+    def classical_features(name: str) -> np.ndarray:  # SNV + SG1 of the spectra: the classical control
+        return snv_sg1_features(np.asarray(store.values(name), dtype=np.float64))
+
     result: dict[str, Any] = {**common, "embedding_dim": None, "targets_in_pretraining": used_targets}
     result["metadata"] = cfg.evaluation.metadata  # the metadata rule the embeddings were made under
     result["readout"] = cfg.evaluation.readout
@@ -143,6 +146,8 @@ def evaluate(
         encoders = [("embedding", embedding, "downstream")]
         if untrained is not None:
             encoders.append(("untrained", untrained_embedding, "controls"))
+        if ev.classical_control:
+            encoders.append(("snv_sg1", classical_features, "controls"))
         for split in splits:
             for prefix, embed, section in encoders:
                 for r in run_heads(
