@@ -27,6 +27,7 @@ report), ``baseline_cache.json``. Targets are used here only; they never touch p
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -108,13 +109,12 @@ def evaluate(
         return embeddings[name]
 
     untrained = untrained_model(info, seed=0) if ev.untrained_control else None
-    untrained_embeddings: dict[str, np.ndarray] = {}
 
+    @functools.cache
     def untrained_embedding(name: str) -> np.ndarray:  # the same network, never trained: the control
-        if name not in untrained_embeddings:
-            untrained_embeddings[name] = embed_store(untrained, store, name, info=info)
-        return untrained_embeddings[name]
+        return embed_store(untrained, store, name, info=info)
 
+    @functools.cache
     def classical_features(name: str) -> np.ndarray:  # SNV + SG1 of the spectra: the classical control
         return snv_sg1_features(np.asarray(store.values(name), dtype=np.float64))
 
