@@ -239,35 +239,52 @@ def _pair(
             }  # fmt: skip
             y_tr = np.concatenate([y_a[tr_a], y_b[tk]])
             y_te = y_b[te_b]
+            # k = 0 across instruments: the same models also predict B aligned on its unlabelled cal rows
+            ref_b = np.flatnonzero(pb == "cal") if k == 0 and not within else None
+            aligned = None if ref_b is None else _aligned_base(base, ids, ref_b)
             for head in heads:
                 Za, Zb = embedding(a), embedding(b)[order]
                 Z_tr = np.concatenate([Za[tr_a], Zb[tk]])
                 m, params = fit_head(head, Z_tr, y_tr, seed=seed)
-                pred = np.asarray(m.predict(Zb[te_b]), dtype=np.float64).ravel()
-                out.append(
-                    base
-                    | {"method": f"embedding+{head}", "n_train": len(y_tr), "n_test": len(y_te)}
-                    | {"metrics": regression_metrics(y_te, pred), "params": _jsonable(params), "note": ""}
+                tests = [Zb[te_b]] + (
+                    [] if aligned is None else [align_domain(Zb[te_b], Zb[ref_b], Za[tr_a])]
                 )
+                for rec, Z_te in zip((base, aligned), tests, strict=False):
+                    pred = np.asarray(m.predict(Z_te), dtype=np.float64).ravel()
+                    method = f"embedding+{head}" + ("" if rec is base else "+align")
+                    out.append(
+                        rec
+                        | {
+                            "method": method,
+                            "n_train": len(y_tr),
+                            "n_test": len(y_te),
+                            "params": _jsonable(params),
+                        }
+                        | {"metrics": regression_metrics(y_te, pred)}
+                        | ({"note": ""} if rec is base else {})
+                    )
             if baselines:
-                X = np.concatenate([Xa[tr_a], Xb[tk], Xb[te_b]])
-                yy = np.concatenate([y_tr, y_te])
+                tests = [Xb[te_b]] + (
+                    [] if aligned is None else [align_domain(Xb[te_b], Xb[ref_b], Xa[tr_a])]
+                )
+                X = np.concatenate([Xa[tr_a], Xb[tk], *tests])
+                yy = np.concatenate([y_tr, *[y_te] * len(tests)])
                 split = Split(base["protocol"], np.arange(len(y_tr)), np.arange(len(y_tr), len(yy)))
                 recs = run_baselines(
-                    X, yy, split, methods=baselines, seed=seed, engine=engine, aom_bank=aom_bank
-                )
+                    X, yy, split, methods=baselines, seed=seed, engine=engine, aom_bank=aom_bank,
+                    return_predictions=aligned is not None,
+                )  # fmt: skip
                 for r in recs:
+                    keep = {k2: r[k2] for k2 in ("method", "n_train", "params")}
+                    if aligned is None:
+                        out.append(base | keep | {"n_test": r["n_test"], "metrics": r["metrics"]})
+                        continue
+                    pred, n = np.asarray(r["y_pred"], dtype=np.float64), len(y_te)  # plain rows, then aligned
+                    out.append(base | keep | {"n_test": n, "metrics": regression_metrics(y_te, pred[:n])})
                     out.append(
-                        base | {k2: r[k2] for k2 in ("method", "n_train", "n_test", "metrics", "params")}
-                    )
-            if (
-                k == 0 and not within
-            ):  # the same zero-standard models, B aligned on its own unlabelled cal rows
-                ref_b = np.flatnonzero(pb == "cal")  # B's calibration partition: spectra only, never a label
-                Za = embedding(a) if heads else None
-                Zb = embedding(b)[order] if heads else None
-                out += _aligned(base, heads, baselines, (Xa, Xb, Za, Zb), tr_a, te_b, ref_b, y_tr, y_te,
-                                ids, seed, engine, aom_bank)  # fmt: skip
+                        aligned | keep | {"method": f"{r['method']}+align", "n_test": n}
+                        | {"metrics": regression_metrics(y_te, pred[n:])}
+                    )  # fmt: skip
             corrected = [m for m in ("pls_raw", "snv_sg1_pls") if m in baselines]
             if k > 0 and corrected:
                 data = (Xa, Xb, y_a, y_b, ids)
@@ -286,35 +303,15 @@ def align_domain(X: np.ndarray, reference: np.ndarray, source_reference: np.ndar
     return np.asarray(X, dtype=np.float64) - np.mean(reference, axis=0) + np.mean(source_reference, axis=0)
 
 
-def _aligned(
-    base, heads, baselines, data, tr_a, te_b, ref_b, y_tr, y_te, ids, seed, engine, aom_bank
-) -> list[dict]:
-    """k = 0 + unlabelled alignment: the k = 0 models (fitted on A cal), B's test rows aligned
-    (:func:`align_domain`) with B's cal spectra / embeddings as the unlabelled reference."""
-    Xa, Xb, Za, Zb = data
-    base = base | {"protocol": "transfer_k0_aligned", "alignment_ids": ids[ref_b].tolist()}
+def _aligned_base(base: dict, ids: np.ndarray, ref_b: np.ndarray) -> dict:
+    """The record fields of "k = 0 + unlabelled alignment": ``alignment_ids`` are B's cal rows,
+    the unlabelled reference (:func:`align_domain`)."""
     note = f"B aligned on the mean of its {len(ref_b)} unlabelled cal rows (no label, no test row)"
-    base["note"] = "; ".join(x for x in (note, base["note"]) if x)
-    out = []
-    for head in heads:
-        m, params = fit_head(head, Za[tr_a], y_tr, seed=seed)
-        pred = np.asarray(m.predict(align_domain(Zb[te_b], Zb[ref_b], Za[tr_a])), dtype=np.float64).ravel()
-        out.append(
-            base
-            | {"method": f"embedding+{head}+align", "n_train": len(y_tr), "n_test": len(y_te)}
-            | {"metrics": regression_metrics(y_te, pred), "params": _jsonable(params)}
-        )
-    if baselines:
-        X = np.concatenate([Xa[tr_a], align_domain(Xb[te_b], Xb[ref_b], Xa[tr_a])])
-        yy = np.concatenate([y_tr, y_te])
-        split = Split(base["protocol"], np.arange(len(y_tr)), np.arange(len(y_tr), len(yy)))
-        for r in run_baselines(X, yy, split, methods=baselines, seed=seed, engine=engine, aom_bank=aom_bank):
-            out.append(
-                base
-                | {k2: r[k2] for k2 in ("n_train", "n_test", "metrics", "params")}
-                | {"method": f"{r['method']}+align"}
-            )
-    return out
+    return base | {
+        "protocol": "transfer_k0_aligned",
+        "alignment_ids": ids[ref_b].tolist(),
+        "note": "; ".join(x for x in (note, base["note"]) if x),
+    }
 
 
 def _corrections(base, methods, data, tr_a, tk, te_b, seed, engine, pds) -> list[dict]:
