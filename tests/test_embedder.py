@@ -120,19 +120,38 @@ def test_grid_from_dataframe_columns(ckpt, one_thread):
 
 
 def test_mean_plus_level_pooling(ckpt, one_thread):
-    X, w = spectra()
+    """mean+level is the model's readout: its level equals the old numpy statistics of the
+    spectrum (to float32 rounding) while the spectrum fits the checkpoint's cap of 64 points."""
+    X, w = spectra(L=64)
     Z = SpectralEmbedder(ckpt, wavelengths=w.tolist(), pooling="mean+level").fit(X)
     out = Z.transform(X)
     assert out.shape == (20, D_TINY + 2) and Z.embedding_dim_ == D_TINY + 2
-    np.testing.assert_allclose(out[:, -2], X.mean(axis=1))
-    np.testing.assert_allclose(out[:, -1], np.log(X.std(axis=1)))
+    np.testing.assert_allclose(
+        out[:, :D_TINY], SpectralEmbedder(ckpt, wavelengths=w.tolist()).fit_transform(X)
+    )
+    np.testing.assert_allclose(out[:, -2], X.mean(axis=1), rtol=1e-6)  # the numpy computation of before
+    np.testing.assert_allclose(out[:, -1], np.log(X.std(axis=1)), rtol=1e-6)
     assert list(Z.get_feature_names_out()[-2:]) == ["level_mean", "level_log_std"]
+
+
+def test_mean_plus_level_of_a_longer_spectrum_is_that_of_its_capped_points(ckpt, one_thread):
+    """Above the cap (80 points, cap 64) the level is that of the 64 points the encoder reads
+    (what its normalisation removed), not of all 80: documented in SpectralEmbedder."""
+    from vitnirs.embedding import encoder_inputs
+
+    X, w = spectra(L=80)
+    out = SpectralEmbedder(ckpt, wavelengths=w.tolist(), pooling="mean+level").fit_transform(X)
+    _, _, valid, level = encoder_inputs(X, w, 64)
+    assert valid.shape == (20, 64)
+    np.testing.assert_allclose(out[:, -2:], level.numpy(), rtol=1e-6)
+    assert np.abs(out[:, -2] - X.mean(axis=1)).max() > 1e-4  # all 80 points give another level
 
 
 @pytest.mark.parametrize(
     "params, match",
     [
         ({"pooling": "max"}, "pooling"),
+        ({"pooling": "groups16"}, "pooling"),
         ({"batch_size": 0}, "batch_size"),
         ({"wavelength_unit": "furlong"}, "unknown axis unit"),
         ({"signal_type": "fluorescence"}, "unknown signal type"),
@@ -311,3 +330,108 @@ def test_mean_std_readout_adds_the_spread_of_the_latents(ckpt, one_thread):
     torch.testing.assert_close(readout(latents, "mean+std")[:, 4:], latents.std(dim=1, unbiased=False))
     with pytest.raises(ValueError, match="readout"):
         readout(latents, "max")
+
+
+# ----------------------------------------------------------------------------- readouts
+def _latents(B: int = 3, N: int = 8, D: int = 4) -> torch.Tensor:
+    return torch.randn(B, N, D, generator=torch.Generator().manual_seed(0))
+
+
+def test_every_readout_has_the_width_readout_dim_says():
+    from vitnirs.model.mae import READOUTS, SHIPPABLE_MAX_DIM, readout, readout_dim
+
+    B, N, D = 3, 8, 4
+    latents, level = _latents(B, N, D), torch.randn(B, 2)
+    expected = {"mean": D, "mean+std": 2 * D, "mean+level": D + 2, "mean+max": 2 * D}
+    expected |= {"groups4": 4 * D, "groups8": 8 * D, "flat": N * D}
+    assert set(expected) == set(READOUTS)
+    for kind in READOUTS:
+        z = readout(latents, kind, level)
+        assert z.shape == (B, expected[kind]) == (B, readout_dim(kind, N, D)), kind
+        assert torch.isfinite(z).all(), kind
+    assert readout_dim("flat", 64, 256) > SHIPPABLE_MAX_DIM >= readout_dim("mean+std", 64, 256)
+    with pytest.raises(ValueError, match="readout must be one of"):
+        readout_dim("max", N, D)
+
+
+def test_readout_values():
+    from vitnirs.model.mae import readout
+
+    latents, level = _latents(), torch.tensor([[1.0, -2.0], [0.5, 0.0], [3.0, -7.0]])
+    mean = latents.mean(dim=1)
+    torch.testing.assert_close(readout(latents), mean)
+    torch.testing.assert_close(readout(latents, "mean+level", level), torch.cat([mean, level], dim=1))
+    assert torch.equal(readout(latents, "mean+level", level)[:, -2:], level)
+    torch.testing.assert_close(readout(latents, "mean+max")[:, 4:], latents.max(dim=1).values)
+    torch.testing.assert_close(readout(latents, "mean+max")[:, :4], mean)
+    assert torch.equal(readout(latents, "flat"), latents.reshape(3, 8 * 4))
+    assert torch.equal(readout(latents, "flat")[:, 4 * 5 : 4 * 6], latents[:, 5])  # latent by latent
+    # groups of known means: latent n holds the value n, so 4 groups of 2 have means .5, 2.5, 4.5, 6.5
+    ramp = torch.arange(8.0)[None, :, None].expand(2, 8, 3)  # [B=2, N=8, D=3]
+    torch.testing.assert_close(
+        readout(ramp, "groups4"), torch.tensor([0.5, 2.5, 4.5, 6.5]).repeat_interleave(3).expand(2, 12)
+    )
+    torch.testing.assert_close(readout(ramp, "groups8"), torch.arange(8.0).repeat_interleave(3).expand(2, 24))
+    # N not a multiple of G: tensor_split sizes (10 latents in 4 groups: 3, 3, 2, 2)
+    ten = torch.arange(10.0)[None, :, None]
+    torch.testing.assert_close(readout(ten, "groups4").flatten(), torch.tensor([1.0, 4.0, 6.5, 8.5]))
+
+
+def test_readout_errors_name_the_problem():
+    from vitnirs.model.mae import readout
+
+    latents = _latents(N=5)
+    with pytest.raises(ValueError, match="readout must be one of .*got 'max'"):
+        readout(latents, "max")
+    with pytest.raises(ValueError, match="'groups8' needs at least 8 latents; the model has 5"):
+        readout(latents, "groups8")
+    readout(latents, "groups4")  # 5 >= 4 is enough
+    with pytest.raises(ValueError, match="'mean\\+level' needs the level"):
+        readout(latents, "mean+level")
+    with pytest.raises(ValueError, match="level must be"):
+        readout(latents, "mean+level", torch.zeros(3, 3))
+
+
+def test_every_readout_is_a_config_choice_and_a_pooling(ckpt):
+    from typing import get_args
+
+    from vitnirs.config import EvaluationConfig
+    from vitnirs.embedder import POOLINGS
+    from vitnirs.embedding import with_readout
+    from vitnirs.model.mae import READOUTS
+
+    assert get_args(EvaluationConfig.model_fields["readout"].annotation) == READOUTS == POOLINGS
+    _, info = load_encoder(ckpt)
+    for kind in READOUTS:
+        assert with_readout(info, kind).readout == kind
+    with pytest.raises(ValueError, match="readout must be one of"):
+        with_readout(info, "groups16")
+
+
+@pytest.mark.parametrize(
+    "pooling", ["mean", "mean+std", "mean+level", "mean+max", "groups4", "groups8", "flat"]
+)
+def test_every_pooling_gives_as_many_columns_as_names(ckpt, pooling, one_thread):
+    from vitnirs.embedder import feature_names
+    from vitnirs.model.mae import readout_dim
+
+    X, w = spectra(n=5)
+    emb = SpectralEmbedder(ckpt, wavelengths=w.tolist(), pooling=pooling).fit(X)
+    Z = emb.transform(X)
+    names = emb.get_feature_names_out()
+    assert Z.shape == (5, emb.embedding_dim_) == (5, len(names)) == (5, readout_dim(pooling, 8, D_TINY))
+    assert len(set(names)) == len(names) and names[0] == (
+        "emb_g0_0" if "groups" in pooling else "emb_l0_0" if pooling == "flat" else "emb_0"
+    )
+    assert list(feature_names(D_TINY, pooling, n_latents=8)) == list(names)
+    if pooling in ("mean+std", "mean+max", "mean+level"):  # the mean first, as the plain embedding
+        plain = SpectralEmbedder(ckpt, wavelengths=w.tolist()).fit_transform(X)
+        np.testing.assert_allclose(Z[:, :D_TINY], plain, atol=1e-6)
+    if pooling in ("groups8", "flat"):  # 8 latents: one per group, so both are the latents themselves
+        other = SpectralEmbedder(
+            ckpt, wavelengths=w.tolist(), pooling="flat" if pooling == "groups8" else "groups8"
+        )
+        np.testing.assert_allclose(Z, other.fit_transform(X), atol=1e-6)
+    again = pickle.loads(pickle.dumps(emb))
+    assert list(again.get_feature_names_out()) == list(names)
+    np.testing.assert_allclose(again.transform(X), Z, atol=1e-6)

@@ -26,6 +26,7 @@ from vitnirs.workflows.commands import (
     cmd_prepare,
     cmd_pretrain,
     cmd_report,
+    cmd_study,
     cmd_synth,
     resolve_config_path,
 )
@@ -186,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="pretrain and evaluate ablation variants; one comparison table",
         description="Each FILE is a variant (name, base config, overrides): pretrain, evaluate, then compare "
         "against the best classical pipeline (A) in OUT/ablation.{json,md,png}. Without FILE: the bundled "
-        "variants (MAE only, + augmentations, + baseline consistency, p_synth 0/0.3/0.6, no metadata, no level token). "
+        "variants (MAE only, + augmentations, + baseline consistency, p_synth 0/0.3/0.6, no metadata, no level token, contrastive). "
         "Resumable: finished variants are not rerun.",
     )
     p.add_argument(
@@ -199,6 +200,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override applied to every variant")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_ablate)
+
+    p = sub.add_parser(
+        "study",
+        formatter_class=_Formatter,
+        help="pretrain recipes under one budget; score them and existing checkpoints on one scorecard",
+        description="Each RECIPE is an ablation file (name, base config, overrides), pretrained under one equal "
+        "budget; each --checkpoint NAME=PATH (e.g. shipped=default) is scored as it is. Every checkpoint is "
+        "scored on the scorecard (quick: 8 regression targets, transfer k = 0 on corn and tablets, drift on "
+        "corn m5; full: every NIR / vis-NIR target, three perturbations on two datasets) against the untrained "
+        "network (seeds 0, 1) and SNV + SG1 features in the same heads. Writes OUT/study_<card>.{json,md}. "
+        "Resumable: finished runs and scores are kept.",
+    )
+    p.add_argument("recipes", nargs="*", metavar="RECIPE", help="ablation_*.yaml files (or bundled names)")
+    p.add_argument(
+        "--checkpoint", action="append", default=[], metavar="NAME=PATH", help="an existing checkpoint"
+    )
+    p.add_argument(
+        "--scorecard", choices=["quick", "full"], default="quick", help="what every checkpoint is scored on"
+    )
+    p.add_argument(
+        "--bank", required=True, help="folder of CSVs the scorecard's datasets come from (e.g. the xbank)"
+    )
+    p.add_argument("--readout", nargs="+", default=["mean"], help="readouts scored on every checkpoint")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument(
+        "--pretrain-store", help="prepared store for the recipes; default: the first recipe's bank"
+    )
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override applied to every recipe")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_study)
 
     p = sub.add_parser(
         "lodo",

@@ -332,6 +332,9 @@ class EvaluationConfig(_Section):
         True,
         description="Cross-instrument transfer (corn, tablets): fit on A's cal, test on B's test, k = 0/5/10.",
     )
+    transfer_k: list[Annotated[int, Field(ge=0)]] = Field(
+        [0, 5, 10], min_length=1, description="Transfer samples of B added to A's calibration rows (0: none)."
+    )
     class_columns: list[str] = Field(
         ["class"],
         description="Metadata columns evaluated as class targets (besides y_* columns with non-numeric values).",
@@ -351,6 +354,11 @@ class EvaluationConfig(_Section):
     robustness_datasets: list[str] = Field(
         [], description="Datasets of the robustness curves; empty = the first two evaluated datasets."
     )
+    robustness_kinds: list[Literal["drift", "scatter", "noise", "shift"]] = Field(
+        ["drift", "scatter", "noise", "shift"],
+        min_length=1,
+        description="Perturbations of the robustness curves.",
+    )
     synthetic_checks: bool = Field(
         True, description="Real-vs-synthetic separability (embedding and raw) and paired-view invariance."
     )
@@ -359,18 +367,28 @@ class EvaluationConfig(_Section):
     )
     untrained_control: bool = Field(
         True,
-        description="Score the same heads on the embedding of the same network with untrained weights (seed 0): "
-        "the control that says whether pretraining paid (metrics.json: controls, summary pretrained_vs_untrained).",
+        description="Score the same heads on the embedding of the same network with untrained weights (seeds "
+        "untrained_seeds): the control that says whether pretraining paid (metrics.json: controls, summary "
+        "pretrained_vs_untrained; also in the transfer and robustness sections).",
+    )
+    untrained_seeds: list[int] = Field(
+        [0, 1],
+        min_length=1,
+        description="Seeds of the untrained control networks; pretrained_vs_untrained divides by the mean of "
+        "their best-head scores.",
     )
     classical_control: bool = Field(
         True,
         description="Score the same heads on classical features (SNV + SG first derivative of the spectra): the "
         "control that says whether the embedding carries more than a classical preprocessing.",
     )
-    readout: Literal["mean", "mean+std"] = Field(
+    readout: Literal["mean", "mean+std", "mean+level", "mean+max", "groups4", "groups8", "flat"] = Field(
         "mean",
-        description="How the encoder's latents become the embedding the heads see: their mean (D values, the "
-        "default) or their mean and std over the latents (2D).",
+        description="How the encoder's (N, D) latents become the embedding the heads see "
+        "(vitnirs.model.mae.readout): mean (D values, the default); mean+std, mean+max (the mean, then the "
+        "std or max over the latents, 2D); mean+level (the mean, then the spectrum's mean and log std, D + 2); "
+        "groups4, groups8 (the mean of each of G contiguous groups of latents, G·D); flat (every latent, N·D: "
+        "research only, too wide to ship).",
     )
     metadata: Literal["unknown", "store"] = Field(
         "unknown",

@@ -26,17 +26,17 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from vitnirs.batching.contract import MIN_STD
 from vitnirs.data.csv import parse_wavelength
 from vitnirs.data.signal import normalize_signal_type, normalize_unit, to_absorbance, to_nm
 from vitnirs.errors import VitnirsError
+from vitnirs.model.mae import READOUTS, readout_dim
 
 if TYPE_CHECKING:
     from vitnirs.checkpoint import CheckpointInfo
 
 __all__ = ["POOLINGS", "SpectralEmbedder", "cached_encoder", "embed_absorbance", "resolve_checkpoint"]
 
-POOLINGS = ("mean", "mean+level", "mean+std")
+POOLINGS = READOUTS  # every readout of vitnirs.model.mae.readout
 _CACHE: OrderedDict[tuple[str, str, int], tuple[Any, CheckpointInfo]] = OrderedDict()
 _CACHE_SIZE = 4
 
@@ -85,7 +85,7 @@ def embed_absorbance(
     device: str = "cpu",
     progress: bool = False,
 ) -> np.ndarray:
-    """Pooled embeddings of absorbance spectra on one grid → ``(n, D)`` or ``(n, D + 2)`` float64.
+    """Pooled embeddings of absorbance spectra on one grid → ``(n, readout_dim)`` float64.
 
     Parameters
     ----------
@@ -96,39 +96,60 @@ def embed_absorbance(
     wavelengths_nm:
         ``(L,)`` grid in nm (any order; the encoder reads (wavelength, value) pairs).
     pooling:
+        One of :data:`POOLINGS` (:func:`vitnirs.model.mae.readout` of the (N, D) latents):
         ``"mean"``: the encoder's embedding, the mean of its latents (D values);
-        ``"mean+level"``: that, then each spectrum's mean and log standard deviation over
-        its points (the level the per-spectrum normalisation removed), 2 more columns;
-        ``"mean+std"``: the mean and the std of the latents (2D values).
+        ``"mean+level"``: that, then each spectrum's mean and log standard deviation (the level
+        the per-spectrum normalisation removed), 2 more columns. They are the model's: computed
+        over the points the encoder reads, i.e. after the checkpoint's point cap (``max_points``
+        evenly spaced points of a longer spectrum), and rounded to float32;
+        ``"mean+std"`` / ``"mean+max"``: the mean, then the std / max over the latents (2D);
+        ``"groups4"`` / ``"groups8"``: the mean of each of G contiguous groups of latents (G·D);
+        ``"flat"``: every latent (N·D values; research only).
+        Every kind but ``"mean"`` needs ``info``.
     batch_size, device, progress:
         As in :func:`vitnirs.embedding.embed_spectra`.
     """
     from vitnirs.embedding import embed_spectra, with_readout
 
-    if pooling == "mean+std":
+    if pooling != "mean":
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
         if info is None:
             raise ValueError(
-                "pooling 'mean+std' needs the checkpoint info (from cached_encoder / load_encoder)"
+                f"pooling {pooling!r} needs the checkpoint info (from cached_encoder / load_encoder)"
             )
-        info = with_readout(info, "mean+std")
-    Z = embed_spectra(
+        info = with_readout(info, pooling)
+    return embed_spectra(
         model, absorbance, wavelengths_nm, info=info, batch_size=batch_size, device=device, progress=progress
-    ).astype(np.float64)  # [n, D]
-    if pooling == "mean+level":
-        A = np.asarray(absorbance, dtype=np.float64)
-        level = np.stack([A.mean(axis=1), np.log(np.maximum(A.std(axis=1), MIN_STD))], axis=1)  # [n, 2]
-        Z = np.concatenate([Z, level], axis=1)
-    return Z
+    ).astype(np.float64)  # [n, readout_dim]
 
 
-def feature_names(embedding_dim: int, pooling: str) -> np.ndarray:
-    """Output column names: ``emb_0 … emb_{D-1}`` (+ ``level_mean``, ``level_log_std``, or
-    ``emb_std_0 …`` for ``mean+std``)."""
-    names = [f"emb_{i}" for i in range(embedding_dim)]
-    if pooling == "mean+std":
-        names += [f"emb_std_{i}" for i in range(embedding_dim)]
-    if pooling == "mean+level":
-        names += ["level_mean", "level_log_std"]
+def feature_names(embedding_dim: int, pooling: str = "mean", n_latents: int | None = None) -> np.ndarray:
+    """Output column names of ``pooling`` for latents of width ``embedding_dim`` (D).
+
+    ``mean``: ``emb_0 … emb_{D-1}``; ``mean+std``, ``mean+max``, ``mean+level``: those, then
+    ``emb_std_0 …`` / ``emb_max_0 …`` / ``level_mean``, ``level_log_std``; ``groupsG``:
+    ``emb_g0_0 … emb_g0_{D-1}, emb_g1_0 …`` (group by group); ``flat``: ``emb_l0_0 …`` (latent
+    by latent; needs ``n_latents``, N). As many as :func:`vitnirs.model.mae.readout_dim`.
+    """
+    D = int(embedding_dim)
+    mean = [f"emb_{i}" for i in range(D)]
+    if pooling == "mean":
+        names = mean
+    elif pooling == "mean+std":
+        names = mean + [f"emb_std_{i}" for i in range(D)]
+    elif pooling == "mean+max":
+        names = mean + [f"emb_max_{i}" for i in range(D)]
+    elif pooling == "mean+level":
+        names = mean + ["level_mean", "level_log_std"]
+    elif pooling in ("groups4", "groups8"):
+        names = [f"emb_g{g}_{i}" for g in range(int(pooling[len("groups") :])) for i in range(D)]
+    elif pooling == "flat":
+        if n_latents is None:
+            raise ValueError("feature names of pooling 'flat' need n_latents (N)")
+        names = [f"emb_l{j}_{i}" for j in range(int(n_latents)) for i in range(D)]
+    else:
+        raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
     return np.asarray(names, dtype=object)
 
 
@@ -208,9 +229,14 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
     device:
         Torch device of the encoder (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
     pooling:
+        How the encoder's (N, D) latents become the embedding (:func:`vitnirs.model.mae.readout`):
         ``"mean"``: the encoder's embedding, the mean of its latents (D columns);
-        ``"mean+level"``: that plus each spectrum's mean and log std (D + 2 columns);
-        ``"mean+std"``: the mean and the std over the latents (2D columns).
+        ``"mean+level"``: that plus each spectrum's mean and log std (D + 2 columns), over the
+        points the encoder reads (after the checkpoint's point cap, so for a spectrum longer than
+        ``max_points`` the stats of its ``max_points`` evenly spaced points), float32-rounded;
+        ``"mean+std"`` / ``"mean+max"``: the mean and the std / max over the latents (2D columns);
+        ``"groups4"`` / ``"groups8"``: the mean of each of G contiguous groups of latents (G·D);
+        ``"flat"``: every latent (N·D columns; research only).
     align:
         Standard-free alignment between instruments. ``fit`` records the mean embedding of its
         spectra (the source domain); :meth:`fit_domain` records the mean embedding of a target
@@ -231,7 +257,8 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
     checkpoint_ : str
         The checkpoint directory the encoder was loaded from.
     embedding_dim_ : int
-        The number of output columns: D, the encoder's width (D + 2 with ``"mean+level"``).
+        The number of output columns (:func:`vitnirs.model.mae.readout_dim` of ``pooling``): D,
+        the encoder's width, with ``"mean"`` (D + 2 with ``"mean+level"``, 2D with ``"mean+std"``...).
     source_mean_, domain_mean_ : ndarray of shape (embedding_dim_,)
         With ``align``: the mean embedding of the ``fit`` spectra and of the current domain's
         reference spectra (:meth:`fit_domain`).
@@ -299,8 +326,14 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
         self.checkpoint_ = str(ckpt)
         model, info = cached_encoder(ckpt, self.device)
         self._encoder = (model, info)
-        width = int(model.encoder.d_model)  # the embedding is the mean of (N, d_model) latents
-        self.embedding_dim_ = {"mean": width, "mean+level": width + 2, "mean+std": 2 * width}[self.pooling]
+        width = int(model.encoder.d_model)  # the latents are (N, d_model)
+        n_latents = int(model.encoder.latents.shape[1])
+        if self.pooling.startswith("groups") and n_latents < int(self.pooling[len("groups") :]):
+            raise ValueError(
+                f"pooling {self.pooling!r} needs at least as many latents; the encoder has {n_latents}"
+            )
+        self._latent_shape = (n_latents, width)
+        self.embedding_dim_ = readout_dim(self.pooling, n_latents, width)
         if self.align:  # the source domain: the spectra fitted on
             self.source_mean_ = self._embed(X).mean(axis=0)
             self.domain_mean_ = self.source_mean_.copy()
@@ -349,12 +382,15 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
         return Z
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        """``emb_0 … emb_{D-1}`` (and ``level_mean``, ``level_log_std`` with ``mean+level``)."""
+        """``emb_0 … emb_{D-1}`` for ``"mean"``, see :func:`feature_names` for the other poolings."""
         check_is_fitted(self, "embedding_dim_")
-        width = {"mean": self.embedding_dim_, "mean+level": self.embedding_dim_ - 2}.get(
-            self.pooling, self.embedding_dim_ // 2
-        )
-        return feature_names(width, self.pooling)
+        shape = getattr(self, "_latent_shape", None)
+        if shape is None:  # fitted by a version that did not record it: mean, mean+level, mean+std
+            width = {"mean": self.embedding_dim_, "mean+level": self.embedding_dim_ - 2}.get(
+                self.pooling, self.embedding_dim_ // 2
+            )
+            shape = (None, width)
+        return feature_names(shape[1], self.pooling, n_latents=shape[0])
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -191,7 +191,16 @@ def under_metadata_rule(info: CheckpointInfo, rule: str) -> CheckpointInfo:
 
 
 def with_readout(info: CheckpointInfo, readout: str) -> CheckpointInfo:
-    """The checkpoint info with another readout (``"mean"``: D values; ``"mean+std"``: 2D)."""
+    """The checkpoint info with another readout, one of :data:`vitnirs.model.mae.READOUTS`.
+
+    For latents (N, D) (:func:`vitnirs.model.mae.readout`; widths by
+    :func:`~vitnirs.model.mae.readout_dim`): ``"mean"`` D values (the default); ``"mean+std"``
+    2D (mean, std over the latents); ``"mean+level"`` D + 2 (mean, then the spectrum's mean and
+    log std after the point cap); ``"mean+max"`` 2D (mean, max over the latents); ``"groups4"``,
+    ``"groups8"`` G·D (the mean of each of G contiguous groups of latents); ``"flat"`` N·D (every
+    latent: research only, wider than :data:`~vitnirs.model.mae.SHIPPABLE_MAX_DIM`).
+    ValueError for another name.
+    """
     from vitnirs.model.mae import READOUTS
 
     if readout not in READOUTS:

@@ -37,7 +37,13 @@ def summary_rows(
     """
     base_sum = summarise(baselines)
     down_sum = summarise([r for r in downstream if r.get("metrics") is not None])
-    ctrl_sum = summarise([r for r in controls if r.get("metrics") is not None])
+    ctrl = [r for r in controls if r.get("metrics") is not None]
+    seeds = list(dict.fromkeys(r.get("seed") for r in ctrl))  # each untrained seed summarised apart
+    ctrl_sum = [
+        {**row, "seed": seed}
+        for seed in seeds
+        for row in summarise([r for r in ctrl if r.get("seed") == seed])
+    ]
     rows = []
     for dataset, target in dict.fromkeys((r["dataset"], r["target"]) for r in base_sum):
         mine = [r for r in base_sum if (r["dataset"], r["target"]) == (dataset, target)]
@@ -65,19 +71,28 @@ def summary_rows(
 
 
 def _control(d: list[dict], c: list[dict], key: str, best) -> dict:
-    """The best head of each control and the embedding's ratio to it (empty without controls)."""
+    """The best head of each control and the embedding's ratio to it (empty without controls).
+
+    The untrained control is the mean over its seeds of each seed's best head: ``best_untrained``
+    holds that mean (``method``: seed 0's best head) and ``seeds``, each seed's best score."""
     out = {}
     names = (("untrained", "best_untrained", "pretrained_vs_untrained"),
              ("snv_sg1", "best_snv_sg1_features", "embedding_vs_snv_sg1_features"))  # fmt: skip
+    be = best(d, key=lambda r: r["metrics"][key]) if d else None
     for prefix, best_key, ratio_key in names:
         mine = [r for r in c if str(r["method"]).startswith(prefix + "+")]
         if not mine:
             continue
-        be, bu = (best(x, key=lambda r: r["metrics"][key]) if x else None for x in (d, mine))
-        ratio = (
-            round(be["metrics"][key] / bu["metrics"][key], 3) if be and bu and bu["metrics"][key] else None
-        )
-        out |= {best_key: _brief(bu, key), ratio_key: ratio}
+        per_seed = {}
+        for seed in dict.fromkeys(r.get("seed") for r in mine):
+            per_seed[seed] = best([r for r in mine if r.get("seed") == seed], key=lambda r: r["metrics"][key])
+        first = next(iter(per_seed.values()))
+        value = sum(r["metrics"][key] for r in per_seed.values()) / len(per_seed)
+        brief = {"method": first["method"], key: value, "std": (first.get("std") or {}).get(key)}
+        if len(per_seed) > 1:
+            brief["seeds"] = {str(s): r["metrics"][key] for s, r in per_seed.items()}
+        ratio = round(be["metrics"][key] / value, 3) if be and value else None
+        out |= {best_key: brief, ratio_key: ratio}
     return out
 
 

@@ -40,8 +40,8 @@ def pretrain_line(summary: dict) -> str:
 def evaluation_lines(result: dict) -> str:
     """Per (dataset, target): best classical vs best embedding; then transfer, robustness, checks."""
     lines = [_summary_line(r) for r in result.get("summary") or []]
-    lines += transfer_lines(result.get("transfer") or [])
-    lines += robustness_lines(result.get("robustness") or [])
+    lines += transfer_lines(by_seed(result.get("transfer") or []))
+    lines += robustness_lines(by_seed(result.get("robustness") or []))
     lines += synthetic_lines(result.get("synthetic_checks") or [])
     return "\n".join(lines) or "  nothing to evaluate (no real dataset with targets in data.regions)"
 
@@ -74,6 +74,17 @@ def _summary_line(r: dict) -> str:
             "better": "(embedding better)",
         }[verdict[0]]
     )
+
+
+def by_seed(records: list[dict]) -> list[dict]:
+    """Records with the untrained control's seed in the method name (``untrained(seed 1)+ridge``),
+    so that tables keyed by method keep the seeds apart."""
+    return [
+        r | {"method": r["method"].replace("untrained+", f"untrained(seed {r['seed']})+", 1)}
+        if r.get("seed") is not None and str(r.get("method", "")).startswith("untrained+")
+        else r
+        for r in records
+    ]
 
 
 def transfer_lines(records: list[dict]) -> list[str]:

@@ -14,20 +14,92 @@ from torch import nn
 from vitnirs.model.decoder import MAEDecoder
 from vitnirs.model.perceiver import SpectralPerceiver
 
-__all__ = ["READOUTS", "SpectralMAE", "keep_indices", "masked_indices", "readout", "select_first"]
+__all__ = [
+    "READOUTS",
+    "SHIPPABLE_MAX_DIM",
+    "SpectralMAE",
+    "keep_indices",
+    "masked_indices",
+    "readout",
+    "readout_dim",
+    "select_first",
+]
 
-READOUTS = ("mean", "mean+std")  # how the (B, N, D) latents become one embedding per spectrum
+# how the (B, N, D) latents become one embedding per spectrum (see :func:`readout`)
+READOUTS = ("mean", "mean+std", "mean+level", "mean+max", "groups4", "groups8", "flat")
+
+SHIPPABLE_MAX_DIM = 512
+"""The largest embedding TabPFN can take: the limit on :func:`readout_dim` for a readout we ship.
+Wider readouts (``flat``, or ``groups8`` of a wide model) are for research only."""
 
 Batch = dict[str, torch.Tensor]
 
 
-def readout(latents: torch.Tensor, kind: str = "mean") -> torch.Tensor:
-    """Latents (B, N, D) → embedding: ``"mean"`` (B, D), the encoder's own pooling; ``"mean+std"``
-    (B, 2D), that and the std over the latents (population std), which keeps how they spread."""
+def _groups(kind: str) -> int | None:
+    """G of a ``"groupsG"`` kind, else None."""
+    if kind.startswith("groups") and kind in READOUTS:
+        return int(kind[len("groups") :])
+    return None
+
+
+def readout_dim(kind: str, n_latents: int, d_model: int) -> int:
+    """The width of :func:`readout` ``kind`` of ``(B, n_latents, d_model)`` latents (arithmetic only).
+
+    ``mean`` D; ``mean+std``, ``mean+max`` 2D; ``mean+level`` D + 2; ``groupsG`` G·D; ``flat`` N·D.
+    ValueError for an unknown kind (no check that ``n_latents >= G``: :func:`readout` does that).
+    """
+    N, D = int(n_latents), int(d_model)
+    groups = _groups(kind)
+    if kind == "mean":
+        return D
+    if kind in ("mean+std", "mean+max"):
+        return 2 * D
+    if kind == "mean+level":
+        return D + 2
+    if groups is not None:
+        return groups * D
+    if kind == "flat":
+        return N * D
+    raise ValueError(f"readout must be one of {READOUTS}; got {kind!r}")
+
+
+def readout(latents: torch.Tensor, kind: str = "mean", level: torch.Tensor | None = None) -> torch.Tensor:
+    """Latents (B, N, D) → one embedding per spectrum, (B, :func:`readout_dim`).
+
+    - ``"mean"`` (B, D): the mean over the latents, the encoder's own pooling.
+    - ``"mean+std"`` (B, 2D): that, then the (population) std over the latents, how they spread.
+    - ``"mean+level"`` (B, D + 2): the mean, then ``level`` (B, 2), each spectrum's mean and log
+      std, what the per-spectrum normalisation removed (needs ``level``).
+    - ``"mean+max"`` (B, 2D): the mean, then the max over the latents.
+    - ``"groups4"``, ``"groups8"`` (B, G·D): the N latents split into G contiguous groups
+      (:func:`torch.tensor_split` sizes: the first ``N % G`` groups have one more), each group's
+      mean, concatenated group by group (columns ``g·D … g·D + D - 1`` are group g). Needs N >= G.
+    - ``"flat"`` (B, N·D): the latents themselves, latent by latent (a research readout: large,
+      above :data:`SHIPPABLE_MAX_DIM` for any real model).
+
+    ValueError for an unknown kind, ``mean+level`` without ``level``, or fewer latents than groups.
+    """
     if kind == "mean":
         return latents.mean(dim=1)
     if kind == "mean+std":
         return torch.cat([latents.mean(dim=1), latents.std(dim=1, unbiased=False)], dim=-1)
+    if kind == "mean+level":
+        if level is None:
+            raise ValueError("readout 'mean+level' needs the level (B, 2) the normalisation removed")
+        if level.shape != (latents.shape[0], 2):
+            raise ValueError(f"level must be (B, 2) = ({latents.shape[0]}, 2); got {tuple(level.shape)}")
+        return torch.cat([latents.mean(dim=1), level.to(latents.dtype)], dim=-1)
+    if kind == "mean+max":
+        return torch.cat([latents.mean(dim=1), latents.amax(dim=1)], dim=-1)
+    groups = _groups(kind)
+    if groups is not None:
+        n = latents.shape[1]
+        if n < groups:
+            raise ValueError(f"readout {kind!r} needs at least {groups} latents; the model has {n}")
+        parts = torch.tensor_split(latents, groups, dim=1)  # G x [B, N_g, D]
+        return torch.cat([part.mean(dim=1) for part in parts], dim=-1)  # [B, G*D]
+    if kind == "flat":
+        return latents.reshape(latents.shape[0], -1)  # [B, N*D], latent by latent
     raise ValueError(f"readout must be one of {READOUTS}; got {kind!r}")
 
 
@@ -89,13 +161,17 @@ class SpectralMAE(nn.Module):
         meta: torch.Tensor | None = None,
         kind: str = "mean",
     ) -> torch.Tensor:
-        """Embedding for downstream use (:func:`readout` ``kind``: (B, D) or (B, 2D)): eval mode
-        (restored afterwards), no grad."""
+        """Embedding for downstream use: eval mode (restored afterwards), no grad.
+
+        Inputs as :meth:`encode` (``level`` (B, 2) is also what ``"mean+level"`` appends). Returns
+        :func:`readout` ``kind`` of the latents (B, N, D): (B, :func:`readout_dim`), e.g. (B, D)
+        for ``"mean"`` (the encoder's own embedding, bit for bit).
+        """
         was_training = self.training
         self.eval()
         try:
             latents, embedding = self.encode(values, wavelengths, valid, level, meta)
-            return embedding if kind == "mean" else readout(latents, kind)
+            return embedding if kind == "mean" else readout(latents, kind, level)
         finally:
             self.train(was_training)
 

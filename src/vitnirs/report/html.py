@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vitnirs.evaluate.text import by_seed
 from vitnirs.pretrain_log import heldout_recon_mse, term_label
 from vitnirs.report.checks import ablation_section, synthetic_section
 from vitnirs.report.discover import RunFiles, discover
@@ -197,8 +198,10 @@ def build_html(files: RunFiles) -> str:
         "class": comparison_table(cls_rows, "balanced accuracy (higher is better)", provenance(cls, ev))
         or _not_run("class"),
         "lodo": lodo_section(files.section("lodo"), ev, reg_rows + cls_rows) if files.ran("lodo") else NOT_RUN,
-        "transfer": transfer_section(files.section("transfer"), ev) if files.ran("transfer") else NOT_RUN,
-        "robustness": robustness_section(files.section("robustness"), ev) if files.ran("robustness") else NOT_RUN,
+        "transfer": transfer_section(by_seed(files.section("transfer")), ev) if files.ran("transfer") else NOT_RUN,
+        "robustness": (
+            robustness_section(by_seed(files.section("robustness")), ev) if files.ran("robustness") else NOT_RUN
+        ),
         "synthetic": synthetic_section(files.section("synthetic_checks"), ev)
         if files.ran("synthetic_checks") else NOT_RUN,
         "ablations": ablation_section(files.ablations, files.root) if files.ablations

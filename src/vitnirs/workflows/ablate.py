@@ -176,7 +176,7 @@ def run_ablation(
         )
     out.mkdir(parents=True, exist_ok=True)
     done = {v.name: _finished(out / v.name, v) for v in variants}
-    store_path = _store(variants, out, store, needed=not all(done.values()), progress=progress)
+    store_path = shared_store(variants, out, store, needed=not all(done.values()), progress=progress)
     trained: dict[str, dict] = {}  # pretrain hash -> the run that serves it
     evaluated: dict[str, Path] = {}  # config hash -> metrics.json
     for v in variants:  # runs finished earlier serve later variants too
@@ -214,21 +214,10 @@ def _run_variant(
     v: Variant, out: Path, store: Path, trained: dict, evaluated: dict, *, progress: bool
 ) -> dict:
     """Pretrain (unless a run of the same pretraining config exists) and evaluate one variant."""
-    from vitnirs.checkpoint import latest_checkpoint
-    from vitnirs.train.loop import pretrain
     from vitnirs.workflows.evaluation import evaluate
 
     vdir = out / v.name
-    save_config(v.cfg, vdir / "config.yaml")
-    run = trained.get(v.pretrain_hash)
-    if run is None:
-        run_dir = vdir / "pretrain"
-        if run_dir.exists() and _run_hash(run_dir) != v.pretrain_hash:
-            shutil.rmtree(run_dir)  # a run of an older config of this variant
-        resume = latest_checkpoint(run_dir) is not None  # an interrupted run continues
-        summary = pretrain(v.cfg, store=store, run_dir=run_dir, resume=resume, progress=progress)
-        (run_dir / "pretrain_summary.json").write_text(json.dumps(summary, indent=1))
-        run = trained[v.pretrain_hash] = {"summary": summary, "run_dir": str(run_dir), "by": v.name}
+    run = pretrained_run(v, out, store, trained, progress=progress)
     ev_dir = vdir / "evaluation"
     ev_dir.mkdir(parents=True, exist_ok=True)
     if v.config_hash in evaluated:  # same config, same checkpoint: the same numbers
@@ -248,6 +237,31 @@ def _run_variant(
     }  # fmt: skip
 
 
+def pretrained_run(v: Variant, out: Path, store: Path, trained: dict, *, progress: bool) -> dict:
+    """The pretraining run that serves ``v``: one of ``trained`` (pretraining hash -> run) with
+    the same pretraining config, a finished ``OUT/<name>/pretrain`` of it, else a new (or an
+    interrupted, resumed) run there. Returns ``{"summary", "run_dir", "by"}`` and records it
+    in ``trained``. Writes ``OUT/<name>/config.yaml``."""
+    from vitnirs.checkpoint import latest_checkpoint
+    from vitnirs.train.loop import pretrain
+
+    save_config(v.cfg, out / v.name / "config.yaml")
+    run_dir = out / v.name / "pretrain"
+    finished = (run_dir / "pretrain_summary.json").is_file() and _run_hash(run_dir) == v.pretrain_hash
+    if v.pretrain_hash not in trained and finished:  # finished earlier with this config
+        summary = json.loads((run_dir / "pretrain_summary.json").read_text())
+        trained[v.pretrain_hash] = {"summary": summary, "run_dir": str(run_dir), "by": v.name}
+    run = trained.get(v.pretrain_hash)
+    if run is None:
+        if run_dir.exists() and _run_hash(run_dir) != v.pretrain_hash:
+            shutil.rmtree(run_dir)  # a run of an older config of this variant
+        resume = latest_checkpoint(run_dir) is not None  # an interrupted run continues
+        summary = pretrain(v.cfg, store=store, run_dir=run_dir, resume=resume, progress=progress)
+        (run_dir / "pretrain_summary.json").write_text(json.dumps(summary, indent=1))
+        run = trained[v.pretrain_hash] = {"summary": summary, "run_dir": str(run_dir), "by": v.name}
+    return run
+
+
 def _finished(vdir: Path, v: Variant) -> dict | None:
     """The record of a variant already evaluated with this config, else None."""
     try:
@@ -258,7 +272,7 @@ def _finished(vdir: Path, v: Variant) -> dict | None:
     return record if ok and (vdir / "evaluation" / "metrics.json").is_file() else None
 
 
-def _store(variants: list[Variant], out: Path, store, *, needed: bool, progress: bool) -> Path:
+def shared_store(variants: list[Variant], out: Path, store, *, needed: bool, progress: bool) -> Path:
     """The store every variant uses: ``store``, else the first variant's bank prepared into OUT/store."""
     if store is not None:
         if not Path(store).is_dir():

@@ -207,6 +207,26 @@ def cmd_ablate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    from vitnirs.workflows.study import run_study
+
+    checkpoints = {}
+    for item in args.checkpoint:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise VitnirsError(f"--checkpoint {item!r}: expected NAME=PATH (e.g. shipped=default)")
+        checkpoints[name] = path
+    if not args.recipes and not checkpoints:
+        raise VitnirsError("nothing to score: give recipe files and/or --checkpoint NAME=PATH")
+    result = run_study(
+        args.recipes, checkpoints=checkpoints, card=args.scorecard, bank=args.bank, out=args.out,
+        readouts=args.readout, overrides=args.set or [], pretrain_store=args.pretrain_store,
+        progress=_progress(args),
+    )  # fmt: skip
+    print(f"study table: {result['markdown']}")
+    return 0
+
+
 def cmd_lodo(args: argparse.Namespace) -> int:
     from vitnirs.workflows.lodo import strict_lodo
 

@@ -19,7 +19,12 @@ n_train, n_test, metrics, std, checkpoint, bank, …}``):
   spectra included, never its targets) for ``evaluation.lodo_datasets``; the strict kind is
   ``vitnirs lodo`` (one pretraining per left-out dataset);
 - ``robustness``: test spectra perturbed at increasing severity, nothing refitted;
-- ``synthetic_checks``: real-vs-synthetic separability, paired-view invariance.
+- ``synthetic_checks``: real-vs-synthetic separability, paired-view invariance;
+- ``controls``: the same heads on each untrained network (``untrained+<head>``, its ``seed``)
+  and on SNV + SG1 features (``snv_sg1+<head>``); the transfer and robustness sections hold
+  the same controls as their own methods;
+- ``collapse``: per embedding (``embedding``, ``untrained_seed<s>``) and evaluated dataset,
+  :func:`vitnirs.embedding.collapse_stats` (effective rank, per-dimension std).
 
 Also written next to it: ``embedding_map.json`` and ``reconstructions.json`` (for the
 report), ``baseline_cache.json``. Targets are used here only; they never touch pretraining.
@@ -89,7 +94,7 @@ def evaluate(
     several evaluations sharing one fit each classical method once.
     """
     from vitnirs.checkpoint import untrained_model
-    from vitnirs.embedding import embed_store, load_encoder, under_metadata_rule, with_readout
+    from vitnirs.embedding import collapse_stats, embed_store, load_encoder, under_metadata_rule, with_readout
 
     started, out = time.perf_counter(), Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -108,11 +113,17 @@ def evaluate(
             embeddings[name] = embed_store(model, store, name, info=info)
         return embeddings[name]
 
-    untrained = untrained_model(info, seed=0) if ev.untrained_control else None
+    # the same network, never trained, one per seed: the control that says whether pretraining paid
+    untrained = {s: untrained_model(info, seed=s) for s in ev.untrained_seeds} if ev.untrained_control else {}
+    untrained_embeddings: dict[int, dict[str, np.ndarray]] = {s: {} for s in untrained}
 
-    @functools.cache
-    def untrained_embedding(name: str) -> np.ndarray:  # the same network, never trained: the control
-        return embed_store(untrained, store, name, info=info)
+    def untrained_embedding(seed_: int) -> Callable[[str], np.ndarray]:
+        def embed(name: str) -> np.ndarray:
+            if name not in untrained_embeddings[seed_]:
+                untrained_embeddings[seed_][name] = embed_store(untrained[seed_], store, name, info=info)
+            return untrained_embeddings[seed_][name]
+
+        return embed
 
     @functools.cache
     def classical_features(name: str) -> np.ndarray:  # SNV + SG1 of the spectra: the classical control
@@ -143,13 +154,12 @@ def evaluate(
         result["baselines"] += [
             {**r, **tag, "split_note": s.note} for r, s in zip(records, per_split, strict=True)
         ]
-        encoders = [("embedding", embedding, "downstream")]
-        if untrained is not None:
-            encoders.append(("untrained", untrained_embedding, "controls"))
+        encoders = [("embedding", embedding, "downstream", {})]
+        encoders += [("untrained", untrained_embedding(s), "controls", {"seed": s}) for s in untrained]
         if ev.classical_control:
-            encoders.append(("snv_sg1", classical_features, "controls"))
+            encoders.append(("snv_sg1", classical_features, "controls", {}))
         for split in splits:
-            for prefix, embed, section in encoders:
+            for prefix, embed, section, extra in encoders:
                 for r in run_heads(
                     embed(dataset), y, split.train, split.test, groups=split.groups,
                     methods=_heads(ev.downstream_methods, task), task=task, seed=seed,
@@ -158,14 +168,19 @@ def evaluate(
                         skipped.add(r["skipped"])
                         continue
                     result[section].append(
-                        {**r, **tag, "method": f"{prefix}+{r['method']}", "protocol": split.name}
+                        {**r, **tag, **extra, "method": f"{prefix}+{r['method']}", "protocol": split.name}
                     )
     result["skipped_heads"] = sorted(skipped)
     reg_tasks = [(d, t) for d, t, task in tasks if task == "regression"]
     step = _stepper(progress)
+    controls = {
+        "untrained": untrained,
+        "untrained_embeddings": untrained_embeddings,
+        "classical": classical_features,
+    }
     if ev.transfer:
         result["transfer"] = step(
-            "transfer", lambda: _transfer(store, (model, info), cfg, common, embeddings, progress)
+            "transfer", lambda: _transfer(store, (model, info), cfg, common, embeddings, controls, progress)
         )
     if ev.lodo_datasets:
         result["lodo"] = step(
@@ -173,7 +188,8 @@ def evaluate(
         )
     if ev.robustness and reg_tasks:
         result["robustness"] = step(
-            "robustness", lambda: _robustness(store, (model, info), cfg, common, embedding, reg_tasks)
+            "robustness",
+            lambda: _robustness(store, (model, info), cfg, common, embedding, controls, reg_tasks),
         )
     if ev.synthetic_checks:
         result["synthetic_checks"] = step(
@@ -191,6 +207,14 @@ def evaluate(
         )
     if embeddings:
         result["embedding_dim"] = int(next(iter(embeddings.values())).shape[1])
+    evaluated = list(dict.fromkeys(d for d, _, _ in tasks))  # the collapse figures of each embedding
+    result["collapse"] = {
+        "embedding": {n: collapse_stats(embeddings[n]) for n in evaluated if n in embeddings}
+    }
+    for s, done in untrained_embeddings.items():
+        result["collapse"][f"untrained_seed{s}"] = {
+            n: collapse_stats(done[n]) for n in evaluated if n in done
+        }
     result["summary"] = summary_rows(result["baselines"], result["downstream"], result["controls"])
     result["seconds"] = round(time.perf_counter() - started, 1)
     _write_json(out / "metrics.json", result)
@@ -225,22 +249,45 @@ def checkpoint_batch_settings(info: CheckpointInfo) -> BatchSettings:
     return BatchSettings.from_config(Config.model_validate(info.config))
 
 
-def _transfer(store, encoder, cfg: Config, common: dict, embeddings: dict, progress: bool) -> list[dict]:
+def _transfer(
+    store, encoder, cfg: Config, common: dict, embeddings: dict, controls: dict, progress: bool
+) -> list[dict]:
+    """Transfer records of the encoder and the baselines, then the same heads on the controls:
+    each untrained network (``untrained+<head>``, with its ``seed``) and, where a group's grids
+    agree, the classical features (``snv_sg1+<head>``)."""
     from vitnirs.evaluate.transfer import INSTRUMENT_GROUPS, transfer_pairs
 
     ev = cfg.evaluation
     methods = [m for m in ev.baseline_methods if m in ("pls_raw", "snv_sg1_pls", "aom_pls")]
     heads = [m for m in ev.downstream_methods if m in ("ridge", "pls")]
     groups = {g: [n for n in names if n in store.records] for g, names in INSTRUMENT_GROUPS.items()}
+    kw = {"heads": heads, "seed": cfg.training.seed, "aom_bank": ev.aom_bank, "k_values": ev.transfer_k}
     records = []
     for group, names in tqdm(groups.items(), desc="transfer", unit="group", disable=not progress):
         if len(names) < 2:
             continue
+        one = {group: names}
         records += transfer_pairs(
-            store, encoder[0], groups={group: names}, heads=heads, baselines=methods, seed=cfg.training.seed,
-            aom_bank=ev.aom_bank, embeddings=embeddings, info=encoder[1],
-        )  # fmt: skip
+            store, encoder[0], groups=one, baselines=methods, embeddings=embeddings, info=encoder[1], **kw
+        )
+        for s, net in controls["untrained"].items():
+            recs = transfer_pairs(
+                store, net, groups=one, baselines=(), embeddings=controls["untrained_embeddings"][s],
+                info=encoder[1], **kw,
+            )  # fmt: skip
+            records += [_renamed(r, "untrained", seed=s) for r in recs]
+        grids = [np.asarray(store.wavelengths_nm(n)) for n in names]
+        same_grid = all(g.shape == grids[0].shape and np.allclose(g, grids[0]) for g in grids)
+        if ev.classical_control and same_grid:
+            features = {n: controls["classical"](n) for n in names}
+            recs = transfer_pairs(store, None, groups=one, baselines=(), embeddings=features, **kw)
+            records += [_renamed(r, "snv_sg1") for r in recs]
     return [{**r, **common, "std": None} for r in records]
+
+
+def _renamed(record: dict, prefix: str, **extra: Any) -> dict:
+    """A control's record: ``embedding+<head>…`` becomes ``<prefix>+<head>…``."""
+    return record | extra | {"method": prefix + record["method"].removeprefix("embedding")}
 
 
 def _lodo(store, encoder, cfg: Config, common: dict, embeddings: dict, result: dict) -> list[dict]:
@@ -254,14 +301,19 @@ def _lodo(store, encoder, cfg: Config, common: dict, embeddings: dict, result: d
 
 
 def _robustness(
-    store, encoder, cfg: Config, common: dict, embedding, tasks: list[tuple[str, str]]
+    store, encoder, cfg: Config, common: dict, embedding, controls: dict, tasks: list[tuple[str, str]]
 ) -> list[dict]:
-    from vitnirs.evaluate.robustness import robustness_curves
+    """Robustness curves of the encoder's first head and the baselines, then of the same head on
+    each untrained network (``untrained+<head>``; the classical-features control here is
+    ``snv_sg1_pls``, whose features are recomputed on every perturbed spectrum)."""
+    from vitnirs.evaluate.robustness import SEVERITIES, robustness_curves
 
     ev = cfg.evaluation
     wanted = ev.robustness_datasets or list(dict.fromkeys(d for d, _ in tasks))[:2]
     heads = [m for m in ev.downstream_methods if m in ("ridge", "pls")][:1] or ["ridge"]
     baselines = [m for m in ("pls_raw", "snv_sg1_pls") if m in ev.baseline_methods] or ["pls_raw"]
+    severities = {k: SEVERITIES[k] for k in ev.robustness_kinds}
+    kw = {"heads": heads, "seed": cfg.training.seed, "severities": severities, "info": encoder[1]}
     records = []
     for dataset, target in tasks:
         if dataset not in wanted or any(r["dataset"] == dataset for r in records):
@@ -270,9 +322,15 @@ def _robustness(
         y = regression_targets(store.targets(dataset))[target]
         split = make_splits(store.metadata(dataset), X, y, seed=cfg.training.seed, n_repeats=0)[0]
         records += robustness_curves(
-            store, encoder[0], dataset, target, split, heads=heads, baselines=baselines,
-            seed=cfg.training.seed, embeddings={dataset: embedding(dataset)}, info=encoder[1],
+            store, encoder[0], dataset, target, split, baselines=baselines,
+            embeddings={dataset: embedding(dataset)}, **kw,
         )  # fmt: skip
+        for s, net in controls["untrained"].items():
+            Z = controls["untrained_embeddings"][s].get(dataset)
+            recs = robustness_curves(
+                store, net, dataset, target, split, baselines=(), embeddings=None if Z is None else {dataset: Z}, **kw
+            )  # fmt: skip
+            records += [_renamed(r, "untrained", seed=s) for r in recs]
     return [{**r, **common} for r in records]
 
 

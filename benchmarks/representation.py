@@ -1,0 +1,68 @@
+"""The representation study of issue 13: the checkpoints we have, on one scorecard, with controls.
+
+    python benchmarks/representation.py [--scorecard quick|full] [--seeds 0 1]
+        [--recipes D_baseline contrastive no_level no_meta psynth_0] [--readouts mean mean+std ...]
+        [--readout-entries shipped D_baseline] [--xbank ../shared/xbank] [--no-shipped]
+
+Runs :func:`vitnirs.workflows.study.run_study` — the demo recipe (``ablation_D_baseline``) and
+the switches the config has (contrastive on, level token off, metadata token off, p_synth 0),
+each pretrained for the demo's 150 steps × 32 spectra on the demo bank + 2,000 synthetic
+spectra, plus the shipped model as it is — once per pretraining seed (``training.seed``), into
+``benchmarks/.cache/representation/seed<k>/``. Every readout of ``--readouts`` is scored on the
+entries of ``--readout-entries`` (the others: ``mean`` only). Each seed's table is copied to
+``benchmarks/results/representation/<scorecard>_seed<k>.{json,md}``; a seed's finished runs and
+scores are kept, so rerunning adds only what is new.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results" / "representation"
+RECIPES = ["D_baseline", "contrastive", "no_level", "no_meta", "psynth_0"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--scorecard", choices=["quick", "full"], default="quick")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="pretraining seeds (training.seed)")
+    parser.add_argument(
+        "--recipes", nargs="*", default=RECIPES, help="bundled ablation names (ablation_<name>)"
+    )
+    parser.add_argument("--readouts", nargs="+", default=["mean"])
+    parser.add_argument("--readout-entries", nargs="*", default=["shipped", "D_baseline"])
+    parser.add_argument("--xbank", type=Path, default=HERE.parent.parent / "shared" / "xbank")
+    parser.add_argument("--no-shipped", action="store_true", help="leave the shipped model out")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe overrides")
+    args = parser.parse_args(argv)
+
+    from vitnirs.workflows.study import run_study
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    recipes = [f"ablation_{r}" for r in args.recipes]
+    for seed in args.seeds:
+        out, started = HERE / ".cache" / "representation" / f"seed{seed}", time.perf_counter()
+        overrides = [f"training.seed={seed}", *args.set]
+        shipped = {} if args.no_shipped or seed != args.seeds[0] else {"shipped": "default"}
+        run_study(recipes, checkpoints=shipped, card=args.scorecard, bank=args.xbank, out=out,
+                  readouts=args.readouts, readout_entries=args.readout_entries, overrides=overrides,
+                  progress=False)  # fmt: skip
+        _copy(out / f"study_{args.scorecard}.json", RESULTS / f"{args.scorecard}_seed{seed}")
+        print(f"seed {seed}: {time.perf_counter() - started:.0f} s", flush=True)
+    return 0
+
+
+def _copy(json_path: Path, stem: Path) -> None:
+    for suffix in (".json", ".md"):
+        shutil.copyfile(json_path.with_suffix(suffix), stem.with_suffix(suffix))
+    print(f"wrote {stem}.md", flush=True)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
