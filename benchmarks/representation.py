@@ -17,13 +17,15 @@ scores are kept, so rerunning adds only what is new.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
+import statistics
 import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "representation"
-RECIPES = ["D_baseline", "contrastive", "no_level", "no_meta", "psynth_0"]
+RECIPES = ["D_baseline", "contrastive", "no_level", "no_meta", "meta_unknown", "psynth_0"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,13 +51,58 @@ def main(argv: list[str] | None = None) -> int:
     for seed in args.seeds:
         out, started = HERE / ".cache" / "representation" / f"seed{seed}", time.perf_counter()
         overrides = [f"training.seed={seed}", *args.set]
+        first_cache = HERE / ".cache" / "representation" / f"seed{args.seeds[0]}" / "baseline_cache.json"
+        if seed != args.seeds[0] and first_cache.is_file() and not (out / "baseline_cache.json").is_file():
+            out.mkdir(
+                parents=True, exist_ok=True
+            )  # the classical fits do not depend on the seed of pretraining
+            shutil.copyfile(first_cache, out / "baseline_cache.json")
         shipped = {} if args.no_shipped or seed != args.seeds[0] else {"shipped": "default"}
         run_study(recipes, checkpoints=shipped, card=args.scorecard, bank=args.xbank, out=out,
                   readouts=args.readouts, readout_entries=args.readout_entries, overrides=overrides,
                   progress=False)  # fmt: skip
         _copy(out / f"study_{args.scorecard}.json", RESULTS / f"{args.scorecard}_seed{seed}")
         print(f"seed {seed}: {time.perf_counter() - started:.0f} s", flush=True)
+    if len(args.seeds) > 1:
+        path = RESULTS / f"{args.scorecard}_seeds.md"
+        path.write_text(seed_table(args.scorecard, args.seeds))
+        print(f"wrote {path}", flush=True)
     return 0
+
+
+FIGURES = [
+    ("regression ratio", lambda s: s["regression_ratio"]),
+    ("pretraining gain", lambda s: s["pretraining_gain"]),
+    ("vs SNV+SG1 features", lambda s: s["vs_classical_features"]),
+    ("corn k=0", lambda s: s["transfer"].get("corn", {}).get("embedding")),
+    ("corn k=0 +align", lambda s: s["transfer"].get("corn", {}).get("embedding+align")),
+    ("tablets k=0 +align", lambda s: s["transfer"].get("tablet", {}).get("embedding+align")),
+    ("effective rank", lambda s: s["effective_rank"]),
+]
+
+
+def seed_table(card: str, seeds: list[int]) -> str:
+    """Per recipe (mean readout): each figure per seed, their mean and spread (max - min)."""
+    reports = {s: json.loads((RESULTS / f"{card}_seed{s}.json").read_text()) for s in seeds}
+    names = [e["name"] for e in reports[seeds[0]]["entries"] if e["kind"] == "recipe"]
+    head = "| recipe | " + " | ".join(
+        f"{f} (seeds {', '.join(map(str, seeds))}; mean ± spread)" for f, _ in FIGURES
+    )
+    lines = [head + " |", "|---" * (1 + len(FIGURES)) + "|"]
+    for name in names:
+        cells = []
+        for _, get in FIGURES:
+            vals = []
+            for s in seeds:
+                entry = next((e for e in reports[s]["entries"] if e["name"] == name), None)
+                score = (entry or {}).get("scores", {}).get("mean", {})
+                vals.append(get(score) if score and score.get("status") != "failed" else None)
+            ok = [v for v in vals if v is not None]
+            shown = " / ".join("–" if v is None else f"{v:.3g}" for v in vals)
+            spread = f"; {statistics.mean(ok):.3g} ± {max(ok) - min(ok):.2g}" if len(ok) > 1 else ""
+            cells.append(shown + spread)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _copy(json_path: Path, stem: Path) -> None:

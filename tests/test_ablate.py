@@ -218,6 +218,7 @@ def test_bundled_ablation_files_resolve_to_the_intended_configs():
         "no_meta",
         "no_level",
         "contrastive",
+        "meta_unknown",
     }
     demo = load_config(BUNDLED_CONFIGS / "demo.yaml").to_dict()
 
@@ -238,6 +239,7 @@ def test_bundled_ablation_files_resolve_to_the_intended_configs():
     assert changed("no_meta") == {"model.d_meta": 0}
     assert changed("no_level") == {"model.level_token": False}
     assert changed("contrastive") == {"losses.contrastive_weight": 1.0}
+    assert changed("meta_unknown") == {"training_strategy.p_meta_unknown": 0.5}
     # --set overrides apply last, to every variant
     quick = load_variant(bundled_ablation_files()[0], ["training.epochs=1"])
     assert quick.cfg.training.epochs == 1 and quick.config_hash != variants[quick.name].config_hash

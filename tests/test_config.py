@@ -179,6 +179,7 @@ BATCH_FIELDS = {
     ("training", "pad_multiple"): "pad_multiple", ("losses", "contrastive_weight"): "two_views",
     ("training_strategy", "p_synth"): "p_synth", ("training_strategy", "dataset_weights"): "dataset_weights",
     ("training_strategy", "sampling"): "sampling", ("training_strategy", "curriculum_steps"): "curriculum_steps",
+    ("training_strategy", "p_meta_unknown"): "p_meta_unknown",
     ("masking", "mask_ratio"): "mask_ratio", ("masking", "min_block_size"): "min_block",
     ("masking", "max_block_size"): "max_block", ("masking", "max_decoder_points"): "max_decoder_points",
     **{("augmentation", k): k for k in (

@@ -168,3 +168,17 @@ def test_sampling_modes(store, sampling):
     for name, size in sizes.items():
         expected = 1 / 3 if sampling == "uniform_by_dataset" else size / sum(sizes.values())
         assert share[name] == pytest.approx(expected, abs=0.03), (name, share)
+
+
+def test_metadata_ids_go_unknown_in_the_asked_share_of_rows(store):
+    plain = PretrainData(store, settings=settings(batch_size=64, p_synth=0.0), regions=("NIR", "vis-NIR"))
+    half = PretrainData(store, settings=settings(batch_size=64, p_synth=0.0, p_meta_unknown=0.5),
+                        regions=("NIR", "vis-NIR"))  # fmt: skip
+    b0, b1 = plain.batch(3), half.batch(3)
+    assert torch.equal(b0["values"], b1["values"])  # only the ids change, not the spectra or the mask
+    assert torch.equal(b0["mask"], b1["mask"])
+    assert (b0["meta"][:, 0] > 0).all()
+    unknown = (b1["meta"] == 0).all(dim=1)  # a dropped row loses every id at once
+    kept = ~unknown
+    assert 16 <= int(unknown.sum()) <= 48 and torch.equal(b1["meta"][kept], b0["meta"][kept])
+    assert torch.equal(b1["meta"], half.batch(3)["meta"])  # deterministic in (seed, rank, step)

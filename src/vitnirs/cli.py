@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="pretrain and evaluate ablation variants; one comparison table",
         description="Each FILE is a variant (name, base config, overrides): pretrain, evaluate, then compare "
         "against the best classical pipeline (A) in OUT/ablation.{json,md,png}. Without FILE: the bundled "
-        "variants (MAE only, + augmentations, + baseline consistency, p_synth 0/0.3/0.6, no metadata, no level token, contrastive). "
+        "variants (MAE only, + augmentations, + baseline consistency, p_synth 0/0.3/0.6, no metadata, no level token, contrastive, metadata unknown half the time). "
         "Resumable: finished variants are not rerun.",
     )
     p.add_argument(

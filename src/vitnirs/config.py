@@ -122,6 +122,11 @@ class TrainingStrategyConfig(_Section):
     )
     steps_per_dataset_k: int = Field(200, ge=1, description="K: steps per dataset in a virtual epoch.")
     p_synth: Probability = Field(0.3, description="Probability that a sample is replaced by a synthetic one.")
+    p_meta_unknown: Probability = Field(
+        0.0,
+        description="Probability that a spectrum's metadata ids are set to unknown (0) in a view during pretraining: "
+        "the encoder then learns the unknown token that every embedding is made with (the metadata rule).",
+    )
     synthetic_priorities: list[SyntheticPriority] = Field(
         list(get_args(SyntheticPriority)), description="Nuisance factors synthetic spectra must cover."
     )

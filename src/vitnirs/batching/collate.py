@@ -50,6 +50,7 @@ class BatchSettings:
     curriculum_steps: int
     seed: int
     two_views: bool
+    p_meta_unknown: float  # metadata ids of a row set to unknown (0), per view
     # augmentation (vitnirs.batching.augment.Augmenter)
     p_baseline_drift: float
     p_scatter: float
@@ -77,6 +78,7 @@ class BatchSettings:
             batch_size=t.batch_size, token_budget=t.token_budget, p_synth=ts.p_synth,
             dataset_weights=dict(ts.dataset_weights) or None, sampling=ts.sampling,
             curriculum_steps=ts.curriculum_steps, seed=t.seed, two_views=cfg.losses.two_views,
+            p_meta_unknown=ts.p_meta_unknown,
             p_baseline_drift=a.p_baseline_drift, p_scatter=a.p_scatter, p_noise=a.p_noise,
             p_band_mask=a.p_band_mask, p_shift=a.p_shift, p_crop=a.p_crop,
             crop_min_fraction=a.crop_min_fraction, p_subsample=a.p_subsample,
@@ -199,6 +201,10 @@ def build_view(
     normed, level = normalise(values, valid)
     mask_gen = torch_generator(seed, rank, step, 3 * stream + 2)
     mask = _block_mask(valid, settings, mask_gen)
+    meta = raw.meta.long()
+    if settings.p_meta_unknown > 0 and meta.numel():  # the unknown id, as every embedding is made
+        drop = torch.rand(meta.shape[0], generator=torch_generator(seed, rank, step, 1000 + stream))
+        meta = torch.where((drop < settings.p_meta_unknown)[:, None], 0, meta)  # [B, K]
     return {
         "values": normed,
         "wavelengths": wavelengths.float(),
@@ -210,7 +216,7 @@ def build_view(
         "corrected_level": corrected_level,
         "dataset_id": raw.dataset_id.long(),
         "is_synthetic": raw.is_synthetic.bool(),
-        "meta": raw.meta.long(),
+        "meta": meta,
     }
 
 
