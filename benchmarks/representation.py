@@ -1,17 +1,21 @@
 """The representation study of issue 13: the checkpoints we have, on one scorecard, with controls.
 
     python benchmarks/representation.py [--scorecard quick|full] [--seeds 0 1]
-        [--recipes D_baseline contrastive no_level no_meta psynth_0] [--readouts mean mean+std ...]
-        [--readout-entries shipped D_baseline] [--xbank ../shared/xbank] [--no-shipped]
+        [--recipes D_baseline contrastive no_level no_meta meta_unknown psynth_0]
+        [--readouts mean mean+std ...] [--readout-entries shipped D_baseline]
+        [--xbank ../shared/xbank] [--no-shipped]
 
-Runs :func:`vitnirs.workflows.study.run_study` — the demo recipe (``ablation_D_baseline``) and
-the switches the config has (contrastive on, level token off, metadata token off, p_synth 0),
-each pretrained for the demo's 150 steps × 32 spectra on the demo bank + 2,000 synthetic
-spectra, plus the shipped model as it is — once per pretraining seed (``training.seed``), into
-``benchmarks/.cache/representation/seed<k>/``. Every readout of ``--readouts`` is scored on the
-entries of ``--readout-entries`` (the others: ``mean`` only). Each seed's table is copied to
-``benchmarks/results/representation/<scorecard>_seed<k>.{json,md}``; a seed's finished runs and
-scores are kept, so rerunning adds only what is new.
+Runs :func:`vitnirs.workflows.study.run_study` on the demo recipe (``ablation_D_baseline``)
+and on the switches the config has: contrastive on, level token off, metadata token off,
+metadata unknown in half the views, and p_synth 0. Each recipe is pretrained for the demo's
+150 steps × 32 spectra on the demo bank + 2,000 synthetic spectra, and the shipped model is
+scored as it is. The study runs once per pretraining seed (``training.seed``), into
+``benchmarks/.cache/representation/seed<k>/``; the first seed's baseline cache serves the
+others. The readouts of ``--readouts`` are scored on the entries of ``--readout-entries`` in the
+seeds of ``--readout-seeds`` (default: the first); the others get ``mean`` only. Each seed's table is copied to
+``benchmarks/results/representation/<scorecard>_seed<k>.{json,md}``. With several seeds,
+``<scorecard>_seeds.md`` gives each figure per seed, with their mean and spread. A seed's
+finished runs and scores are kept, so a rerun adds only what is new.
 """
 
 from __future__ import annotations
@@ -39,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--readouts", nargs="+", default=["mean"])
     parser.add_argument("--readout-entries", nargs="*", default=["shipped", "D_baseline"])
+    parser.add_argument(
+        "--readout-seeds", type=int, nargs="*", help="seeds scored with --readouts (default: the first)"
+    )
     parser.add_argument("--xbank", type=Path, default=HERE.parent.parent / "shared" / "xbank")
     parser.add_argument("--no-shipped", action="store_true", help="leave the shipped model out")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe overrides")
@@ -48,19 +55,18 @@ def main(argv: list[str] | None = None) -> int:
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     recipes = [f"ablation_{r}" for r in args.recipes]
+    readout_seeds = args.seeds[:1] if args.readout_seeds is None else args.readout_seeds
     for seed in args.seeds:
         out, started = HERE / ".cache" / "representation" / f"seed{seed}", time.perf_counter()
         overrides = [f"training.seed={seed}", *args.set]
         first_cache = HERE / ".cache" / "representation" / f"seed{args.seeds[0]}" / "baseline_cache.json"
         if seed != args.seeds[0] and first_cache.is_file() and not (out / "baseline_cache.json").is_file():
-            out.mkdir(
-                parents=True, exist_ok=True
-            )  # the classical fits do not depend on the seed of pretraining
+            out.mkdir(parents=True, exist_ok=True)  # the classical fits do not depend on the pretraining seed
             shutil.copyfile(first_cache, out / "baseline_cache.json")
         shipped = {} if args.no_shipped or seed != args.seeds[0] else {"shipped": "default"}
-        run_study(recipes, checkpoints=shipped, card=args.scorecard, bank=args.xbank, out=out,
-                  readouts=args.readouts, readout_entries=args.readout_entries, overrides=overrides,
-                  progress=False)  # fmt: skip
+        readouts = args.readouts if seed in readout_seeds else ["mean"]
+        run_study(recipes, checkpoints=shipped, card=args.scorecard, bank=args.xbank, out=out, readouts=readouts,
+                  readout_entries=args.readout_entries, overrides=overrides, progress=False)  # fmt: skip
         _copy(out / f"study_{args.scorecard}.json", RESULTS / f"{args.scorecard}_seed{seed}")
         print(f"seed {seed}: {time.perf_counter() - started:.0f} s", flush=True)
     if len(args.seeds) > 1:

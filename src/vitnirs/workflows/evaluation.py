@@ -252,7 +252,8 @@ def checkpoint_batch_settings(info: CheckpointInfo) -> BatchSettings:
 def _transfer(
     store, encoder, cfg: Config, common: dict, embeddings: dict, controls: dict, progress: bool
 ) -> list[dict]:
-    """Transfer records of the encoder and the baselines, then the same heads on the controls:
+    """Transfer records of the encoder and the baselines, then the same heads on the controls at
+    k = 0 (plain and aligned; the zero-standard question, and a third of the fits of every k):
     each untrained network (``untrained+<head>``, with its ``seed``) and, where a group's grids
     agree, the classical features (``snv_sg1+<head>``)."""
     from vitnirs.evaluate.transfer import INSTRUMENT_GROUPS, transfer_pairs
@@ -262,6 +263,7 @@ def _transfer(
     heads = [m for m in ev.downstream_methods if m in ("ridge", "pls")]
     groups = {g: [n for n in names if n in store.records] for g, names in INSTRUMENT_GROUPS.items()}
     kw = {"heads": heads, "seed": cfg.training.seed, "aom_bank": ev.aom_bank, "k_values": ev.transfer_k}
+    control_kw = kw | {"k_values": [0]}
     records = []
     for group, names in tqdm(groups.items(), desc="transfer", unit="group", disable=not progress):
         if len(names) < 2:
@@ -270,17 +272,19 @@ def _transfer(
         records += transfer_pairs(
             store, encoder[0], groups=one, baselines=methods, embeddings=embeddings, info=encoder[1], **kw
         )
+        if 0 not in ev.transfer_k:
+            continue
         for s, net in controls["untrained"].items():
             recs = transfer_pairs(
                 store, net, groups=one, baselines=(), embeddings=controls["untrained_embeddings"][s],
-                info=encoder[1], **kw,
+                info=encoder[1], **control_kw,
             )  # fmt: skip
             records += [_renamed(r, "untrained", seed=s) for r in recs]
         grids = [np.asarray(store.wavelengths_nm(n)) for n in names]
         same_grid = all(g.shape == grids[0].shape and np.allclose(g, grids[0]) for g in grids)
         if ev.classical_control and same_grid:
             features = {n: controls["classical"](n) for n in names}
-            recs = transfer_pairs(store, None, groups=one, baselines=(), embeddings=features, **kw)
+            recs = transfer_pairs(store, None, groups=one, baselines=(), embeddings=features, **control_kw)
             records += [_renamed(r, "snv_sg1") for r in recs]
     return [{**r, **common, "std": None} for r in records]
 
