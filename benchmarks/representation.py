@@ -3,7 +3,7 @@
     python benchmarks/representation.py [--scorecard quick|full] [--seeds 0 1]
         [--recipes D_baseline contrastive no_level no_meta meta_unknown psynth_0]
         [--readouts mean mean+std ...] [--readout-entries shipped D_baseline]
-        [--xbank ../shared/xbank] [--no-shipped]
+        [--xbank ../shared/xbank] [--no-shipped] [--tag patch] [--checkpoint NAME=PATH]
 
 Runs :func:`vitnirs.workflows.study.run_study` on the demo recipe (``ablation_D_baseline``)
 and on the switches the config has: contrastive on, level token off, metadata token off,
@@ -16,6 +16,11 @@ seeds of ``--readout-seeds`` (default: the first); the others get ``mean`` only.
 ``benchmarks/results/representation/<scorecard>_seed<k>.{json,md}``. With several seeds,
 ``<scorecard>_seeds.md`` gives each figure per seed, with their mean and spread. A seed's
 finished runs and scores are kept, so a rerun adds only what is new.
+
+Issue 14's patch-token screen is a study of its own (``--tag patch``: its cache and its result
+files carry the tag): ``--recipes patch_mae patch_vicreg ...`` names bundled configs directly
+(a name without a ``configs/<name>.yaml`` is read as ``ablation_<name>``), and
+``--checkpoint NAME=PATH`` adds checkpoints (e.g. the steps of a long run) to the first seed.
 """
 
 from __future__ import annotations
@@ -49,29 +54,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--xbank", type=Path, default=HERE.parent.parent / "shared" / "xbank")
     parser.add_argument("--no-shipped", action="store_true", help="leave the shipped model out")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe overrides")
+    parser.add_argument(
+        "--tag",
+        default="",
+        help="a study of its own: cache .cache/representation/<tag>_seed<k>, results <tag>_*",
+    )
+    parser.add_argument(
+        "--checkpoint", action="append", default=[], metavar="NAME=PATH", help="more checkpoints (first seed)"
+    )
     args = parser.parse_args(argv)
 
     from vitnirs.workflows.study import run_study
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    recipes = [f"ablation_{r}" for r in args.recipes]
+    recipes = [_recipe(r) for r in args.recipes]
+    prefix = f"{args.tag}_" if args.tag else ""
     readout_seeds = args.seeds[:1] if args.readout_seeds is None else args.readout_seeds
     for seed in args.seeds:
-        out, started = HERE / ".cache" / "representation" / f"seed{seed}", time.perf_counter()
+        out, started = HERE / ".cache" / "representation" / f"{prefix}seed{seed}", time.perf_counter()
         overrides = [f"training.seed={seed}", *args.set]
-        first_cache = HERE / ".cache" / "representation" / f"seed{args.seeds[0]}" / "baseline_cache.json"
+        first_cache = (
+            HERE / ".cache" / "representation" / f"{prefix}seed{args.seeds[0]}" / "baseline_cache.json"
+        )
         if seed != args.seeds[0] and first_cache.is_file() and not (out / "baseline_cache.json").is_file():
             out.mkdir(parents=True, exist_ok=True)  # the classical fits do not depend on the pretraining seed
             shutil.copyfile(first_cache, out / "baseline_cache.json")
         shipped = {} if args.no_shipped or seed != args.seeds[0] else {"shipped": "default"}
+        if seed == args.seeds[0]:
+            shipped |= dict(item.split("=", 1) for item in args.checkpoint)
         readouts = args.readouts if seed in readout_seeds else ["mean"]
         run_study(recipes, checkpoints=shipped, card=args.scorecard, bank=args.xbank, out=out, readouts=readouts,
                   readout_entries=args.readout_entries, overrides=overrides, progress=False)  # fmt: skip
-        _copy(out / f"study_{args.scorecard}.json", RESULTS / f"{args.scorecard}_seed{seed}")
+        _copy(out / f"study_{args.scorecard}.json", RESULTS / f"{prefix}{args.scorecard}_seed{seed}")
         print(f"seed {seed}: {time.perf_counter() - started:.0f} s", flush=True)
     if len(args.seeds) > 1:
-        path = RESULTS / f"{args.scorecard}_seeds.md"
-        path.write_text(seed_table(args.scorecard, args.seeds))
+        path = RESULTS / f"{prefix}{args.scorecard}_seeds.md"
+        path.write_text(seed_table(f"{prefix}{args.scorecard}", args.seeds))
         print(f"wrote {path}", flush=True)
     return 0
 
@@ -109,6 +127,13 @@ def seed_table(card: str, seeds: list[int]) -> str:
             cells.append(shown + spread)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _recipe(name: str) -> str:
+    """A bundled config of that name (``patch_mae``), else the bundled ``ablation_<name>``."""
+    from vitnirs.workflows.ablate import BUNDLED_CONFIGS
+
+    return name if (BUNDLED_CONFIGS / f"{name}.yaml").is_file() else f"ablation_{name}"
 
 
 def _copy(json_path: Path, stem: Path) -> None:

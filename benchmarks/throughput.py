@@ -235,7 +235,7 @@ def measure_full_step(
 
 # ----------------------------------------------------------------------------- ours: embedding
 def measure_embedding(preset: str, length: int, device: torch.device, args) -> dict:
-    cfg = pretrain_config(preset, length, args.batch_size)
+    cfg = pretrain_config(preset, length, args.batch_size, extra=tuple(args.set))
     torch.manual_seed(0)
     model = build_model(cfg).to(device)
     B = args.embed_batch
@@ -344,7 +344,7 @@ def main() -> None:
     lengths = [int(x) for x in args.lengths.split(",")]
     presets = list(dict.fromkeys([*args.presets.split(","), args.preset]))
     workers = [int(x) for x in args.workers.split(",")]
-    ref_sizes = args.ref_sizes.split(",")
+    ref_sizes = [s for s in args.ref_sizes.split(",") if s]  # "" = no roadmap reference
     # full-step runs: presets x workers; a reference size we do not measure gets one run (most
     # workers) for its ratio; with --dropout0, the compared preset once more without dropout
     extra = [s for s in ref_sizes if s not in presets]

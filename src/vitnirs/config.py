@@ -148,6 +148,12 @@ class AugmentationConfig(_Section):
     p_noise: Probability = Field(0.8, description="Probability of adding (wavelength-dependent) noise.")
     p_band_mask: Probability = Field(0.2, description="Probability of masking a band of wavelengths.")
     p_shift: Probability = Field(0.3, description="Probability of a small wavelength shift/stretch.")
+    p_blur: Probability = Field(
+        0.0, description="Probability of a Gaussian resolution blur (sigma 0.5-4 nm on the true λ)."
+    )
+    p_response: Probability = Field(
+        0.0, description="Probability of adding a smooth detector-response curve (3 Gaussian bumps)."
+    )
     p_crop: Probability = Field(0.3, description="Probability of a random wavelength crop (true λ kept).")
     crop_min_fraction: float = Field(
         0.5, gt=0, le=1, description="Smallest crop, as a fraction of the spectrum's points."
@@ -224,6 +230,29 @@ class ModelConfig(_Section):
         True,
         description="Feed each spectrum's (mean, log std), removed by the per-spectrum normalisation, to the "
         "encoder as a token; false keeps the token but blanks its input (the level-token ablation).",
+    )
+
+    tokens: Literal["point", "patch"] = Field(
+        "point",
+        description="point: one token per wavelength, Perceiver latents; patch: tokens of patch_size points "
+        "of one absolute log-λ lattice (350 nm-25 µm), a plain transformer over them (n_latents and "
+        "n_cross_layers unused).",
+    )
+    channels: list[Literal["absorbance", "sg1", "sg2"]] = Field(
+        ["absorbance", "sg1"],
+        min_length=1,
+        description="Patch tokens: values per lattice point; absorbance is the per-spectrum z-scored "
+        "spectrum (its SNV), sg1/sg2 its Savitzky-Golay 1st/2nd derivative, each standardised.",
+    )
+    patch_size: int = Field(8, ge=1, description="Patch tokens: lattice points per patch.")
+    lattice_step: float = Field(
+        0.0016,
+        gt=0,
+        le=0.05,
+        description="Patch tokens: step of the log lattice (1.6 nm at 1,000 nm, 2.3 at 1,450, 4.0 at 2,500).",
+    )
+    sg_window_nm: float = Field(
+        20.0, gt=0, description="Patch tokens: Savitzky-Golay window at 1,450 nm (odd lattice points, >= 5)."
     )
 
     @model_validator(mode="before")

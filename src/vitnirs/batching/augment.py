@@ -165,12 +165,69 @@ def shift_stretch(
     return resample(values, wavelengths, valid, c + (wavelengths - c) / f - s)
 
 
+def blur(
+    values: Tensor,
+    wavelengths: Tensor,
+    valid: Tensor,
+    g: torch.Generator,
+    *,
+    sigma_range: tuple[float, float] = (0.5, 4.0),
+    half_width: int = 8,
+) -> Tensor:
+    """A coarser instrument: Gaussian smoothing of ``σ ~ U(sigma_range)`` nm per spectrum.
+
+    Each point becomes the weighted mean of its real neighbours within ``half_width`` points,
+    weights ``exp(-(Δλ)² / 2σ²)`` on the true λ (any grid). nirs4all has no resolution operator
+    for mixed grids; this one is (B, L, 2·half_width + 1) tensor ops.
+    """
+    B, L = values.shape
+    sigma = _uniform((B, 1, 1), *sigma_range, g, values)
+    k = half_width
+    pad = lambda t, fill: torch.nn.functional.pad(t, (k, k), value=fill).unfold(1, 2 * k + 1, 1)  # noqa: E731
+    win_x = pad(values, 0.0)  # [B, L, 2k+1]
+    win_l = pad(wavelengths, 0.0)
+    win_v = pad(valid.to(values.dtype), 0.0)
+    w = torch.exp(-((win_l - wavelengths[..., None]) ** 2) / (2 * sigma**2)) * win_v
+    smoothed = (w * win_x).sum(-1) / w.sum(-1).clamp_min(1e-12)
+    return torch.where(valid, smoothed, values)
+
+
+def detector_response(
+    values: Tensor,
+    wavelengths: Tensor,
+    valid: Tensor,
+    g: torch.Generator,
+    *,
+    amplitude: float = 0.05,
+    n_bumps: int = 3,
+) -> Tensor:
+    """Add a smooth response curve, ``std(x) · Σ a_j exp(-(λ - c_j)² / 2 w_j²)`` (absorbance units).
+
+    A detector whose response differed between the reference and the sample adds
+    ``-log10 r(λ)`` to the absorbance, ``r`` smooth: ``n_bumps`` Gaussian bumps with centres
+    ``c_j`` uniform over the spectrum's range, widths ``w_j ~ U(0.1, 0.4)`` of the range and
+    amplitudes ``a_j ~ U(±amplitude)`` in units of the spectrum's std.
+    """
+    B = values.shape[0]
+    lo = wavelengths.masked_fill(~valid, float("inf")).amin(1, keepdim=True)
+    hi = wavelengths.masked_fill(~valid, float("-inf")).amax(1, keepdim=True)
+    span = (hi - lo).clamp_min(1e-6)
+    curve = torch.zeros_like(values)
+    for _ in range(n_bumps):  # ≤ 3 bumps, not a loop over samples
+        c = lo + span * _uniform((B, 1), 0.0, 1.0, g, values)
+        w = span * _uniform((B, 1), 0.1, 0.4, g, values)
+        a = _uniform((B, 1), -amplitude, amplitude, g, values)
+        curve = curve + a * torch.exp(-((wavelengths - c) ** 2) / (2 * w**2))
+    return torch.where(valid, values + curve * masked_std(values, valid), values)
+
+
 @dataclass
 class Augmenter:
     """The augmentation stack of pretraining; each op applied per spectrum with its probability.
 
-    Order: shift/stretch, scatter, baseline drift, band masking, noise (the instrument
-    distortions first, the measurement noise last).
+    Order: shift/stretch, blur (resolution), scatter, baseline drift, detector response, band
+    masking, noise (the instrument distortions first, the measurement noise last). Blur and
+    response are off by default (probability 0): the nuisance-only views of the study turn them on.
     """
 
     p_baseline_drift: float = 0.5
@@ -178,6 +235,8 @@ class Augmenter:
     p_noise: float = 0.8
     p_band_mask: float = 0.2
     p_shift: float = 0.3
+    p_blur: float = 0.0
+    p_response: float = 0.0
     drift_degree: int = 3
     scatter_a_range: tuple[float, float] = (-0.1, 0.1)
     scatter_b_range: tuple[float, float] = (0.9, 1.1)
@@ -204,6 +263,7 @@ class Augmenter:
                     x, wavelengths, valid, g, shift_range=self.shift_range, stretch_range=self.stretch_range
                 ),
             ),
+            (self.p_blur, lambda x: blur(x, wavelengths, valid, g)),
             (
                 self.p_scatter,
                 lambda x: scatter(
@@ -219,6 +279,7 @@ class Augmenter:
                 self.p_baseline_drift,
                 lambda x: baseline_drift(x, wavelengths, valid, g, degree=self.drift_degree),
             ),
+            (self.p_response, lambda x: detector_response(x, wavelengths, valid, g)),
             (
                 self.p_band_mask,
                 lambda x: band_mask(

@@ -57,6 +57,8 @@ class BatchSettings:
     p_noise: float
     p_band_mask: float
     p_shift: float
+    p_blur: float
+    p_response: float
     # points kept per view (always with their true λ)
     p_crop: float
     crop_min_fraction: float
@@ -80,7 +82,8 @@ class BatchSettings:
             curriculum_steps=ts.curriculum_steps, seed=t.seed, two_views=cfg.losses.two_views,
             p_meta_unknown=ts.p_meta_unknown,
             p_baseline_drift=a.p_baseline_drift, p_scatter=a.p_scatter, p_noise=a.p_noise,
-            p_band_mask=a.p_band_mask, p_shift=a.p_shift, p_crop=a.p_crop,
+            p_band_mask=a.p_band_mask, p_shift=a.p_shift, p_blur=a.p_blur, p_response=a.p_response,
+            p_crop=a.p_crop,
             crop_min_fraction=a.crop_min_fraction, p_subsample=a.p_subsample,
             subsample_min_fraction=a.subsample_min_fraction, max_points=t.max_points,
             pad_multiple=t.pad_multiple, mask_ratio=m.mask_ratio, min_block=m.min_block_size,

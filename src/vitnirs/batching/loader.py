@@ -139,6 +139,8 @@ class PretrainData:
             p_noise=settings.p_noise,
             p_band_mask=settings.p_band_mask,
             p_shift=settings.p_shift,
+            p_blur=settings.p_blur,
+            p_response=settings.p_response,
         )
         self.wavelengths = [self.store.wavelengths_nm(n).astype(np.float32) for n in self.names]
         self.meta_vocab, self._meta = _meta_codes(self.store, self.names)

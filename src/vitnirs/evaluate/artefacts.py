@@ -178,11 +178,12 @@ def reconstructions(
         ``{"dataset", "row", "wavelengths_nm" (L,), "values" (L,) normalised, "mask" (L,) bool
         (True = masked), "prediction" (L,) normalised at masked points and None elsewhere,
         "level" [mean, log std] removed by the normalisation, "mask_ratio", "masked_mse"}``,
-        JSON-serialisable; ``L`` = points kept under the checkpoint's ``max_points`` cap.
+        JSON-serialisable; ``L`` = points kept under the checkpoint's ``max_points`` cap. Empty
+        for a patch-token model (``model.tokens: patch``).
     """
     names = list(datasets) if datasets is not None else store.names(kind="real")
-    if not names or n < 1:
-        return []
+    if not names or n < 1 or getattr(model, "tokens", "point") == "patch":
+        return []  # a patch model predicts lattice patches of every channel, not native points
     rng = np.random.default_rng(seed)
     names = [names[i] for i in rng.permutation(len(names))]
     vocab = info.meta_vocab if info is not None else {}
@@ -207,7 +208,7 @@ def reconstructions(
         batch.pop("meta")  # unknown metadata, as embed_spectra without meta
     model.eval()
     with torch.no_grad():
-        latents, _ = model.forward_encoder(batch)
+        latents, _, _ = model.forward_encoder(batch)
         pred, ids_masked, masked_valid = model.forward_decoder(latents, batch)  # [B, M] each
     full = torch.full(batch["values"].shape, float("nan"))
     full.scatter_(1, ids_masked, torch.where(masked_valid, pred.float(), float("nan")))

@@ -111,7 +111,7 @@ class CrossAttentionBlock(nn.Module):
 
 
 class SelfAttentionBlock(nn.Module):
-    """Pre-norm transformer block over an unpadded set (the latents)."""
+    """Pre-norm transformer block over a set: the latents, or padded patch tokens (``key_valid``)."""
 
     def __init__(self, *, d_model: int, n_heads: int, dropout: float = 0.0):
         super().__init__()
@@ -120,8 +120,8 @@ class SelfAttentionBlock(nn.Module):
         self.norm_mlp = nn.LayerNorm(d_model)
         self.mlp = MLP(d_model=d_model, dropout=dropout)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, N, D) -> (B, N, D)."""
+    def forward(self, x: torch.Tensor, key_valid: torch.Tensor | None = None) -> torch.Tensor:
+        """x: (B, N, D), key_valid: bool (B, N) or None (all valid) -> (B, N, D)."""
         h = self.norm(x)
-        x = x + self.attn(h, h)
+        x = x + self.attn(h, h, key_valid)
         return x + self.mlp(self.norm_mlp(x))

@@ -32,6 +32,7 @@ class MAEDecoder(nn.Module):
             every masked point (~70 % of all tokens), so its MLP is the step's largest matmul:
             measured on the 2-core CPU, small preset, B = 64, L = 700 (MAE + baseline loss),
             mult 4 → 354 ms/step, 2 → 270, 1 → 221. MAE keeps its decoder light too.
+        out_dim: values predicted per query: 1 for a point, P·C for a patch of the lattice.
     """
 
     def __init__(
@@ -44,6 +45,7 @@ class MAEDecoder(nn.Module):
         d_latent: int | None = None,
         n_frequencies: int = 32,
         mlp_mult: int = 1,
+        out_dim: int = 1,
     ):
         super().__init__()
         d_latent = d_model if d_latent is None else d_latent
@@ -55,19 +57,30 @@ class MAEDecoder(nn.Module):
             for _ in range(n_layers)
         )
         self.norm = nn.LayerNorm(d_model)
-        self.head = nn.Linear(d_model, 1)
+        self.out_dim = out_dim
+        self.head = nn.Linear(d_model, out_dim)
         nn.init.trunc_normal_(self.mask_token, std=0.02)
 
-    def forward(self, latents: torch.Tensor, wavelengths: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        """latents: (B, N, D_latent), wavelengths: (B, M) nm, valid: bool (B, M) -> pred (B, M), 0 where invalid."""
+    def forward(
+        self,
+        latents: torch.Tensor,
+        wavelengths: torch.Tensor,
+        valid: torch.Tensor,
+        latent_valid: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """latents: (B, N, D_latent), wavelengths: (B, M) nm, valid: bool (B, M), latent_valid: bool
+        (B, N) or None (all valid: Perceiver latents) -> pred (B, M), or (B, M, out_dim) when
+        out_dim > 1; 0 where invalid."""
         context = self.latent_proj(latents)  # [B, N, D]
         # a query depends on its wavelength only until it reads the latents: on CPU the first
         # block normalises and projects each distinct wavelength once (U ~ L rows, not B x M);
         # decoder fwd + bwd, small, B = 64, M = 1,470: 226 -> 186 ms (2 cores)
         # CPU: codes [U, D], index [B, M]; GPU: codes [B, M, D], index None
         codes, index = self.wavelength_encoding.table(wavelengths)
-        q = self.blocks[0](codes + self.mask_token[0], context, index=index)  # [B, M, D]
+        q = self.blocks[0](codes + self.mask_token[0], context, latent_valid, index=index)  # [B, M, D]
         for block in self.blocks[1:]:
-            q = block(q, context)
-        pred = self.head(self.norm(q)).squeeze(-1)  # [B, M]
-        return pred * valid
+            q = block(q, context, latent_valid)
+        pred = self.head(self.norm(q))  # [B, M, out_dim]
+        if self.out_dim == 1:
+            return pred.squeeze(-1) * valid  # [B, M]
+        return pred * valid[..., None]

@@ -12,7 +12,6 @@ import torch
 from torch import nn
 
 from vitnirs.model.decoder import MAEDecoder
-from vitnirs.model.perceiver import SpectralPerceiver
 
 __all__ = [
     "READOUTS",
@@ -20,6 +19,7 @@ __all__ = [
     "SpectralMAE",
     "keep_indices",
     "masked_indices",
+    "masked_mean",
     "readout",
     "readout_dim",
     "select_first",
@@ -63,8 +63,44 @@ def readout_dim(kind: str, n_latents: int, d_model: int) -> int:
     raise ValueError(f"readout must be one of {READOUTS}; got {kind!r}")
 
 
-def readout(latents: torch.Tensor, kind: str = "mean", level: torch.Tensor | None = None) -> torch.Tensor:
+def masked_mean(x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean over the valid rows: x (B, T, D), valid bool (B, T) -> (B, D) (0 for a row with none)."""
+    w = valid.to(x.dtype)[..., None]
+    return (x * w).sum(1) / w.sum(1).clamp_min(1.0)
+
+
+def _masked_readout(
+    x: torch.Tensor, kind: str, level: torch.Tensor | None, valid: torch.Tensor
+) -> torch.Tensor:
+    """:func:`readout` over the valid tokens only (patch encoder): x (B, T, D), valid (B, T)."""
+    mean = masked_mean(x, valid)  # [B, D]
+    if kind == "mean+std":
+        var = masked_mean((x - mean[:, None]) ** 2, valid)
+        return torch.cat([mean, var.clamp_min(0).sqrt()], dim=-1)
+    if kind == "mean+max":
+        return torch.cat([mean, x.masked_fill(~valid[..., None], float("-inf")).amax(1).clamp_min(-1e4)], -1)
+    groups = _groups(kind)
+    if groups is not None:  # G contiguous groups of each row's valid tokens, as tensor_split sizes
+        n = valid.sum(1, keepdim=True)  # [B, 1]
+        rank = valid.long().cumsum(1) - 1  # [B, T] position among the valid tokens
+        group = torch.div(rank * groups, n.clamp_min(1), rounding_mode="floor")  # [B, T]
+        onehot = (group[..., None] == torch.arange(groups, device=x.device)) & valid[..., None]  # [B, T, G]
+        w = onehot.to(x.dtype)
+        means = torch.einsum("btg,btd->bgd", w, x) / w.sum(1)[..., None].clamp_min(1.0)  # [B, G, D]
+        return means.reshape(x.shape[0], -1)
+    raise ValueError(f"readout {kind!r} is not defined over a variable number of patch tokens")
+
+
+def readout(
+    latents: torch.Tensor,
+    kind: str = "mean",
+    level: torch.Tensor | None = None,
+    valid: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Latents (B, N, D) → one embedding per spectrum, (B, :func:`readout_dim`).
+
+    With ``valid`` (bool (B, N): the output tokens of the patch encoder, padded) every statistic
+    is over the valid rows only (``groupsG``: G contiguous groups of them; ``flat`` is refused).
 
     - ``"mean"`` (B, D): the mean over the latents, the encoder's own pooling.
     - ``"mean+std"`` (B, 2D): that, then the (population) std over the latents, how they spread.
@@ -79,6 +115,12 @@ def readout(latents: torch.Tensor, kind: str = "mean", level: torch.Tensor | Non
 
     ValueError for an unknown kind, ``mean+level`` without ``level``, or fewer latents than groups.
     """
+    if kind not in READOUTS:
+        raise ValueError(f"readout must be one of {READOUTS}; got {kind!r}")
+    if valid is not None and kind not in ("mean", "mean+level"):
+        return _masked_readout(latents, kind, level, valid.bool())
+    if valid is not None:
+        latents = masked_mean(latents, valid.bool())[:, None]  # [B, 1, D]: its mean is the masked mean
     if kind == "mean":
         return latents.mean(dim=1)
     if kind == "mean+std":
@@ -132,12 +174,28 @@ def masked_indices(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class SpectralMAE(nn.Module):
-    """Perceiver encoder + wavelength-query decoder, trained by masked reconstruction."""
+    """Encoder + wavelength-query decoder, trained by masked reconstruction.
 
-    def __init__(self, encoder: SpectralPerceiver, decoder: MAEDecoder):
+    The encoder is a :class:`SpectralPerceiver` (point tokens: latents (B, N, D), all valid) or a
+    :class:`~vitnirs.model.patch_encoder.PatchEncoder` (patch tokens: output tokens (B, T, D)
+    with their validity). ``latent_valid`` below is None for the first and bool (B, T) for the
+    second; with patch tokens the decoder predicts each masked patch's P·C values.
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: MAEDecoder):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
+
+    @property
+    def tokens(self) -> str:
+        """``"point"`` or ``"patch"`` (``model.tokens``)."""
+        return getattr(self.encoder, "tokens", "point")
+
+    def _run(self, *args: torch.Tensor | None, **kw: torch.Tensor | None):
+        """The encoder's output as (latents, embedding, latent_valid or None)."""
+        out = self.encoder(*args, **kw)
+        return out if len(out) == 3 else (*out, None)
 
     # -- encoder ------------------------------------------------------------------------------
     def encode(
@@ -149,7 +207,7 @@ class SpectralMAE(nn.Module):
         meta: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """All real points, no masking, with autograd: -> latents (B, N, D), embedding (B, D)."""
-        return self.encoder(values, wavelengths, valid, level, meta)
+        return self._run(values, wavelengths, valid, level, meta)[:2]
 
     @torch.no_grad()
     def embed(
@@ -170,30 +228,54 @@ class SpectralMAE(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            latents, embedding = self.encode(values, wavelengths, valid, level, meta)
-            return embedding if kind == "mean" else readout(latents, kind, level)
+            latents, embedding, latent_valid = self._run(values, wavelengths, valid, level, meta)
+            return embedding if kind == "mean" else readout(latents, kind, level, latent_valid)
         finally:
             self.train(was_training)
 
-    def forward_encoder(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encode the visible points only: -> latents (B, N, D), embedding (B, D)."""
+    def forward_encoder(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Encode the visible points (patches) only: -> latents (B, N, D), embedding (B, D), latent_valid."""
+        if self.tokens == "patch":  # the encoder drops the mostly-masked patches itself
+            return self._run(
+                batch["values"], batch["wavelengths"], batch["valid"], batch["level"], batch.get("meta"),
+                point_mask=batch["mask"],
+            )  # fmt: skip
         ids_keep, keep_valid = keep_indices(batch["mask"], batch["valid"])  # [B, K], [B, K]
         values = torch.gather(batch["values"], 1, ids_keep)  # [B, K]
         wavelengths = torch.gather(batch["wavelengths"], 1, ids_keep)  # [B, K]
-        return self.encoder(values, wavelengths, keep_valid, batch["level"], batch.get("meta"))
+        return self._run(values, wavelengths, keep_valid, batch["level"], batch.get("meta"))
 
     # -- decoder ------------------------------------------------------------------------------
     def forward_decoder(
-        self, latents: torch.Tensor, batch: Batch
+        self, latents: torch.Tensor, batch: Batch, latent_valid: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Predict at the masked points: -> pred (B, M), ids_masked (B, M), masked_valid (B, M).
 
         The points are ``batch["decode"]`` when present (a subsample of the mask, see
-        :func:`~vitnirs.batching.masking.decode_subset`), else every masked point.
+        :func:`~vitnirs.batching.masking.decode_subset`), else every masked point. Point tokens
+        only: patch tokens use :meth:`reconstruction_loss`.
         """
         ids_masked, masked_valid = masked_indices(batch.get("decode", batch["mask"]))  # [B, M], [B, M]
         wavelengths = torch.gather(batch["wavelengths"], 1, ids_masked)  # [B, M]
-        return self.decoder(latents, wavelengths, masked_valid), ids_masked, masked_valid
+        return self.decoder(latents, wavelengths, masked_valid, latent_valid), ids_masked, masked_valid
+
+    def reconstruction_loss(
+        self, latents: torch.Tensor, batch: Batch, latent_valid: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The masked-reconstruction loss from the encoder's output on ``batch`` (its first rows).
+
+        Point tokens: the normalised value at each masked point. Patch tokens: every channel of
+        every lattice point of each masked patch (SimMIM / MAE on the lattice), (B, M, P·C).
+        """
+        if self.tokens == "patch":
+            t = self.encoder.targets(batch)  # content [B, M, P*C], valid [B, M], centres [B, M]
+            pred = self.decoder(latents, t["centres"], t["valid"], latent_valid)  # [B, M, P*C]
+            weight = t["valid"].float()[..., None].expand_as(pred)
+            sq = (pred.float() - t["content"].float()) ** 2 * weight
+            return sq.sum() / weight.sum().clamp_min(1.0)
+        pred, ids_masked, masked_valid = self.forward_decoder(latents, batch, latent_valid)
+        target = torch.gather(batch["values"], 1, ids_masked)  # [B, M]
+        return self.forward_loss(target, pred, masked_valid)
 
     @staticmethod
     def forward_loss(target: torch.Tensor, pred: torch.Tensor, masked_valid: torch.Tensor) -> torch.Tensor:
@@ -207,8 +289,11 @@ class SpectralMAE(nn.Module):
         return sq.sum() / weight.sum().clamp_min(1.0)
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """-> loss (scalar), pred (B, L) (0 where not masked), mask (B, L) bool, as in MAE."""
-        latents, _ = self.forward_encoder(batch)
+        """-> loss (scalar), pred (B, L) (0 where not masked; patch tokens: zeros), mask (B, L) bool, as in MAE."""
+        latents, _, latent_valid = self.forward_encoder(batch)
+        if self.tokens == "patch":
+            loss = self.reconstruction_loss(latents, batch, latent_valid)
+            return loss, torch.zeros_like(batch["values"]), batch["mask"]
         pred, ids_masked, masked_valid = self.forward_decoder(latents, batch)
         target = torch.gather(batch["values"], 1, ids_masked)  # [B, M]
         loss = self.forward_loss(target, pred, masked_valid)

@@ -146,8 +146,8 @@ class PretrainObjective(nn.Module):
     Parameters
     ----------
     model:
-        A ``SpectralMAE``: ``forward_encoder(batch) -> (latents, embedding)`` on the visible
-        points, ``forward_decoder(latents, batch)`` and ``forward_loss``.
+        A ``SpectralMAE``: ``forward_encoder(batch) -> (latents, embedding, latent_valid)`` on
+        the visible points (patches) and ``reconstruction_loss(latents, batch, latent_valid)``.
     weights:
         ``{"mae": w, "baseline": w, "contrastive": w}`` (the ``losses.*_weight`` keys).
     contrastive_kind, temperature:
@@ -188,14 +188,13 @@ class PretrainObjective(nn.Module):
         if use_contrastive:
             views.append(batch["view2"])
         n = batch["values"].shape[0]
-        latents, emb = self.model.forward_encoder(
+        latents, emb, latent_valid = self.model.forward_encoder(
             concat_views(views, (*VIEW_KEYS, "mask"))
-        )  # [V*B, N, D], [V*B, D]
+        )  # [V*B, N, D], [V*B, D], None or [V*B, N]
         terms: dict[str, Tensor] = {}
         if self.weights.get("mae", 0.0):
-            pred, ids_masked, masked_valid = self.model.forward_decoder(latents[:n], batch)
-            target = torch.gather(batch["values"], 1, ids_masked)  # [B, M]
-            terms["mae"] = self.model.forward_loss(target, pred, masked_valid)
+            first = None if latent_valid is None else latent_valid[:n]
+            terms["mae"] = self.model.reconstruction_loss(latents[:n], batch, first)
         if use_baseline:
             terms["baseline"] = baseline_consistency(emb[:n], emb[n : 2 * n])
         if use_contrastive:

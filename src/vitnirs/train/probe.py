@@ -15,6 +15,7 @@ from vitnirs.embedding import collapse_stats
 
 HELD_OUT_STEP = 10**12  # probe batches are drawn at steps the run never reaches
 AUC_WARNING = 0.95
+RANK_WARNING = 4.0  # effective rank of the probe embeddings under which the run warns of a collapse
 
 
 def to_device(batch: dict[str, Any], device: torch.device) -> dict[str, Any]:
@@ -86,6 +87,14 @@ class Probe:
             "embedding_effective_rank": stats["effective_rank"],
             "embedding_dim_std": stats["dim_std_median"],
         }
+        if stats["effective_rank"] < RANK_WARNING:
+            warnings.warn(
+                f"embedding collapse: effective rank {stats['effective_rank']:.2f} < {RANK_WARNING:g} on the "
+                f"probe batch ({X.shape[0]} spectra, {X.shape[1]} dimensions, median dim std "
+                f"{stats['dim_std_median']:.3g}); the objective is squeezing the embedding",
+                UserWarning,
+                stacklevel=2,
+            )
         if min(y.sum(), len(y) - y.sum()) < 10:
             return out  # too few synthetic or real spectra to judge
         X_fit, X_test, y_fit, y_test = train_test_split(X, y, test_size=0.5, stratify=y, random_state=0)
