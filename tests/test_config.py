@@ -183,7 +183,8 @@ BATCH_FIELDS = {
     ("masking", "mask_ratio"): "mask_ratio", ("masking", "min_block_size"): "min_block",
     ("masking", "max_block_size"): "max_block", ("masking", "max_decoder_points"): "max_decoder_points",
     **{("augmentation", k): k for k in (
-        "p_baseline_drift", "p_scatter", "p_noise", "p_band_mask", "p_shift", "p_crop", "crop_min_fraction",
+        "p_baseline_drift", "p_scatter", "p_noise", "p_band_mask", "p_shift", "p_blur", "p_response", "p_crop",
+        "crop_min_fraction",
         "p_subsample", "subsample_min_fraction",
     )},
 }  # fmt: skip

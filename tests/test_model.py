@@ -134,12 +134,13 @@ def test_masked_tokens_are_dropped() -> None:
     batch = make_batch([40, 60])
     changed = dict(batch, values=torch.where(batch["mask"], torch.tensor(100.0), batch["values"]))
     with torch.no_grad():
-        lat, emb = model.forward_encoder(batch)
-        lat2, emb2 = model.forward_encoder(changed)
+        lat, emb, lat_valid = model.forward_encoder(batch)
+        lat2, emb2, _ = model.forward_encoder(changed)
         full_lat, _ = model.encode(
             changed["values"], changed["wavelengths"], changed["valid"], changed["level"]
         )
     assert torch.equal(lat, lat2) and torch.equal(emb, emb2)
+    assert lat_valid is None  # Perceiver latents: every one valid
     assert not torch.allclose(lat, full_lat)  # sanity: the unmasked encoder does see them
 
 

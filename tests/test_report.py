@@ -294,7 +294,7 @@ def test_embedding_map_points_and_labels(store_model):
 class WavelengthDecoder(torch.nn.Module):
     """Predicts wavelength / 1000 at each query: shows where predictions land."""
 
-    def forward(self, latents, wavelengths, valid):
+    def forward(self, latents, wavelengths, valid, latent_valid=None):
         return wavelengths / 1000.0
 
 

@@ -178,7 +178,9 @@ def blur(
 
     Each point becomes the weighted mean of its real neighbours within ``half_width`` points,
     weights ``exp(-(Δλ)² / 2σ²)`` on the true λ (any grid). nirs4all has no resolution operator
-    for mixed grids; this one is (B, L, 2·half_width + 1) tensor ops.
+    for mixed grids; this one is (B, L, 2·half_width + 1) tensor ops. The window caps the
+    effective σ at about ``half_width × spacing / 2``: measured on a 1 nm-wide peak, σ = 4 nm acts
+    as 4 nm on a 2 nm grid, 3.6 nm on a 1 nm grid and 2.3 nm on a 0.5 nm grid.
     """
     B, L = values.shape
     sigma = _uniform((B, 1, 1), *sigma_range, g, values)

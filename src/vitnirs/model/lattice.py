@@ -19,7 +19,10 @@ when all its P points are covered. Channels (``model.channels``), C values per l
 - ``sg1`` / ``sg2``: Savitzky–Golay first / second derivative (polynomial order 2) along the
   lattice, i.e. with respect to log λ, each standardised over the covered points. Outside the
   covered span the spectrum is extended with its end values before filtering, which is
-  ``scipy.signal.savgol_filter(..., mode="nearest")`` (a test checks it). The window is
+  ``scipy.signal.savgol_filter(..., mode="nearest")`` (a test checks it). Inside a detector gap
+  the filter reads the straight line across it (those points are not covered, so no patch
+  there is valid, but the derivative of covered points within half a window of the gap edge
+  sees the line). The window is
   ``sg_window_nm`` at 1,450 nm in lattice points (odd, at least 5), the same fraction of λ everywhere.
 
 Token = ``Linear(P·C → D)`` of the patch's values (point-major: P points × C channels) + the
