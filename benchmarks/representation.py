@@ -12,7 +12,7 @@ metadata unknown in half the views, and p_synth 0. Each recipe is pretrained for
 scored as it is. The study runs once per pretraining seed (``training.seed``), into
 ``benchmarks/.cache/representation/seed<k>/``; the first seed's baseline cache serves the
 others. The readouts of ``--readouts`` are scored on the entries of ``--readout-entries`` in the
-seeds of ``--readout-seeds`` (default: the first); the others get ``mean`` only. Each seed's table is copied to
+seeds of ``--readout-seeds`` (default: the first); the others get the first readout only. Each seed's table is copied to
 ``benchmarks/results/representation/<scorecard>_seed<k>.{json,md}``. With several seeds,
 ``<scorecard>_seeds.md`` gives each figure per seed, with their mean and spread. A seed's
 finished runs and scores are kept, so a rerun adds only what is new.
@@ -82,14 +82,14 @@ def main(argv: list[str] | None = None) -> int:
         shipped = {} if args.no_shipped or seed != args.seeds[0] else {"shipped": "default"}
         if seed == args.seeds[0]:
             shipped |= dict(item.split("=", 1) for item in args.checkpoint)
-        readouts = args.readouts if seed in readout_seeds else ["mean"]
+        readouts = args.readouts if seed in readout_seeds else args.readouts[:1]
         run_study(recipes, checkpoints=shipped, card=args.scorecard, bank=args.xbank, out=out, readouts=readouts,
                   readout_entries=args.readout_entries, overrides=overrides, progress=False)  # fmt: skip
         _copy(out / f"study_{args.scorecard}.json", RESULTS / f"{prefix}{args.scorecard}_seed{seed}")
         print(f"seed {seed}: {time.perf_counter() - started:.0f} s", flush=True)
     if len(args.seeds) > 1:
         path = RESULTS / f"{prefix}{args.scorecard}_seeds.md"
-        path.write_text(seed_table(f"{prefix}{args.scorecard}", args.seeds))
+        path.write_text(seed_table(f"{prefix}{args.scorecard}", args.seeds, args.readouts[0]))
         print(f"wrote {path}", flush=True)
     return 0
 
@@ -100,13 +100,15 @@ FIGURES = [
     ("vs SNV+SG1 features", lambda s: s["vs_classical_features"]),
     ("corn k=0", lambda s: s["transfer"].get("corn", {}).get("embedding")),
     ("corn k=0 +align", lambda s: s["transfer"].get("corn", {}).get("embedding+align")),
+    ("tablets k=0", lambda s: s["transfer"].get("tablet", {}).get("embedding")),
     ("tablets k=0 +align", lambda s: s["transfer"].get("tablet", {}).get("embedding+align")),
     ("effective rank", lambda s: s["effective_rank"]),
 ]
 
 
-def seed_table(card: str, seeds: list[int]) -> str:
-    """Per recipe (mean readout): each figure per seed, their mean and spread (max - min)."""
+def seed_table(card: str, seeds: list[int], readout: str = "mean") -> str:
+    """Per recipe (``readout``, the one every entry is scored with): each figure per seed, their
+    mean and spread (max - min)."""
     reports = {s: json.loads((RESULTS / f"{card}_seed{s}.json").read_text()) for s in seeds}
     names = [e["name"] for e in reports[seeds[0]]["entries"] if e["kind"] == "recipe"]
     head = "| recipe | " + " | ".join(
@@ -119,7 +121,7 @@ def seed_table(card: str, seeds: list[int]) -> str:
             vals = []
             for s in seeds:
                 entry = next((e for e in reports[s]["entries"] if e["name"] == name), None)
-                score = (entry or {}).get("scores", {}).get("mean", {})
+                score = (entry or {}).get("scores", {}).get(readout, {})
                 vals.append(get(score) if score and score.get("status") != "failed" else None)
             ok = [v for v in vals if v is not None]
             shown = " / ".join("–" if v is None else f"{v:.3g}" for v in vals)
