@@ -236,6 +236,14 @@ def test_probe_warns_of_an_embedding_collapse(kind):
     assert model.training  # the probe restores the mode
 
 
+def test_probe_reports_no_reconstruction_mse_when_nothing_is_masked():
+    probe, model = bare_probe(), FakeModel(torch.randn(32, 8, generator=gen()))
+    probe.batches[0]["mask"] = torch.zeros(32, 10, dtype=torch.bool)  # masking.mask_ratio = 0
+    assert probe.heldout_recon_mse(model) is None
+    probe.batches[0]["mask"][0, 3] = True  # one masked point: the loss is reported again
+    assert probe.heldout_recon_mse(model) == pytest.approx(0.5)
+
+
 def test_probe_does_not_warn_on_a_full_rank_embedding():
     n, d = 32, 8
     model = FakeModel(torch.randn(n, d, generator=gen()))

@@ -2,8 +2,8 @@
 
 With patches of an absolute lattice (:mod:`vitnirs.model.lattice`) a NIR spectrum is 40–150
 tokens, few enough for full self-attention: no Perceiver latents. The sequence is
-``[level token, metadata token (if d_meta > 0), patch tokens]``, the side tokens built exactly
-as in :class:`~vitnirs.model.perceiver.SpectralPerceiver` (same weights' names, same meaning);
+``[level token, metadata token (if d_meta > 0), patch tokens]``, the side tokens of
+:mod:`vitnirs.model.side_tokens` as in :class:`~vitnirs.model.perceiver.SpectralPerceiver`;
 ``n_self_layers`` pre-norm blocks with a key mask over the padding; the output is the normed
 patch tokens, with their validity, and the embedding is their masked mean.
 
@@ -19,18 +19,18 @@ from torch import nn
 from vitnirs.model.attention import SelfAttentionBlock
 from vitnirs.model.lattice import PatchTokenizer
 from vitnirs.model.mae import masked_mean, select_first
-from vitnirs.model.perceiver import SpectralPerceiver
+from vitnirs.model.side_tokens import SideTokens
 
 __all__ = ["PatchEncoder"]
 
 
-class PatchEncoder(nn.Module):
+class PatchEncoder(SideTokens, nn.Module):
     """Transformer encoder for patch tokens.
 
     Args:
         d_model, n_heads, n_self_layers, dropout: sizes of the transformer.
         d_meta, n_meta_fields, meta_vocab, meta_dropout, level_token: the side tokens, as
-            :class:`SpectralPerceiver`.
+            :class:`~vitnirs.model.perceiver.SpectralPerceiver`.
         patch_size, channels, lattice_step, sg_window_nm, n_frequencies: the
             :class:`~vitnirs.model.lattice.PatchTokenizer`.
     """
@@ -56,28 +56,18 @@ class PatchEncoder(nn.Module):
         sg_window_nm: float = 20.0,
     ):
         super().__init__()
-        self.d_model, self.level_token = d_model, level_token
-        self.n_meta_fields, self.meta_dropout = n_meta_fields, meta_dropout
+        self.d_model = d_model
         self.tokenizer = PatchTokenizer(
             d_model=d_model, patch_size=patch_size, channels=channels, lattice_step=lattice_step,
             sg_window_nm=sg_window_nm, n_frequencies=n_frequencies,
         )  # fmt: skip
-        self.level_embed = nn.Sequential(nn.Linear(2, d_model), nn.GELU(), nn.Linear(d_model, d_model))
-        self.level_type = nn.Parameter(torch.zeros(1, 1, d_model))
-        if d_meta > 0:
-            self.meta_tables = nn.ModuleList(nn.Embedding(meta_vocab, d_meta) for _ in range(n_meta_fields))
-            self.meta_proj = nn.Linear(n_meta_fields * d_meta, d_model)
-        else:
-            self.meta_tables = None
-            self.meta_proj = None
+        self.init_side_tokens(d_model, d_meta, n_meta_fields, meta_vocab, meta_dropout, level_token)
         self.blocks = nn.ModuleList(
             SelfAttentionBlock(d_model=d_model, n_heads=n_heads, dropout=dropout)
             for _ in range(n_self_layers)
         )
         self.norm = nn.LayerNorm(d_model)
         nn.init.trunc_normal_(self.level_type, std=0.02)
-
-    embed_meta = SpectralPerceiver.embed_meta  # the same metadata token (B, 1, D)
 
     def forward(
         self,
@@ -91,7 +81,7 @@ class PatchEncoder(nn.Module):
         """Encode a padded batch of points (the batch contract) through its patches.
 
         Args:
-            values, wavelengths, valid, level, meta: as :class:`SpectralPerceiver`.
+            values, wavelengths, valid, level, meta: as :class:`~vitnirs.model.perceiver.SpectralPerceiver`.
             point_mask: bool (B, L) MAE mask of the points (True = masked) or None: patches
                 that are mostly masked are dropped from the input.
 
@@ -105,13 +95,9 @@ class PatchEncoder(nn.Module):
         tokens = self.tokenizer.embed(p["content"], p["centres"])  # [B, T, D]
         ids, token_valid = select_first(keep)  # [B, T'], [B, T']
         tokens = torch.gather(tokens, 1, ids[..., None].expand(-1, -1, tokens.shape[-1]))
-        if not self.level_token:
-            level = torch.zeros_like(level)
-        extra = [self.level_embed(level.float())[:, None, :] + self.level_type]  # [B, 1, D]
-        if self.meta_tables is not None:
-            extra.append(self.embed_meta(meta, B, values.device))
-        E = len(extra)
-        x = torch.cat([*extra, tokens], dim=1)  # [B, E + T', D]
+        extra = self.side_tokens(level, meta)  # [B, E, D]
+        E = extra.shape[1]
+        x = torch.cat([extra, tokens], dim=1)  # [B, E + T', D]
         key_valid = torch.cat([torch.ones(B, E, dtype=torch.bool, device=values.device), token_valid], 1)
         for block in self.blocks:
             x = block(x, key_valid)

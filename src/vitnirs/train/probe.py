@@ -53,8 +53,12 @@ class Probe:
         )
 
     @torch.no_grad()
-    def heldout_recon_mse(self, model: torch.nn.Module) -> float:
-        """Mean MAE loss of the model (eval mode) on the held-out batches."""
+    def heldout_recon_mse(self, model: torch.nn.Module) -> float | None:
+        """Mean MAE loss of the model (eval mode) on the held-out batches; ``None`` when they mask no
+        point (``masking.mask_ratio`` 0: there is nothing to reconstruct, and 0.0 would read as perfect)."""
+        masks = [b.get("mask") for b in self.batches]
+        if masks and all(m is not None and not bool(m.any()) for m in masks):
+            return None
         was_training, losses = model.training, []
         model.eval()
         with self._autocast():
