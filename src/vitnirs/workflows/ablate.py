@@ -1,7 +1,7 @@
 """`vitnirs ablate`: pretrain and evaluate ablation variants, then one comparison table.
 
 An ablation file names a variant: ``name``, ``description``, ``base`` (a bundled config name
-such as ``demo`` or a path) and ``overrides`` (dotted keys as in ``--set``). Protocol:
+such as ``point`` or a path; default ``point``) and ``overrides`` (dotted keys as in ``--set``). Protocol:
 
 1. Each variant's config is ``base`` + its ``overrides`` + the command line's ``--set``
    (applied last, e.g. ``training.epochs=1`` for a quick run).
@@ -54,7 +54,7 @@ class AblationSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="Short id (a folder name).")
     description: str = ""
-    base: str = "demo"
+    base: str = "point"
     overrides: dict[str, Any] = {}
 
 

@@ -44,6 +44,7 @@ def export_checkpoint(
     *,
     dtype: str = "bfloat16",
     card_inputs: CardInputs | None = None,
+    readout: str | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write a portable checkpoint (weights, config, model card; never ``trainer.pt``).
@@ -62,6 +63,10 @@ def export_checkpoint(
     card_inputs:
         The files ``model_card.md`` is built from. When its ``run_dir`` is unset and the
         checkpoint lies in ``RUN_DIR/checkpoints/``, ``RUN_DIR`` is used.
+    readout:
+        The readout the checkpoint is meant to be used with (one of
+        :data:`vitnirs.model.mae.READOUTS`), recorded as the config's ``evaluation.readout``:
+        ``SpectralEmbedder(pooling="auto")`` and ``vitnirs embed`` use it. None: the run's own.
     overwrite:
         Replace an existing non-empty ``out_dir`` (otherwise a ``VitnirsError``).
 
@@ -70,10 +75,18 @@ def export_checkpoint(
     Path
         ``out_dir``.
     """
+    from vitnirs.model.mae import READOUTS
+
     if dtype not in DTYPES:
         raise VitnirsError(f"dtype must be one of {sorted(DTYPES)}; got {dtype!r}")
+    if readout is not None and readout not in READOUTS:
+        raise VitnirsError(f"readout must be one of {', '.join(READOUTS)}; got {readout!r}")
     src = find_checkpoint(checkpoint_dir)
     meta = read_meta(src)  # checks format_version
+    if readout is not None:
+        config = dict(meta.get("config") or {})
+        config["evaluation"] = {**(config.get("evaluation") or {}), "readout": readout}
+        meta = {**meta, "config": config}
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise VitnirsError(f"{out}: exists and is not empty (pass overwrite=True to replace it)")
@@ -99,6 +112,9 @@ def export_from_args(
     bank_manifests: list[str] | None = None,
     hardware: str = "unknown",
     notes: list[str] | None = None,
+    readout: str | None = None,
+    scorecard: str | None = None,
+    scorecard_entries: list[str] | None = None,
     overwrite: bool = False,
 ) -> str:
     """What a ``vitnirs export`` command calls: export, then one line saying what was written."""
@@ -109,7 +125,13 @@ def export_from_args(
         bank_manifests=tuple(bank_manifests or ()),
         hardware=hardware,
         notes=tuple(notes or ()),
+        scorecard=scorecard,
+        scorecard_entries=tuple(scorecard_entries or ()),
     )
-    path = export_checkpoint(checkpoint, out, dtype=dtype, card_inputs=inputs, overwrite=overwrite)
+    if scorecard and not scorecard_entries:
+        raise VitnirsError("--scorecard needs --scorecard-entry NAME (this model's entry in it)")
+    path = export_checkpoint(
+        checkpoint, out, dtype=dtype, card_inputs=inputs, readout=readout, overwrite=overwrite
+    )
     size = sum(p.stat().st_size for p in path.iterdir())
     return f"portable checkpoint ({dtype}, {size / 2**20:.2f} MiB): {path}"

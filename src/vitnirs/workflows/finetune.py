@@ -96,7 +96,7 @@ def finetune(
     of ridge on the frozen embedding (same split), the split, the best epoch and the settings.
     ``grad_clip`` and ``precision`` are as ``training.*`` in pretraining.
     """
-    from vitnirs.embedding import embed_spectra, load_encoder
+    from vitnirs.embedding import embed_spectra, load_encoder, with_readout
 
     started, out = time.perf_counter(), Path(out)
     all_targets = regression_targets(store.targets(dataset))
@@ -119,7 +119,7 @@ def finetune(
 
     torch.manual_seed(seed)
     model, info = load_encoder(checkpoint)
-    frozen_z = embed_spectra(model, X, wl, info=info)
+    frozen_z = embed_spectra(model, X, wl, info=with_readout(info, "mean"))  # the head reads the (n, D) mean
     inputs = _inputs(X, wl, info.max_points or 0)
     head = StandardisedLinearHead(model.encoder.d_model, len(targets)).fit_scale(frozen_z[fit])
     probe_epochs = epochs if freeze_encoder else max(1, epochs // 4)  # LP-FT: the head first, then both

@@ -243,7 +243,7 @@ def _write_json(path: Path, doc: Any) -> None:
 def _strict_one(cfg, store, dataset, folder: Path, *, cache, engine, progress) -> tuple[list[dict], str]:
     """Pretrain without ``dataset`` (or reuse), embed it, score it; (records, how)."""
     from vitnirs.checkpoint import latest_checkpoint
-    from vitnirs.embedding import embed_store, load_encoder, under_metadata_rule
+    from vitnirs.embedding import embed_store, load_encoder, under_metadata_rule, with_readout
     from vitnirs.errors import VitnirsError
     from vitnirs.train.loop import pretrain
 
@@ -264,7 +264,7 @@ def _strict_one(cfg, store, dataset, folder: Path, *, cache, engine, progress) -
         progress=progress,
     )  # fmt: skip
     model, info = load_encoder(summary["checkpoint"])
-    info = under_metadata_rule(info, run.evaluation.metadata)
+    info = with_readout(under_metadata_rule(info, run.evaluation.metadata), run.evaluation.readout)
     pretrained_on = list(info.normalization.get("datasets", []))
     if dataset in pretrained_on:  # the point of the whole exercise: checked, not assumed
         raise VitnirsError(f"strict LODO: {dataset} was among the pretraining datasets of {run_dir}")
@@ -318,10 +318,13 @@ def strict_lodo(
     cache = BaselineCache(out / "baseline_cache.json")
     full = None
     if checkpoint is not None:
-        from vitnirs.embedding import load_encoder, under_metadata_rule
+        from vitnirs.embedding import load_encoder, under_metadata_rule, with_readout
 
         model, info = load_encoder(checkpoint)
-        full = (model, under_metadata_rule(info, cfg.evaluation.metadata))
+        full = (
+            model,
+            with_readout(under_metadata_rule(info, cfg.evaluation.metadata), cfg.evaluation.readout),
+        )
     records: list[dict] = []
     for i, dataset in enumerate(datasets, 1):
         tic = time.perf_counter()

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from vitnirs.checkpoint import CONFIG_FILE, MODEL_FILE
+from vitnirs.checkpoint import CONFIG_FILE, MODEL_FILE, recommended_readout
 from vitnirs.errors import VitnirsError
 from vitnirs.pretrain_log import heldout_recon_mse, term_label
+from vitnirs.workflows.card_scorecard import scorecard_lines, scorecard_verdicts
 
 __all__ = ["CardInputs", "build_model_card", "verdicts"]
 
@@ -44,6 +45,10 @@ class CardInputs:
         Where and how it was trained, in words (no file records it), e.g. ``"CPU, 2 cores"``.
     notes:
         Further plain statements, one bullet each.
+    scorecard, scorecard_entries:
+        A representation-study JSON (``study_full.json``) and the names of its entries to show:
+        the first is this model, the others (e.g. its recipe's other seed) go beside it, with the
+        untrained and classical-features controls (:mod:`vitnirs.workflows.card_scorecard`).
     """
 
     run_dir: str | Path | None = None
@@ -52,6 +57,8 @@ class CardInputs:
     bank_manifests: tuple[str | Path, ...] = ()
     hardware: str = "unknown"
     notes: tuple[str, ...] = ()
+    scorecard: str | Path | None = None
+    scorecard_entries: tuple[str, ...] = ()
 
 
 def read_json(path: str | Path | None, what: str) -> Any:
@@ -80,21 +87,35 @@ def _weights_summary(checkpoint_dir: Path) -> dict[str, Any]:
 
 
 def _model_lines(meta: dict[str, Any], weights: dict[str, Any]) -> list[str]:
+    from vitnirs.model.mae import readout_dim
     from vitnirs.model.presets import preset_config
 
     spec = meta.get("model", {})
     preset = spec.get("preset", "unknown")
     try:
-        width = preset_config(preset, **spec.get("kwargs", {})).get("d_model", "unknown")
+        built = preset_config(preset, **spec.get("kwargs", {}))
     except ValueError:
-        width = "unknown"
+        built = {}
+    width, readout = built.get("d_model", "unknown"), recommended_readout(meta)
+    patch = built.get("tokens") == "patch"
+    try:
+        dim: Any = readout_dim(readout, built.get("n_latents", 0), width)
+    except (ValueError, TypeError):
+        dim = "unknown"
+    encoder = (
+        f"a transformer over patches of {built.get('patch_size')} points of one absolute log-λ lattice, "
+        f"channels {', '.join(built.get('channels') or [])}"
+        if patch
+        else "Perceiver encoder"
+    )
     counts = weights["counts"]
     parts = ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items()))
     return [
-        f"- Architecture: `SpectralMAE` (Perceiver encoder + MAE decoder), preset `{preset}`, "
+        f"- Architecture: `SpectralMAE` ({encoder}, + MAE decoder), preset `{preset}`, "
         f"model arguments `{json.dumps(spec.get('kwargs', {}), sort_keys=True)}`.",
         f"- Parameters: {sum(counts.values()):,} ({parts}); only the encoder is used to embed.",
-        f"- Embedding width: {width} (`embed_spectra` returns `(n, {width})`).",
+        f"- Embedding: readout `{readout}` of width-{width} tokens, {dim} values (`embed_spectra` and "
+        f"`SpectralEmbedder()` return `(n, {dim})`).",
         f"- Weights: `model.safetensors`, {', '.join(weights['dtypes'])}, {weights['bytes']:,} bytes"
         f"{'' if weights['dtypes'] == ['F32'] else ' (the loader casts them to float32)'}. "
         f"`format_version` {meta.get('format_version')}; "
@@ -140,13 +161,15 @@ def build_model_card(checkpoint_dir: str | Path, inputs: CardInputs | None = Non
     Returns
     -------
     str
-        The card; sections: model, training, data, pretraining losses, downstream results, use.
+        The card; sections: model, training, data, pretraining losses, scorecard, downstream results,
+        use.
     """
     inputs = inputs or CardInputs()
     ckpt = Path(checkpoint_dir)
     meta = read_json(ckpt / CONFIG_FILE, "checkpoint config")
     weights = _weights_summary(ckpt)
     config = meta.get("config", {})
+    info_readout = recommended_readout(meta)
     datasets = list(meta.get("normalization", {}).get("datasets") or [])
     store = (
         read_json(Path(inputs.store_dir) / "manifest.json", "store manifest") if inputs.store_dir else None
@@ -157,6 +180,7 @@ def build_model_card(checkpoint_dir: str | Path, inputs: CardInputs | None = Non
     summary = _optional_json(run / "pretrain_summary.json") if run else None
     metrics = _last_metrics(run / "metrics.jsonl") if run else None
     downstream = read_json(inputs.downstream, "downstream results")
+    study, shown = read_json(inputs.scorecard, "scorecard"), list(inputs.scorecard_entries)
 
     preset = meta.get("model", {}).get("preset", "unknown")
     lines = [f"# vitnirs encoder: `{preset}` preset, {_num(meta.get('step'), ',')} pretraining steps", ""]
@@ -170,6 +194,7 @@ def build_model_card(checkpoint_dir: str | Path, inputs: CardInputs | None = Non
         "",
         f"- Trained on: {inputs.hardware}; {_num(meta.get('step'), ',')} steps.",
         f"- Data: {data_summary[0][2:]}",
+        *(f"- {v}" for v in scorecard_verdicts(study, shown)),
         *(f"- {v}" for v in verdicts(downstream)),
         "",
         "## Model",
@@ -193,6 +218,10 @@ def build_model_card(checkpoint_dir: str | Path, inputs: CardInputs | None = Non
         "",
         *pretraining_lines(summary, metrics),
         "",
+        "## Scorecard, with its controls",
+        "",
+        *scorecard_lines(study, shown),
+        "",
         "## Downstream results",
         "",
         *downstream_lines(downstream),
@@ -203,7 +232,8 @@ def build_model_card(checkpoint_dir: str | Path, inputs: CardInputs | None = Non
         "from vitnirs.embedding import embed_spectra, load_encoder",
         "",
         'model, info = load_encoder("default")  # or the path of this directory',
-        "Z = embed_spectra(model, X_absorbance, wavelengths_nm, info=info)  # (n, L) -> (n, D)",
+        f"Z = embed_spectra(model, X_absorbance, wavelengths_nm, info=info)  # readout `{info_readout}`",
+        "# or, in scikit-learn: make_pipeline(SpectralEmbedder(), RidgeCV()) (vitnirs.SpectralEmbedder)",
         "```",
         "",
     ]

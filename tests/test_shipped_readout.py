@@ -1,0 +1,136 @@
+"""A checkpoint carries the readout it is meant for; SpectralEmbedder, ``vitnirs embed`` and the
+model card follow it, for point and for patch tokens (issue 15)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from vitnirs import SpectralEmbedder
+from vitnirs.checkpoint import CONFIG_FILE, FORMAT_VERSION, write_checkpoint
+from vitnirs.embedding import embed_spectra, load_encoder, with_readout
+from vitnirs.errors import VitnirsError
+from vitnirs.model import build_mae
+from vitnirs.workflows.card_scorecard import scorecard_lines, scorecard_verdicts
+from vitnirs.workflows.export import export_checkpoint
+from vitnirs.workflows.model_card import CardInputs, build_model_card
+
+PATCH = {"tokens": "patch", "n_self_layers": 1, "channels": ["absorbance", "sg1"]}
+
+
+def checkpoint(tmp: Path, kwargs: dict, readout: str | None = None) -> Path:
+    """An untrained tiny checkpoint (seed 0) with ``evaluation.readout`` when given."""
+    torch.manual_seed(0)
+    model = build_mae("tiny", **kwargs)
+    config = {"model": {"preset": "tiny", **kwargs}, "evaluation": {"readout": readout} if readout else {}}
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "step": 0,
+        "model": {"builder": "vitnirs.model.build_mae", "preset": "tiny", "kwargs": kwargs},
+        "normalization": {"max_points": 512, "meta_vocab": {}, "datasets": []},
+        "config": config,
+    }
+    return write_checkpoint(tmp / "ckpt", model.state_dict(), meta)
+
+
+def spectra(n: int = 10, L: int = 300) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    w = np.linspace(1100.0, 2500.0, L)
+    X = np.exp(-(((w[None] - rng.uniform(1300, 2300, (n, 1))) / 80.0) ** 2)) + 0.01 * rng.normal(size=(n, L))
+    return X, w
+
+
+@pytest.mark.parametrize("kwargs", [{}, PATCH], ids=["point", "patch"])
+def test_the_embedder_follows_the_checkpoint_readout(tmp_path, kwargs):
+    ckpt = checkpoint(tmp_path, kwargs, readout="groups8")
+    X, w = spectra()
+    auto = SpectralEmbedder(str(ckpt), wavelengths=list(w)).fit(X)
+    assert auto.pooling_ == "groups8" and auto.embedding_dim_ == 8 * 32  # tiny: d_model 32
+    model, info = load_encoder(ckpt)
+    assert info.readout == "groups8"
+    np.testing.assert_allclose(auto.transform(X), embed_spectra(model, X, w, info=info), rtol=1e-6, atol=1e-6)
+    mean = SpectralEmbedder(str(ckpt), wavelengths=list(w), pooling="mean").fit(X)
+    assert mean.pooling_ == "mean" and mean.transform(X).shape == (10, 32)
+    np.testing.assert_allclose(
+        mean.transform(X), embed_spectra(model, X, w, info=with_readout(info, "mean")), rtol=1e-6, atol=1e-6
+    )
+    assert auto.get_feature_names_out()[0] == "emb_g0_0" and len(auto.get_feature_names_out()) == 256
+
+
+def test_a_checkpoint_without_a_readout_is_read_out_by_its_mean(tmp_path):
+    ckpt = checkpoint(tmp_path, PATCH)
+    X, w = spectra()
+    emb = SpectralEmbedder(str(ckpt), wavelengths=list(w)).fit(X)
+    assert emb.pooling_ == "mean" and emb.transform(X).shape == (10, 32)
+
+
+def test_flat_is_refused_on_patch_tokens(tmp_path):
+    X, w = spectra()
+    with pytest.raises(ValueError, match="patch tokens"):
+        SpectralEmbedder(str(checkpoint(tmp_path, PATCH)), wavelengths=list(w), pooling="flat").fit(X)
+
+
+def test_export_records_the_readout_and_refuses_an_unknown_one(tmp_path):
+    src = checkpoint(tmp_path, PATCH)
+    out = export_checkpoint(src, tmp_path / "portable", dtype="float32", readout="mean+std")
+    meta = json.loads((out / CONFIG_FILE).read_text())
+    assert meta["config"]["evaluation"]["readout"] == "mean+std"
+    assert load_encoder(out)[1].readout == "mean+std"
+    assert "readout `mean+std` of width-32 tokens, 64 values" in (out / "model_card.md").read_text()
+    with pytest.raises(VitnirsError, match="readout must be one of"):
+        export_checkpoint(src, tmp_path / "bad", readout="median")
+
+
+def study(gain: float) -> dict:
+    """A study JSON as `vitnirs study` writes it: two seeds of a recipe, one readout."""
+
+    def scores(ratio: float, g: float, corn: float) -> dict:
+        return {
+            "regression_ratio": ratio, "pretraining_gain": g, "untrained_ratio": 1.029,
+            "classical_features_ratio": 1.013, "vs_classical_features": 0.99, "n_beats_classical": 6,
+            "n_regression": 16, "effective_rank": 12.4, "untrained_effective_rank": 10.3,
+            "classes": [{"dataset": "urban", "embedding": 0.939, "untrained": 0.93, "classical_features": 0.948,
+                         "classical": 0.948}],
+            "transfer": {"corn": {"embedding": corn, "embedding+align": 0.14, "untrained": 0.36,
+                                  "untrained+align": 0.10, "snv_sg1": 0.18, "snv_sg1+align": 0.11,
+                                  "pls_raw": 0.157, "pls_raw+align": 0.108}},
+            "robustness": {"corn/drift": {"embedding": {"clean": 0.09, "perturbed": 0.38},
+                                          "untrained": {"clean": 0.087, "perturbed": 0.36},
+                                          "snv_sg1_pls": {"clean": 0.11, "perturbed": 0.14},
+                                          "pls_raw": {"clean": 0.064, "perturbed": 0.69}}},
+        }  # fmt: skip
+
+    return {
+        "scorecard": "full",
+        "bank": "xbank",
+        "entries": [
+            {"name": "s0", "scores": {"groups8": scores(1.013, gain, 0.346)}},
+            {"name": "s1", "scores": {"groups8": scores(1.025, 1.011, 0.120)}},
+        ],
+    }
+
+
+def test_the_card_scorecard_reads_every_number_from_the_study():
+    lines = "\n".join(scorecard_lines(study(1.005), ["s0", "s1"]))
+    assert "| regression ratio | 1.013 | 1.025 | 1.029 | 1.013 | 1 |" in lines
+    assert "| corn k = 0 | 0.346 | 0.12 | 0.36 | 0.18 | PLS raw 0.157 |" in lines
+    assert "0.09 → 0.38" in lines and "SNV+SG1+PLS 0.11 → 0.14" in lines
+    said = " ".join(scorecard_verdicts(study(1.005), ["s0"]))
+    assert "did not beat the untrained network" in said and "corn 0.346 (above PLS raw's 0.157)" in said
+    assert "the pretraining paid" in " ".join(scorecard_verdicts(study(0.8), ["s0"]))
+    with pytest.raises(VitnirsError, match="no entry 'nope'"):
+        scorecard_lines(study(1.0), ["nope"])
+
+
+def test_the_model_card_carries_the_scorecard(tmp_path):
+    src = checkpoint(tmp_path, PATCH, readout="groups8")
+    path = tmp_path / "study_full.json"
+    path.write_text(json.dumps(study(1.005)))
+    card = build_model_card(src, CardInputs(scorecard=path, scorecard_entries=("s0", "s1")))
+    assert "## Scorecard, with its controls" in card
+    assert "- Pretraining gain 1.005" in card.split("## Model")[0]  # in the first lines
+    assert "`s0` (this model)" in card and "readout `groups8`" in card
