@@ -1,7 +1,7 @@
 """float32 or bfloat16 weights for a portable checkpoint: what bf16 changes, measured.
 
     python benchmarks/export_dtype.py --checkpoint src/vitnirs/models/default \
-        [--out benchmarks/results/export_dtype.json]
+        [--readout groups8] [--out benchmarks/results/export_dtype.json]
 
 Exports the checkpoint both ways (``vitnirs.workflows.export.export_checkpoint``), embeds the
 demo bank's corn (m5, 80 spectra) and tablets (inst1, 642 spectra) with each under the
@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--checkpoint", default="default")
+    parser.add_argument("--readout", help="the readout to export with (default: the checkpoint's)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "export_dtype.json")
     args = parser.parse_args(argv)
 
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         models = {}
         for dtype in ("float32", "bfloat16"):
-            path = export_checkpoint(src, Path(tmp) / dtype, dtype=dtype)
+            path = export_checkpoint(src, Path(tmp) / dtype, dtype=dtype, readout=args.readout)
             record[f"{dtype}_bytes"] = (path / "model.safetensors").stat().st_size
             models[dtype] = load_encoder(path)
         record["readout"] = models["float32"][1].readout

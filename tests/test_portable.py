@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -14,10 +15,12 @@ from safetensors import safe_open
 from vitnirs.embedding import embed_spectra, load_encoder
 from vitnirs.errors import VitnirsError
 from vitnirs.model import build_mae
+from vitnirs.model.mae import readout_dim
 from vitnirs.models import default_checkpoint
 from vitnirs.train.checkpoint import capture_rng_state, save_checkpoint
+from vitnirs.workflows.card_scorecard import scorecard_verdicts
 from vitnirs.workflows.export import PORTABLE_FILES, export_checkpoint
-from vitnirs.workflows.model_card import CardInputs, build_model_card, verdicts
+from vitnirs.workflows.model_card import CardInputs, build_model_card
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ["alpha_real", "beta_real", "synth_gamma"]
@@ -180,15 +183,21 @@ def test_shipped_default_model_loads_and_embeds():
     model, info = load_encoder("default")
     assert info.portable and Path(info.checkpoint) == path
     X, w = spectra(n=1, L=200)
-    Z = embed_spectra(model, X, w)
-    assert Z.shape == (1, model.encoder.d_model) and np.isfinite(Z).all()
+    Z = embed_spectra(model, X, w, info=info)  # the checkpoint's own readout
+    width = readout_dim(info.readout, 0, model.encoder.d_model)
+    assert Z.shape == (1, width) and np.isfinite(Z).all()
     card = (path / "model_card.md").read_text()
     meta = json.loads((path / "config.json").read_text())
     assert f"{meta['step']:,} steps" in card and "no GPU was lent" in card
-    shipped = ROOT / "benchmarks" / "results" / "downstream.json"
-    if shipped.is_file():  # the card reports the repository's benchmark of this model
-        for line in verdicts(json.loads(shipped.read_text())):
-            assert line in card
+    assert f"readout `{info.readout}`" in card
+    # the card reports the repository's scorecard of this model, both controls included
+    study = json.loads(
+        (ROOT / "benchmarks" / "results" / "representation" / "ship_full_seed0.json").read_text()
+    )
+    entry = re.search(r"`([^`]+)` \(this model\)", card).group(1)
+    glance = card.split("## Model")[0]
+    for line in scorecard_verdicts(study, [entry]):
+        assert f"- {line}" in glance
 
 
 def test_package_data_ships_the_default_model(monkeypatch, tmp_path):

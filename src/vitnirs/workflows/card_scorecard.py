@@ -16,6 +16,7 @@ robustness and the effective rank, each with its controls. The card shows the pu
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from vitnirs.errors import VitnirsError
@@ -88,7 +89,8 @@ def scorecard_lines(study: dict[str, Any] | None, entries: list[str]) -> list[st
     readout, first = scored[0][1], scored[0][2]
     head = [f"`{name}`" + (" (this model)" if i == 0 else "") for i, (name, _, _) in enumerate(scored)]
     out = [
-        f"The `{study.get('scorecard')}` scorecard of the representation study on `{study.get('bank')}` "
+        f"The `{study.get('scorecard')}` scorecard of the representation study on "
+        f"`{Path(str(study.get('bank'))).name}` "
         f"(readout `{readout}`; every embedding under the metadata rule). Ratios are RMSEP ÷ the best "
         "classical calibration's, medians over the regression targets; below 1 the embedding wins.",
         "",
