@@ -134,3 +134,18 @@ def test_the_model_card_carries_the_scorecard(tmp_path):
     assert "## Scorecard, with its controls" in card
     assert "- Pretraining gain 1.005" in card.split("## Model")[0]  # in the first lines
     assert "`s0` (this model)" in card and "readout `groups8`" in card
+
+
+def test_vitnirs_embed_names_its_columns_as_the_embedder_does(tmp_path):
+    import pandas as pd
+
+    from vitnirs.workflows.embed_csv import embed_csv
+
+    ckpt = checkpoint(tmp_path, PATCH, readout="groups8")
+    X, w = spectra()
+    frame = pd.DataFrame(X, columns=[f"{v:.2f}" for v in w])
+    frame["y_a"] = np.arange(len(frame), dtype=float)
+    frame.to_csv(tmp_path / "in.csv", index=False)
+    out = pd.read_parquet(embed_csv(tmp_path / "in.csv", tmp_path / "out.parquet", checkpoint=str(ckpt)))
+    names = list(SpectralEmbedder(str(ckpt), wavelengths=list(w)).fit(X).get_feature_names_out())
+    assert [c for c in out.columns if c.startswith("emb_")] == names and len(names) == 256

@@ -10,7 +10,8 @@ folder, else a ``signal_type`` column, else a guess (with a warning). Reflectanc
 transmittance become absorbance log10(1/R), cm⁻¹ becomes nm.
 
 The output has one row per data row of the input, in input order: the metadata and target
-columns as read, then the embedding columns ``emb_0 … emb_{D-1}`` (the names of
+columns as read, then the embedding columns, under the checkpoint's readout (``emb_0 …
+emb_{D-1}`` for ``mean``, ``emb_g0_0 …`` for ``groups8``: the names of
 :meth:`vitnirs.embedder.SpectralEmbedder.get_feature_names_out`), float32 (the encoder's
 precision; a CSV gets at most 9 significant digits per cell). A row whose spectrum
 ``prepare`` would drop (every value missing, or constant) keeps its metadata and gets NaN
@@ -135,7 +136,9 @@ def embed_table(
         )  # [n_usable, D]
     except ValueError as err:
         raise VitnirsError(f"{path}: {err}") from None
-    names = list(feature_names(Z.shape[1], "mean"))
+    latents = getattr(model.encoder, "latents", None)  # patch encoders have none
+    n_latents = None if latents is None else int(latents.shape[1])
+    names = list(feature_names(int(model.encoder.d_model), info.readout, n_latents=n_latents))
     clash = sorted(set(names) & set(map(str, columns.columns)))
     if clash:
         raise VitnirsError(f"{path}: column(s) {', '.join(clash)} clash with the embedding columns")
@@ -175,7 +178,7 @@ def embed_csv(
         separated) or a ``.parquet`` file; anything else is refused.
     out_path:
         ``*.csv`` or ``*.parquet``: one row per data row of the input, in input order;
-        metadata columns, target columns, then ``emb_0 … emb_{D-1}``.
+        metadata columns, target columns, then the embedding columns (``emb_…``).
     checkpoint:
         ``"default"`` (the shipped model), a checkpoint directory or a run directory.
     batch_size, device:
