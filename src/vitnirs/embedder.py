@@ -34,7 +34,9 @@ from vitnirs.model.mae import READOUTS, readout_dim
 if TYPE_CHECKING:
     from vitnirs.checkpoint import CheckpointInfo
 
-__all__ = ["POOLINGS", "SpectralEmbedder", "cached_encoder", "embed_absorbance", "resolve_checkpoint"]
+__all__ = [
+    "POOLINGS", "SpectralEmbedder", "cached_encoder", "embed_absorbance", "latent_count", "resolve_checkpoint",
+]  # fmt: skip
 
 POOLINGS = ("auto", *READOUTS)  # the checkpoint's own readout, or any of vitnirs.model.mae.readout
 _CACHE: OrderedDict[tuple[str, str, int], tuple[Any, CheckpointInfo]] = OrderedDict()
@@ -123,6 +125,13 @@ def embed_absorbance(
     return embed_spectra(
         model, absorbance, wavelengths_nm, info=info, batch_size=batch_size, device=device, progress=progress
     ).astype(np.float64)  # [n, readout_dim]
+
+
+def latent_count(model: Any) -> int | None:
+    """N of a point-token model's (N, D) Perceiver latents; None for patch tokens, whose number
+    of tokens varies with the spectrum's range."""
+    latents = getattr(model.encoder, "latents", None)
+    return None if latents is None else int(latents.shape[1])
 
 
 def feature_names(embedding_dim: int, pooling: str = "mean", n_latents: int | None = None) -> np.ndarray:
@@ -335,8 +344,7 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
         self._encoder = (model, info)
         pooling = info.readout if self.pooling == "auto" else self.pooling
         width = int(model.encoder.d_model)  # the latents (patch tokens) are (N, d_model)
-        latents = getattr(model.encoder, "latents", None)  # patch encoders have none: N varies
-        n_latents = None if latents is None else int(latents.shape[1])
+        n_latents = latent_count(model)
         if n_latents is None and pooling == "flat":
             raise ValueError("pooling 'flat' needs Perceiver latents; this checkpoint has patch tokens")
         if (

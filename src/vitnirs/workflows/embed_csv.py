@@ -30,7 +30,7 @@ from vitnirs.data.bank import BANK_SUFFIXES
 from vitnirs.data.csv import RawTable, read_csv
 from vitnirs.data.declarations import Declaration, declaration, read_bank_manifest
 from vitnirs.data.validate import validate_table
-from vitnirs.embedder import cached_encoder, embed_absorbance, feature_names, resolve_checkpoint
+from vitnirs.embedder import cached_encoder, embed_absorbance, feature_names, latent_count, resolve_checkpoint
 from vitnirs.errors import BadFileError, VitnirsError
 
 __all__ = ["INPUT_SUFFIXES", "OUTPUT_SUFFIXES", "embed_csv", "embed_table", "read_input", "read_parquet"]
@@ -136,9 +136,7 @@ def embed_table(
         )  # [n_usable, D]
     except ValueError as err:
         raise VitnirsError(f"{path}: {err}") from None
-    latents = getattr(model.encoder, "latents", None)  # patch encoders have none
-    n_latents = None if latents is None else int(latents.shape[1])
-    names = list(feature_names(int(model.encoder.d_model), info.readout, n_latents=n_latents))
+    names = list(feature_names(int(model.encoder.d_model), info.readout, n_latents=latent_count(model)))
     clash = sorted(set(names) & set(map(str, columns.columns)))
     if clash:
         raise VitnirsError(f"{path}: column(s) {', '.join(clash)} clash with the embedding columns")
