@@ -1,6 +1,6 @@
 """float32 or bfloat16 weights for a portable checkpoint: what bf16 changes, measured.
 
-    python benchmarks/export_dtype.py --checkpoint src/vitnirs/models/default \
+    python benchmarks/export_dtype.py --checkpoint src/vitnirs/pretrained/default \
         [--readout groups8] [--out benchmarks/results/export_dtype.json]
 
 Exports the checkpoint both ways (``vitnirs.workflows.export.export_checkpoint``), embeds the
@@ -38,8 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     from sklearn.preprocessing import StandardScaler
 
     from vitnirs.data.demo import demo_frame
-    from vitnirs.embedder import resolve_checkpoint
-    from vitnirs.embedding import embed_spectra, load_encoder
+    from vitnirs.embedding import embed_spectra, load_encoder, resolve_checkpoint
     from vitnirs.workflows.export import export_checkpoint
 
     src = resolve_checkpoint(args.checkpoint)

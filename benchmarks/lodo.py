@@ -1,11 +1,11 @@
-"""Strict leave-one-dataset-out benchmark (hours on 2 CPU cores): a thin wrapper of vitnirs.workflows.lodo.
+"""Strict leave-one-dataset-out (hours on 2 CPU cores): a thin wrapper of vitnirs.research.strict_lodo.
 
     python benchmarks/lodo.py --store RUN/store --out benchmarks/results/lodo \\
         [--datasets NAME ...] [--checkpoint RUN/pretrain] [--config FILE] [--set section.key=value ...]
 
 For each dataset (default: every real dataset of ``data.regions`` with a numeric target), a fresh encoder is pretrained without it for
 ``evaluation.lodo_steps`` steps, then the heads are fitted on its train split
-(:func:`vitnirs.workflows.lodo.strict_lodo`). Stop it at any time and run the same command again:
+(:func:`vitnirs.research.strict_lodo.strict_lodo`). Stop it at any time and run the same command again:
 finished datasets are reused from ``OUT/<D>/result.json``, an unfinished pretraining resumes from
 its checkpoint. ``--checkpoint`` (an encoder pretrained on everything) adds the downstream-only
 LODO records, labelled as such, next to the strict ones. Writes ``OUT/lodo.json`` and ``OUT/lodo.png``
@@ -19,8 +19,9 @@ from pathlib import Path
 
 from vitnirs.config import load_config
 from vitnirs.data.store import PreparedStore
+from vitnirs.evaluate.lodo_table import lodo_table
 from vitnirs.evaluate.splits import regression_targets
-from vitnirs.workflows.lodo import lodo_table, strict_lodo
+from vitnirs.research.strict_lodo import strict_lodo
 
 
 def default_datasets(store: PreparedStore, regions: list[str]) -> list[str]:

@@ -1,15 +1,14 @@
 """The representation study of issue 13: the checkpoints we have, on one scorecard, with controls.
 
     python benchmarks/representation.py [--scorecard quick|full] [--seeds 0 1]
-        [--recipes D_baseline contrastive no_level no_meta meta_unknown psynth_0]
-        [--readouts mean mean+std ...] [--readout-entries shipped D_baseline]
+        [--recipes patch_mae patch_vicreg ...]
+        [--readouts mean mean+std ...] [--readout-entries shipped patch_mae]
         [--xbank ../shared/xbank] [--no-shipped] [--tag patch] [--checkpoint NAME=PATH]
 
-Runs :func:`vitnirs.workflows.study.run_study` on the demo recipe (``ablation_D_baseline``)
-and on the switches the config has: contrastive on, level token off, metadata token off,
-metadata unknown in half the views, and p_synth 0. Each recipe is pretrained for the demo's
-150 steps × 32 spectra on the demo bank + 2,000 synthetic spectra, and the shipped model is
-scored as it is. The study runs once per pretraining seed (``training.seed``), into
+Runs :func:`vitnirs.research.study.run_study` on the research wing's recipes (default: every
+``patch_*.yaml`` of ``vitnirs/research/recipes``, the variants of ``patch``, the shipped model's
+recipe). Each recipe is pretrained under the budget of ``patch`` (400 steps × 64 spectra) on the
+demo bank + 2,000 synthetic spectra, and the shipped model is scored as it is. The study runs once per pretraining seed (``training.seed``), into
 ``benchmarks/.cache/representation/seed<k>/``; the first seed's baseline cache serves the
 others. The readouts of ``--readouts`` are scored on the entries of ``--readout-entries`` in the
 seeds of ``--readout-seeds`` (default: the first); the others get the first readout only. Each seed's table is copied to
@@ -17,9 +16,8 @@ seeds of ``--readout-seeds`` (default: the first); the others get the first read
 ``<scorecard>_seeds.md`` gives each figure per seed, with their mean and spread. A seed's
 finished runs and scores are kept, so a rerun adds only what is new.
 
-Issue 14's patch-token screen is a study of its own (``--tag patch``: its cache and its result
-files carry the tag): ``--recipes patch_mae patch_vicreg ...`` names bundled configs directly
-(a name without a ``configs/<name>.yaml`` is read as ``ablation_<name>``), and
+A study of its own takes ``--tag`` (its cache and its result files carry the tag);
+``--recipes`` names recipe files or bundled recipes by bare name (``patch_mae``), and
 ``--checkpoint NAME=PATH`` adds checkpoints (e.g. the steps of a long run) to the first seed.
 """
 
@@ -34,7 +32,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "representation"
-RECIPES = ["D_baseline", "contrastive", "no_level", "no_meta", "meta_unknown", "psynth_0"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,10 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scorecard", choices=["quick", "full"], default="quick")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="pretraining seeds (training.seed)")
     parser.add_argument(
-        "--recipes", nargs="*", default=RECIPES, help="bundled ablation names (ablation_<name>)"
+        "--recipes", nargs="*", help="recipe files or bundled names; default: every research patch_*.yaml"
     )
     parser.add_argument("--readouts", nargs="+", default=["mean"])
-    parser.add_argument("--readout-entries", nargs="*", default=["shipped", "D_baseline"])
+    parser.add_argument("--readout-entries", nargs="*", default=["shipped", "patch_mae"])
     parser.add_argument(
         "--readout-seeds", type=int, nargs="*", help="seeds scored with --readouts (default: the first)"
     )
@@ -64,10 +61,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from vitnirs.workflows.study import run_study
+    from vitnirs.research.ablate import default_recipe_files
+    from vitnirs.research.study import run_study
 
     RESULTS.mkdir(parents=True, exist_ok=True)
-    recipes = [_recipe(r) for r in args.recipes]
+    recipes = default_recipe_files() if args.recipes is None else args.recipes
     prefix = f"{args.tag}_" if args.tag else ""
     readout_seeds = args.seeds[:1] if args.readout_seeds is None else args.readout_seeds
     for seed in args.seeds:
@@ -129,13 +127,6 @@ def seed_table(card: str, seeds: list[int], readout: str = "mean") -> str:
             cells.append(shown + spread)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def _recipe(name: str) -> str:
-    """A bundled config of that name (``patch_mae``), else the bundled ``ablation_<name>``."""
-    from vitnirs.workflows.ablate import BUNDLED_CONFIGS
-
-    return name if (BUNDLED_CONFIGS / f"{name}.yaml").is_file() else f"ablation_{name}"
 
 
 def _copy(json_path: Path, stem: Path) -> None:

@@ -152,7 +152,7 @@ def tiny_checkpoint(run_dir: Path, *, max_points: int = 256, seed: int = 0) -> P
 
     torch.manual_seed(seed)
     model = build_mae("tiny")
-    spec = {"builder": "vitnirs.model.build_mae", "preset": "tiny", "kwargs": {}}
+    spec = {"builder": "vitnirs.model.build_mae", "preset": "tiny", "kwargs": {"trunk": "transformer"}}
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     norm = {"max_points": max_points}
     return save_checkpoint(run_dir, 1, model, opt, None, {}, norm, capture_rng_state(), model_spec=spec)

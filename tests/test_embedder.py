@@ -152,6 +152,7 @@ def test_mean_plus_level_of_a_longer_spectrum_is_that_of_its_capped_points(ckpt,
     [
         ({"pooling": "max"}, "pooling"),
         ({"pooling": "groups16"}, "pooling"),
+        ({"pooling": "flat"}, "pooling"),  # retired with the point tokens
         ({"batch_size": 0}, "batch_size"),
         ({"wavelength_unit": "furlong"}, "unknown axis unit"),
         ({"signal_type": "fluorescence"}, "unknown signal type"),
@@ -174,11 +175,11 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 
 
 def test_default_checkpoint_works_or_says_why(one_thread):
-    """``checkpoint="default"`` is the model shipped in ``vitnirs.models`` (added separately)."""
+    """``checkpoint="default"`` is the model shipped in ``vitnirs.pretrained`` (added separately)."""
     X, w = spectra(n=4)
     emb = SpectralEmbedder(wavelengths=w.tolist())
     try:
-        import vitnirs.models  # noqa: F401
+        import vitnirs.pretrained  # noqa: F401
     except ImportError:
         with pytest.raises(VitnirsError, match="no shipped model"):
             emb.fit(X)
@@ -316,7 +317,7 @@ def test_align_moves_a_target_domain_by_its_unlabelled_mean(ckpt, one_thread):
 
 
 def test_mean_std_readout_adds_the_spread_of_the_latents(ckpt, one_thread):
-    from vitnirs.model.mae import readout
+    from vitnirs.model.readout import readout
 
     X, w = spectra()
     mean = SpectralEmbedder(ckpt, wavelengths=w.tolist()).fit_transform(X)
@@ -338,24 +339,28 @@ def _latents(B: int = 3, N: int = 8, D: int = 4) -> torch.Tensor:
 
 
 def test_every_readout_has_the_width_readout_dim_says():
-    from vitnirs.model.mae import READOUTS, SHIPPABLE_MAX_DIM, readout, readout_dim
+    from vitnirs.model.readout import READOUTS, SHIPPABLE_MAX_DIM, feature_names, readout, readout_dim
 
     B, N, D = 3, 8, 4
     latents, level = _latents(B, N, D), torch.randn(B, 2)
     expected = {"mean": D, "mean+std": 2 * D, "mean+level": D + 2, "mean+max": 2 * D}
-    expected |= {"groups4": 4 * D, "groups8": 8 * D, "flat": N * D}
+    expected |= {"groups4": 4 * D, "groups8": 8 * D}
     assert set(expected) == set(READOUTS)
     for kind in READOUTS:
         z = readout(latents, kind, level)
-        assert z.shape == (B, expected[kind]) == (B, readout_dim(kind, N, D)), kind
+        assert (
+            z.shape == (B, expected[kind]) == (B, readout_dim(kind, D)) == (B, len(feature_names(D, kind)))
+        ), kind
         assert torch.isfinite(z).all(), kind
-    assert readout_dim("flat", 64, 256) > SHIPPABLE_MAX_DIM >= readout_dim("mean+std", 64, 256)
+    assert readout_dim("groups8", 256) > SHIPPABLE_MAX_DIM >= readout_dim("mean+std", 256)
     with pytest.raises(ValueError, match="readout must be one of"):
-        readout_dim("max", N, D)
+        readout_dim("max", D)
+    with pytest.raises(ValueError, match="readout must be one of .*got 'flat'"):  # retired (point tokens)
+        feature_names(D, "flat")
 
 
 def test_readout_values():
-    from vitnirs.model.mae import readout
+    from vitnirs.model.readout import readout
 
     latents, level = _latents(), torch.tensor([[1.0, -2.0], [0.5, 0.0], [3.0, -7.0]])
     mean = latents.mean(dim=1)
@@ -364,31 +369,26 @@ def test_readout_values():
     assert torch.equal(readout(latents, "mean+level", level)[:, -2:], level)
     torch.testing.assert_close(readout(latents, "mean+max")[:, 4:], latents.max(dim=1).values)
     torch.testing.assert_close(readout(latents, "mean+max")[:, :4], mean)
-    assert torch.equal(readout(latents, "flat"), latents.reshape(3, 8 * 4))
-    assert torch.equal(readout(latents, "flat")[:, 4 * 5 : 4 * 6], latents[:, 5])  # latent by latent
     # groups of known means: latent n holds the value n, so 4 groups of 2 have means .5, 2.5, 4.5, 6.5
     ramp = torch.arange(8.0)[None, :, None].expand(2, 8, 3)  # [B=2, N=8, D=3]
     torch.testing.assert_close(
         readout(ramp, "groups4"), torch.tensor([0.5, 2.5, 4.5, 6.5]).repeat_interleave(3).expand(2, 12)
     )
     torch.testing.assert_close(readout(ramp, "groups8"), torch.arange(8.0).repeat_interleave(3).expand(2, 24))
-    # N not a multiple of G: tensor_split sizes (10 latents in 4 groups: 3, 3, 2, 2)
+    # N not a multiple of G: token r of n in group floor(r·G/n) (10 tokens in 4 groups: 3, 2, 3, 2)
     ten = torch.arange(10.0)[None, :, None]
-    torch.testing.assert_close(readout(ten, "groups4").flatten(), torch.tensor([1.0, 4.0, 6.5, 8.5]))
+    torch.testing.assert_close(readout(ten, "groups4").flatten(), torch.tensor([1.0, 3.5, 6.0, 8.5]))
 
 
 def test_readout_errors_name_the_problem():
-    from vitnirs.model.mae import readout
+    from vitnirs.model.readout import readout
 
     latents = _latents(N=5)
     with pytest.raises(ValueError, match="readout must be one of .*got 'max'"):
         readout(latents, "max")
-    with pytest.raises(ValueError, match="'groups8' needs at least 8 latents; the model has 5"):
-        readout(latents, "groups8")
-    readout(latents, "groups4")  # 5 >= 4 is enough
     with pytest.raises(ValueError, match="'mean\\+level' needs the level"):
         readout(latents, "mean+level")
-    with pytest.raises(ValueError, match="level must be"):
+    with pytest.raises(ValueError, match=r"needs the level \(B, 2\) = \(3, 2\) .*got \(3, 3\)"):
         readout(latents, "mean+level", torch.zeros(3, 3))
 
 
@@ -396,9 +396,8 @@ def test_every_readout_is_a_config_choice_and_a_pooling(ckpt):
     from typing import get_args
 
     from vitnirs.config import EvaluationConfig
-    from vitnirs.embedder import POOLINGS
-    from vitnirs.embedding import with_readout
-    from vitnirs.model.mae import READOUTS
+    from vitnirs.embedding import POOLINGS, with_readout
+    from vitnirs.model.readout import READOUTS
 
     assert get_args(EvaluationConfig.model_fields["readout"].annotation) == READOUTS
     assert ("auto", *READOUTS) == POOLINGS  # auto: the checkpoint's own readout
@@ -409,30 +408,20 @@ def test_every_readout_is_a_config_choice_and_a_pooling(ckpt):
         with_readout(info, "groups16")
 
 
-@pytest.mark.parametrize(
-    "pooling", ["mean", "mean+std", "mean+level", "mean+max", "groups4", "groups8", "flat"]
-)
+@pytest.mark.parametrize("pooling", ["mean", "mean+std", "mean+level", "mean+max", "groups4", "groups8"])
 def test_every_pooling_gives_as_many_columns_as_names(ckpt, pooling, one_thread):
-    from vitnirs.embedder import feature_names
-    from vitnirs.model.mae import readout_dim
+    from vitnirs.model.readout import feature_names, readout_dim
 
     X, w = spectra(n=5)
     emb = SpectralEmbedder(ckpt, wavelengths=w.tolist(), pooling=pooling).fit(X)
     Z = emb.transform(X)
     names = emb.get_feature_names_out()
-    assert Z.shape == (5, emb.embedding_dim_) == (5, len(names)) == (5, readout_dim(pooling, 8, D_TINY))
-    assert len(set(names)) == len(names) and names[0] == (
-        "emb_g0_0" if "groups" in pooling else "emb_l0_0" if pooling == "flat" else "emb_0"
-    )
-    assert list(feature_names(D_TINY, pooling, n_latents=8)) == list(names)
+    assert Z.shape == (5, emb.embedding_dim_) == (5, len(names)) == (5, readout_dim(pooling, D_TINY))
+    assert len(set(names)) == len(names) and names[0] == ("emb_g0_0" if "groups" in pooling else "emb_0")
+    assert list(feature_names(D_TINY, pooling)) == list(names)
     if pooling in ("mean+std", "mean+max", "mean+level"):  # the mean first, as the plain embedding
         plain = SpectralEmbedder(ckpt, wavelengths=w.tolist()).fit_transform(X)
         np.testing.assert_allclose(Z[:, :D_TINY], plain, atol=1e-6)
-    if pooling in ("groups8", "flat"):  # 8 latents: one per group, so both are the latents themselves
-        other = SpectralEmbedder(
-            ckpt, wavelengths=w.tolist(), pooling="flat" if pooling == "groups8" else "groups8"
-        )
-        np.testing.assert_allclose(Z, other.fit_transform(X), atol=1e-6)
     again = pickle.loads(pickle.dumps(emb))
     assert list(again.get_feature_names_out()) == list(names)
     np.testing.assert_allclose(again.transform(X), Z, atol=1e-6)

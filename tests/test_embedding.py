@@ -87,6 +87,32 @@ def test_non_finite_input_names_the_row(model):
         embed_spectra(model, X[0], w)
 
 
+BAD_GRIDS = {  # problem -> (the grid made bad, what the message says)
+    "repeated": (lambda w: np.r_[w[:5], w[4], w[6:]], "has repeated values"),
+    "non-positive": (lambda w: w - 1500.0, "must be positive"),
+    "non-finite": (lambda w: np.r_[np.nan, w[1:]], "has non-finite values"),
+}
+
+
+@pytest.mark.parametrize("problem", sorted(BAD_GRIDS))
+def test_one_grid_check_for_embed_spectra_and_the_embedder(model, tmp_path, problem):
+    """embed_spectra and SpectralEmbedder refuse a grid by the same rule and message
+    (vitnirs.data.spectra_input.check_spectra); a per-row grid names its row."""
+    from vitnirs import SpectralEmbedder
+
+    bad, says = BAD_GRIDS[problem]
+    X, w = spectra(n=4, L=60)
+    grid = bad(w.copy())
+    with pytest.raises(ValueError, match=f"^wavelengths_nm {says}"):
+        embed_spectra(model, X, grid)
+    with pytest.raises(ValueError, match=f"^wavelengths {says}"):
+        SpectralEmbedder(str(_save(tmp_path, 1, model)), wavelengths=grid.tolist()).fit(X)
+    per_row = np.tile(w, (4, 1))
+    per_row[2] = grid
+    with pytest.raises(ValueError, match=f"^wavelengths_nm {says}.*first row 2"):
+        embed_spectra(model, X, per_row)
+
+
 def test_meta_ids_are_used(model):
     X, w = spectra()
     meta = np.tile([[2, 1, 1]], (len(X), 1))
@@ -95,7 +121,7 @@ def test_meta_ids_are_used(model):
 
 def _save(run_dir: Path, step: int, model: torch.nn.Module, max_points: int = 64) -> Path:
     norm = {"max_points": max_points, "meta_vocab": {"instrument": ["inst_a", "inst_b"]}}
-    spec = {"builder": "vitnirs.model.build_mae", "preset": "tiny", "kwargs": {}}
+    spec = {"builder": "vitnirs.model.build_mae", "preset": "tiny", "kwargs": {"trunk": "transformer"}}
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     return save_checkpoint(run_dir, step, model, opt, None, {}, norm, capture_rng_state(), model_spec=spec)
 

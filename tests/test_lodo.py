@@ -1,4 +1,5 @@
-"""Leave-one-dataset-out: the strict run never sees its dataset, results are cached, labels are right."""
+"""Leave-one-dataset-out: the strict run (vitnirs.research.strict_lodo) never sees its dataset, results are
+cached; the downstream-only kind (vitnirs.workflows.lodo) reuses baselines; labels are right."""
 
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ from vitnirs.embedding import embed_store
 from vitnirs.evaluate.downstream import run_heads
 from vitnirs.evaluate.splits import make_splits
 from vitnirs.model import build_mae
+from vitnirs.research.strict_lodo import strict_config, strict_lodo
 from vitnirs.train.schedule import warmup_and_total_steps
 from vitnirs.workflows import lodo
-from vitnirs.workflows.lodo import downstream_only_lodo, lodo_table, plot_lodo, strict_config, strict_lodo
+from vitnirs.workflows.lodo import downstream_only_lodo, lodo_table, plot_lodo
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one torch thread
 

@@ -1,4 +1,5 @@
-"""Pretraining losses: minimal for identical inputs, growing with difference, gradients flow."""
+"""Pretraining losses: minimal for identical inputs, growing with difference, gradients flow;
+the objective encodes every view in one call (the design itself: tests/test_objectives.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,11 @@ import pytest
 import torch
 
 from vitnirs.batching.contract import PAD_WAVELENGTH
-from vitnirs.train.losses import baseline_consistency, combine, concat_views, contrastive, info_nce, vicreg
+from vitnirs.batching.masking import block_mask
+from vitnirs.model import build_mae
+from vitnirs.train.objectives import PretrainObjective, combine, concat_views
+from vitnirs.train.objectives.baseline import baseline_consistency
+from vitnirs.train.objectives.contrastive import contrastive, info_nce, vicreg
 
 
 def emb(b: int = 32, d: int = 16, seed: int = 0) -> torch.Tensor:
@@ -96,47 +101,80 @@ def test_combine_weights_and_logs_every_term():
         combine(terms, {})
 
 
-def test_objective_encodes_every_view_in_one_call_on_visible_points():
+def spectra_view(lengths: list[int], g: torch.Generator, L: int | None = None) -> dict:
+    """One view in the batch contract: smooth spectra on NIR grids (2-4 nm steps from 900-1100 nm,
+    so >= 150 nm and several patches per row), padded at the end, block-masked."""
+    b, L = len(lengths), max(lengths) if L is None else L
+    valid = torch.arange(L)[None, :] < torch.tensor(lengths)[:, None]
+    start = 900 + 200 * torch.rand(b, 1, generator=g)
+    step = 2 + 2 * torch.rand(b, 1, generator=g)
+    wl = torch.where(valid, start + step * torch.arange(L)[None, :], torch.tensor(PAD_WAVELENGTH))
+    x = torch.arange(L)[None, :] / L
+    values = torch.sin(6 * x + 3 * torch.rand(b, 1, generator=g)) + 0.1 * torch.randn(b, L, generator=g)
+    values = torch.where(valid, values, torch.tensor(0.0))
+    mask = block_mask(valid, mask_ratio=0.5, min_block=8, max_block=24, generator=g)
+    return {"values": values, "wavelengths": wl, "valid": valid, "mask": mask,
+            "level": torch.randn(b, 2, generator=g), "meta": torch.randint(0, 5, (b, 3), generator=g)}  # fmt: skip
+
+
+def pretrain_batch(lengths: list[int] = (120, 80, 100, 120), seed: int = 0) -> dict:
+    """A pretraining batch with every view: corrected and clean (same points and mask, other
+    values) and view2 (its own points, mask and length)."""
+    g = torch.Generator().manual_seed(seed)
+    batch = spectra_view(list(lengths), g)
+    b, L = batch["values"].shape
+    for name in ("corrected", "clean"):
+        values = batch["values"] + 0.3 * torch.randn(b, L, generator=g)
+        batch[f"{name}_values"] = torch.where(batch["valid"], values, torch.tensor(0.0))
+        batch[f"{name}_level"] = torch.randn(b, 2, generator=g)
+    batch["view2"] = spectra_view([n - 10 for n in lengths], g)  # shorter: padded in the concatenation
+    return batch
+
+
+def test_objective_encodes_every_view_in_one_call_on_visible_tokens():
     """MAE + baseline + contrastive: ONE forward_encoder call on [x; x - baseline; view2], each
-    view on its visible (unmasked) points; the MAE term equals the model's own MAE loss."""
-    from vitnirs.batching.masking import block_mask
-    from vitnirs.model import build_mae
-    from vitnirs.train.losses import PretrainObjective
-
-    g = torch.Generator().manual_seed(0)
-    b, length = 6, 40
-
-    def view() -> dict:
-        valid = torch.ones(b, length, dtype=torch.bool)
-        valid[0, 30:] = False  # one shorter spectrum: padding
-        mask = block_mask(valid, mask_ratio=0.5, min_block=3, max_block=6, generator=g)
-        wl = torch.linspace(1000, 2000, length).expand(b, length).clone()
-        return {"values": torch.randn(b, length, generator=g), "wavelengths": wl, "valid": valid,
-                "mask": mask, "level": torch.randn(b, 2, generator=g)}  # fmt: skip
-
-    batch = view()
-    batch.update(
-        corrected_values=torch.randn(b, length, generator=g), corrected_level=torch.randn(b, 2, generator=g)
-    )
-    batch["view2"] = view()
+    view with its own mask (the encoder sees its visible tokens); the MAE term equals the
+    model's own MAE loss, the baseline term the views encoded apart."""
+    batch = pretrain_batch()
+    b, L = batch["values"].shape
     torch.manual_seed(0)
     model = build_mae("tiny").eval()
-    calls = []
+    calls, outs = [], []
     original = model.forward_encoder
 
     def spy(cat):
         calls.append(cat)
-        return original(cat)
+        outs.append(original(cat))
+        return outs[-1]
 
     model.forward_encoder = spy
-    objective = PretrainObjective(model, weights={"mae": 1.0, "baseline": 0.1, "contrastive": 0.1})
+    objective = PretrainObjective(model, {"mae": 1.0, "baseline": 0.1, "contrastive": 0.1})
+    assert objective.views == ["input", "corrected", "view2"]
     total, terms = objective(batch)
-    assert len(calls) == 1 and calls[0]["values"].shape[0] == 3 * b
-    assert torch.equal(calls[0]["mask"][:b], batch["mask"]) and torch.equal(
-        calls[0]["mask"][b : 2 * b], batch["mask"]
-    )
-    assert torch.equal(calls[0]["mask"][2 * b :], batch["view2"]["mask"])
-    assert {"mae", "baseline", "contrastive", "total"} <= set(terms)
     model.forward_encoder = original
+    (cat,) = calls
+    assert cat["values"].shape == (3 * b, L) and cat["meta"].shape == (3 * b, 3)
+    assert torch.equal(cat["values"][:b], batch["values"])
+    assert torch.equal(cat["values"][b : 2 * b], batch["corrected_values"])
+    assert torch.equal(cat["level"][b : 2 * b], batch["corrected_level"])
+    assert torch.equal(cat["mask"][:b], batch["mask"]) and torch.equal(cat["mask"][b : 2 * b], batch["mask"])
+    L2 = batch["view2"]["values"].shape[1]
+    assert (
+        torch.equal(cat["mask"][2 * b :, :L2], batch["view2"]["mask"])
+        and not cat["valid"][2 * b :, L2:].any()
+    )
+    # masked tokens are dropped: each row's encoder tokens are its visible (valid, unmasked) tokens
+    tokens = outs[0].input
+    assert tokens.masked.any() and (tokens.valid & ~tokens.masked).any(1).all()
+    assert torch.equal(outs[0].valid.sum(1), (tokens.valid & ~tokens.masked).sum(1))
+    assert set(terms) == {"mae", "baseline", "contrastive", "total"} | {
+        f"contrastive_{k}" for k in ("invariance", "variance", "covariance")
+    }
     assert terms["mae"].item() == pytest.approx(model(batch)[0].item(), rel=1e-5)
+    alone = [model.forward_encoder(v).embedding for v in (batch, {**batch, "values": batch["corrected_values"],
+             "level": batch["corrected_level"]})]  # fmt: skip
+    assert terms["baseline"].item() == pytest.approx(baseline_consistency(*alone).item(), abs=1e-5)
+    expected = terms["mae"] + 0.1 * terms["baseline"] + 0.1 * terms["contrastive"]
+    assert total.item() == pytest.approx(expected.item(), rel=1e-6)
     total.backward()
+    assert all(p.grad is not None for p in model.encoder.parameters() if p.requires_grad)

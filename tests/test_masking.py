@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from vitnirs.batching.masking import block_mask
-from vitnirs.model.mae import keep_indices, masked_indices
+from vitnirs.model.tokenizer import select_first
 
 
 def padded_valid(lengths: list[int], L: int | None = None) -> torch.Tensor:
@@ -100,14 +100,15 @@ def test_degenerate_rows() -> None:
         block_mask(valid, mask_ratio=0.5, min_block=3, max_block=2)
 
 
-def test_keep_and_masked_indices_round_trip() -> None:
+def test_select_first_round_trip() -> None:
+    """The visible / masked tokens gathered first (the encoder's and decoder's indices)."""
     g = torch.Generator().manual_seed(1)
     valid = padded_valid([50, 20, 35, 3])
     mask = block_mask(valid, mask_ratio=0.6, min_block=2, max_block=6, generator=g)
     values = torch.randn(valid.shape, generator=g)
 
-    ids_keep, keep_valid = keep_indices(mask, valid)
-    ids_masked, masked_valid = masked_indices(mask)
+    ids_keep, keep_valid = select_first(valid & ~mask)
+    ids_masked, masked_valid = select_first(mask)
     assert ids_keep.shape[1] == (valid & ~mask).sum(1).max() and ids_masked.shape[1] == mask.sum(1).max()
     assert torch.equal(keep_valid.sum(1), (valid & ~mask).sum(1))
     assert torch.equal(masked_valid.sum(1), mask.sum(1))
@@ -121,21 +122,3 @@ def test_keep_and_masked_indices_round_trip() -> None:
     rebuilt.scatter_(1, ids_keep, torch.gather(values, 1, ids_keep) * keep_valid)
     rebuilt.scatter_add_(1, ids_masked, torch.gather(values, 1, ids_masked) * masked_valid)
     assert torch.equal(rebuilt * valid, values * valid)
-
-
-def test_decode_subset_caps_each_row_uniformly_within_the_mask():
-    from vitnirs.batching.masking import decode_subset
-
-    g = torch.Generator().manual_seed(0)
-    valid = torch.ones(64, 300, dtype=torch.bool)
-    valid[1, 100:] = False  # a short row: fewer masked points than the cap
-    mask = block_mask(valid, mask_ratio=0.7, min_block=5, max_block=20, generator=g)
-    decode = decode_subset(mask, 50, torch.Generator().manual_seed(1))
-    assert not (decode & ~mask).any()  # a subset of the mask, never padding
-    n_masked = mask.sum(1)
-    assert torch.equal(decode.sum(1), torch.clamp(n_masked, max=50))
-    # uniform over the masked points: every masked position is chosen about 50/n_masked of the time
-    rows = [r for r in range(64) if r != 1]
-    freq = (decode[rows].float().sum(0) / mask[rows].float().sum(0).clamp(min=1))[mask[rows].any(0)]
-    assert 0.1 < freq.mean() < 0.4 and freq.std() < 0.15
-    assert decode_subset(mask, None) is mask and decode_subset(mask, 10_000) is mask

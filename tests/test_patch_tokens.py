@@ -1,4 +1,4 @@
-"""Patch tokens on the absolute log-λ lattice (``model.tokens: patch``): which patches are valid,
+"""Patch tokens on the absolute log-λ lattice (``model.tokenizer: patch``): which patches are valid,
 grid independence, shift equivariance, the SG channels against scipy, padding invariance of the
 patch model, masked-patch pretraining, exact resume and the config keys."""
 
@@ -14,10 +14,10 @@ from vitnirs.batching.contract import normalise
 from vitnirs.batching.masking import block_mask
 from vitnirs.config import load_config
 from vitnirs.errors import ConfigError
-from vitnirs.model.lattice import PatchTokenizer
-from vitnirs.model.mae import READOUTS
 from vitnirs.model.presets import build_mae
-from vitnirs.train.losses import PretrainObjective
+from vitnirs.model.readout import READOUTS
+from vitnirs.model.tokenizer import PatchTokenizer
+from vitnirs.train.objectives import PretrainObjective
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one torch thread
 
@@ -222,8 +222,7 @@ def _spectrum(lo: float, step: float, n: int, seed: int) -> tuple[np.ndarray, np
 
 def test_patch_model_embeddings_are_padding_and_batch_invariant():
     torch.manual_seed(0)
-    model = build_mae("tiny", tokens="patch").eval()
-    assert model.tokens == "patch"
+    model = build_mae("tiny").eval()
     S = [_spectrum(1100, 2.0, 350, 0), _spectrum(950, 0.5, 900, 1), _spectrum(1300, 4.0, 200, 2)]
     others = [_spectrum(400, 1.0, 1500, 3), _spectrum(1600, 3.0, 250, 4)]
     meta = torch.tensor([[1, 2, 3], [0, 1, 4], [2, 2, 2]])
@@ -233,8 +232,7 @@ def test_patch_model_embeddings_are_padding_and_batch_invariant():
     mixed_rows, mixed_meta = [pool[i] for i in order], pool_meta[order]
     back = [order.index(i) for i in range(3)]  # where S[i] sits in the mixed batch
 
-    kinds = [k for k in READOUTS if k != "flat"]
-    for kind in kinds:
+    for kind in READOUTS:
         base = model.embed(*padded(S), meta=meta, kind=kind)
         garbage = model.embed(*padded(S, L=1100, pad_w=437.0, pad_v=7.5), meta=meta, kind=kind)
         mixed = model.embed(*padded(mixed_rows, L=1600, pad_w=2222.0, pad_v=-3.0), meta=mixed_meta, kind=kind)
@@ -250,8 +248,10 @@ def test_patch_model_embeddings_are_padding_and_batch_invariant():
         return {"values": x, "wavelengths": w, "valid": ok, "level": level, "mask": mask, "meta": m}
 
     with torch.no_grad():
-        emb = model.forward_encoder(masked(S, meta, L=1000, pad_w=437.0, pad_v=7.5))[1]
-        emb_alone = torch.cat([model.forward_encoder(masked([S[i]], meta[i : i + 1]))[1] for i in range(3)])
+        emb = model.forward_encoder(masked(S, meta, L=1000, pad_w=437.0, pad_v=7.5)).embedding
+        emb_alone = torch.cat(
+            [model.forward_encoder(masked([S[i]], meta[i : i + 1])).embedding for i in range(3)]
+        )
         emb_full = model.embed(*padded(S), meta=meta)
     torch.testing.assert_close(emb_alone, emb, atol=1e-5, rtol=0)
     assert (emb - emb_full).abs().max() > 1e-3  # the masked patches were dropped
@@ -260,12 +260,9 @@ def test_patch_model_embeddings_are_padding_and_batch_invariant():
         loss = model(masked(S, meta, L=1000, pad_w=437.0, pad_v=7.5))[0]
         rows = [masked([S[i]], meta[i : i + 1]) for i in range(3)]
         losses = torch.stack([model(r)[0] for r in rows])
-        counts = torch.stack([model.encoder.targets(r)["valid"].sum() for r in rows]).float()
+        counts = torch.stack([model.forward_encoder(r).input.masked.sum() for r in rows]).float()
     assert counts.min() >= 1 and counts.max() > counts.min()  # unequal rows: padding slots in M
     torch.testing.assert_close(loss, (losses * counts).sum() / counts.sum(), atol=1e-5, rtol=1e-5)
-
-    with pytest.raises(ValueError, match="flat"):
-        model.embed(*padded(S), meta=meta, kind="flat")
 
 
 # ----------------------------------------------------------------------------- 6. pretraining
@@ -304,11 +301,11 @@ def toy_batch(B: int = 8, seed: int = 0) -> dict:
 )
 def test_patch_pretraining_objective_is_finite_and_falls(weights):
     torch.manual_seed(0)
-    model = build_mae("tiny", tokens="patch")
+    model = build_mae("tiny")
     batch = toy_batch()
-    objective = PretrainObjective(model, weights=weights)
+    objective = PretrainObjective(model, weights)
     if "mae" in weights:  # there are masked patches to reconstruct, and the encoder drops them
-        assert model.encoder.targets(batch)["valid"].sum() >= 8
+        assert model.forward_encoder(batch).input.masked.sum() >= 8
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     totals, maes = [], []
     for step in range(30):
@@ -338,7 +335,7 @@ def test_patch_model_resume_gives_identical_weights(tmp_path, monkeypatch):
     store = make_tiny_store(tmp_path / "store")
     cfg = load_config(
         overrides=[
-            *TINY, "model.tokens=patch", "model.channels=[absorbance,sg1,sg2]", "losses.contrastive_weight=0.1",
+            *TINY, "model.channels=[absorbance,sg1,sg2]", "losses.contrastive_weight=0.1",
             "training_strategy.steps_per_epoch=2", "training.checkpoint_every=1",
         ]
     )  # fmt: skip
@@ -351,7 +348,7 @@ def test_patch_model_resume_gives_identical_weights(tmp_path, monkeypatch):
     assert resumed["start_step"] == 2 and resumed["steps"] == 4
     a, _ = load_model(latest_checkpoint(tmp_path / "a"))
     b, info = load_model(latest_checkpoint(tmp_path / "b"))
-    assert a.tokens == b.tokens == "patch" and a.encoder.tokenizer.channels == ALL_CHANNELS
+    assert a.encoder.tokenizer.channels == b.encoder.tokenizer.channels == ALL_CHANNELS
     assert info.step == 4
     moved = False
     for key, value in a.state_dict().items():
@@ -362,27 +359,23 @@ def test_patch_model_resume_gives_identical_weights(tmp_path, monkeypatch):
 
 # ----------------------------------------------------------------------------- 8. config
 def test_config_accepts_patch_tokens_and_channels():
-    cfg = load_config(overrides=["model.tokens=patch", "model.channels=[absorbance,sg1,sg2]"])
-    assert cfg.model.tokens == "patch" and cfg.model.channels == list(ALL_CHANNELS)
+    cfg = load_config(overrides=["model.channels=[absorbance,sg1,sg2]"])
+    assert cfg.model.tokenizer == "patch" and cfg.model.channels == list(ALL_CHANNELS)
     with pytest.raises(ConfigError, match=r"model\.channels.*snv2"):
         load_config(overrides=["model.channels=[absorbance,snv2]"])
-    with pytest.raises(ConfigError, match=r"model\.tokens"):
-        load_config(overrides=["model.tokens=patches"])
+    with pytest.raises(ConfigError, match=r"model\.tokenizer"):
+        load_config(overrides=["model.tokenizer=points"])
+    with pytest.raises(ConfigError, match=r"tokens"):  # retired (a YAML key says so: config test)
+        load_config(overrides=["model.tokens=patch"])
 
     for channels, patch_size in ((ALL_CHANNELS, 8), (("absorbance",), 4), (("sg1", "sg2"), 6)):
-        model = build_mae("tiny", tokens="patch", channels=list(channels), patch_size=patch_size)
+        model = build_mae("tiny", channels=list(channels), patch_size=patch_size)
         assert model.decoder.out_dim == patch_size * len(channels)
         assert model.encoder.tokenizer.proj.in_features == patch_size * len(channels)
-    assert build_mae("tiny").decoder.out_dim == 1  # point tokens: one value per query
     from vitnirs.train.loop import build_model  # and from the config, as the training loop builds it
 
-    overrides = [
-        "model.preset=tiny",
-        "model.tokens=patch",
-        "model.channels=[absorbance,sg1,sg2]",
-        "model.patch_size=4",
-    ]
+    overrides = ["model.preset=tiny", "model.channels=[absorbance,sg1,sg2]", "model.patch_size=4"]
     model = build_model(load_config(overrides=overrides))
-    assert model.tokens == "patch" and model.decoder.out_dim == 4 * 3
+    assert model.decoder.out_dim == 4 * 3
     with pytest.raises(ValueError, match="snv2"):
-        build_mae("tiny", tokens="patch", channels=["absorbance", "snv2"])
+        build_mae("tiny", channels=["absorbance", "snv2"])

@@ -12,11 +12,11 @@ import torch
 from conftest import peak_spectra
 from safetensors import safe_open
 
+from vitnirs.checkpoint import find_checkpoint
 from vitnirs.embedding import embed_spectra, load_encoder
 from vitnirs.errors import VitnirsError
 from vitnirs.model import build_mae
-from vitnirs.model.mae import readout_dim
-from vitnirs.models import default_checkpoint
+from vitnirs.model.readout import readout_dim
 from vitnirs.train.checkpoint import capture_rng_state, save_checkpoint
 from vitnirs.workflows.card_scorecard import scorecard_verdicts
 from vitnirs.workflows.export import PORTABLE_FILES, export_checkpoint
@@ -39,7 +39,7 @@ def run_dir(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     model = build_mae("tiny")
     norm = {"max_points": 64, "meta_vocab": {"instrument": ["a"]}, "datasets": DATASETS}
-    spec = {"builder": "vitnirs.model.build_mae", "preset": "tiny", "kwargs": {}}
+    spec = {"builder": "vitnirs.model.build_mae", "preset": "tiny", "kwargs": {"trunk": "transformer"}}
     config = {"training_strategy": {"use_targets_in_pretraining": False, "p_synth": 0.25}}
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     save_checkpoint(run, 7, model, opt, None, config, norm, capture_rng_state(), model_spec=spec)
@@ -177,14 +177,14 @@ def test_model_card_numbers_come_from_the_files(run_dir, tmp_path):
 
 
 def test_shipped_default_model_loads_and_embeds():
-    path = default_checkpoint()
+    path = find_checkpoint("default")
     assert sorted(p.name for p in path.iterdir()) == sorted(PORTABLE_FILES)
     assert sum(p.stat().st_size for p in path.iterdir()) <= 12 * 2**20
     model, info = load_encoder("default")
     assert info.portable and Path(info.checkpoint) == path
     X, w = spectra(n=1, L=200)
     Z = embed_spectra(model, X, w, info=info)  # the checkpoint's own readout
-    width = readout_dim(info.readout, 0, model.encoder.d_model)
+    width = readout_dim(info.readout, model.encoder.d_model)
     assert Z.shape == (1, width) and np.isfinite(Z).all()
     card = (path / "model_card.md").read_text()
     meta = json.loads((path / "config.json").read_text())
@@ -202,9 +202,9 @@ def test_shipped_default_model_loads_and_embeds():
 
 def test_package_data_ships_the_default_model(monkeypatch, tmp_path):
     package_data = (ROOT / "pyproject.toml").read_text().split("[tool.setuptools.package-data]")[1]
-    assert '"models/default/*"' in package_data.split("[")[1]  # the vitnirs = [...] list
-    import vitnirs.models
+    assert '"pretrained/default/*"' in package_data.split("[")[1]  # the vitnirs = [...] list
+    import vitnirs.pretrained
 
-    monkeypatch.setattr(vitnirs.models, "DEFAULT_DIR", tmp_path / "gone")
+    monkeypatch.setattr(vitnirs.pretrained, "DEFAULT_DIR", tmp_path / "gone")
     with pytest.raises(VitnirsError, match="shipped default model is missing"):
         load_encoder("default")

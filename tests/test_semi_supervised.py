@@ -18,7 +18,7 @@ from vitnirs.data.prepare import prepare, table_jobs
 from vitnirs.data.store import PreparedStore
 from vitnirs.train.checkpoint import load_trainer_state
 from vitnirs.train.loop import pretrain
-from vitnirs.train.losses import TargetHead
+from vitnirs.train.objectives.semi_supervised import TargetHead
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models: one torch thread
 
@@ -102,7 +102,10 @@ def test_term_is_logged_and_resume_is_exact(store, tmp_path):
         assert torch.equal(value, b.state_dict()[key]), key
     ha = load_trainer_state(latest_checkpoint(tmp_path / "a"))["extra"]
     hb = load_trainer_state(latest_checkpoint(tmp_path / "b"))["extra"]
-    assert set(ha) == {"weight", "bias"} and ha["weight"].shape == (3, a.encoder.d_model)
-    assert torch.equal(ha["weight"], hb["weight"]) and ha["weight"].abs().sum() > 0
+    # the objective's term state: the head's two tensors, keyed by the term's place among the terms
+    assert {k.split(".", 1)[1] for k in ha} == {"head.weight", "head.bias"} and set(ha) == set(hb)
+    (weight,) = (k for k in ha if k.endswith("head.weight"))
+    assert ha[weight].shape == (3, a.encoder.d_model)
+    assert torch.equal(ha[weight], hb[weight]) and ha[weight].abs().sum() > 0
     lines = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
     assert all("semi_supervised" in line for line in lines)

@@ -1,5 +1,6 @@
 """A checkpoint carries the readout it is meant for; SpectralEmbedder, ``vitnirs embed`` and the
-model card follow it, for point and for patch tokens (issue 15)."""
+model card follow it, for both trunks (issue 15); checkpoints written before the tokenizer x trunk
+split still load, with the same embeddings (issue 21)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from vitnirs.workflows.card_scorecard import scorecard_lines, scorecard_verdicts
 from vitnirs.workflows.export import export_checkpoint
 from vitnirs.workflows.model_card import CardInputs, build_model_card
 
-PATCH = {"tokens": "patch", "n_self_layers": 1, "channels": ["absorbance", "sg1"]}
+PATCH = {"n_self_layers": 1, "channels": ["absorbance", "sg1"]}
+PERCEIVER = {"trunk": "perceiver", "n_latents": 8, "n_cross_layers": 1, "n_self_layers": 1}
 
 
 def checkpoint(tmp: Path, kwargs: dict, readout: str | None = None) -> Path:
@@ -44,7 +46,7 @@ def spectra(n: int = 10, L: int = 300) -> tuple[np.ndarray, np.ndarray]:
     return X, w
 
 
-@pytest.mark.parametrize("kwargs", [{}, PATCH], ids=["point", "patch"])
+@pytest.mark.parametrize("kwargs", [PATCH, PERCEIVER], ids=["transformer", "perceiver"])
 def test_the_embedder_follows_the_checkpoint_readout(tmp_path, kwargs):
     ckpt = checkpoint(tmp_path, kwargs, readout="groups8")
     X, w = spectra()
@@ -66,12 +68,6 @@ def test_a_checkpoint_without_a_readout_is_read_out_by_its_mean(tmp_path):
     X, w = spectra()
     emb = SpectralEmbedder(str(ckpt), wavelengths=list(w)).fit(X)
     assert emb.pooling_ == "mean" and emb.transform(X).shape == (10, 32)
-
-
-def test_flat_is_refused_on_patch_tokens(tmp_path):
-    X, w = spectra()
-    with pytest.raises(ValueError, match="patch tokens"):
-        SpectralEmbedder(str(checkpoint(tmp_path, PATCH)), wavelengths=list(w), pooling="flat").fit(X)
 
 
 def test_export_records_the_readout_and_refuses_an_unknown_one(tmp_path):
@@ -149,3 +145,41 @@ def test_vitnirs_embed_names_its_columns_as_the_embedder_does(tmp_path):
     out = pd.read_parquet(embed_csv(tmp_path / "in.csv", tmp_path / "out.parquet", checkpoint=str(ckpt)))
     names = list(SpectralEmbedder(str(ckpt), wavelengths=list(w)).fit(X).get_feature_names_out())
     assert [c for c in out.columns if c.startswith("emb_")] == names and len(names) == 256
+
+
+def test_a_checkpoint_from_before_the_split_loads_with_the_same_embeddings(tmp_path):
+    """Issue 21's one compatibility step: a patch-token checkpoint as it was written before (``tokens``,
+    the Perceiver keys its model never read, the trunk's weights at ``encoder.blocks``) loads, and
+    embeds as today's; a point-token one is refused with a message that says why and what reads it."""
+    from vitnirs.checkpoint import load_model
+
+    new = checkpoint(tmp_path / "new", PATCH)
+    state = {
+        (k.replace("encoder.trunk.", "encoder.") if k.startswith("encoder.trunk.") else k): v
+        for k, v in load_model(new)[0].state_dict().items()
+    }
+    old_kwargs = {
+        "tokens": "patch",
+        "n_latents": 8,
+        "n_cross_layers": 1,
+        "d_model": 32,
+        "n_heads": 2,
+        **PATCH,
+    }
+    meta = json.loads((new / CONFIG_FILE).read_text())
+    meta["model"]["kwargs"] = old_kwargs
+    meta["config"]["model"] = {"preset": "tiny", **old_kwargs}
+    old = write_checkpoint(tmp_path / "old", state, meta)
+    X, w = spectra()
+    np.testing.assert_allclose(
+        SpectralEmbedder(str(old), wavelengths=list(w)).fit_transform(X),
+        SpectralEmbedder(str(new), wavelengths=list(w)).fit_transform(X),
+        rtol=0,
+        atol=0,
+    )  # the same weights in the same model: identical
+    model, info = load_encoder(old)
+    assert "tokens" not in info.config["model"] and info.config["model"]["trunk"] == "transformer"
+    meta["model"]["kwargs"] = {"n_latents": 8, "n_cross_layers": 1, "d_model": 32}  # no tokens: point tokens
+    point = write_checkpoint(tmp_path / "point", state, meta)
+    with pytest.raises(VitnirsError, match="point-token checkpoint.*retired.*6f84626"):
+        load_encoder(point)

@@ -12,8 +12,8 @@ from conftest import absorbance_table, tiny_checkpoint
 from vitnirs.data.prepare import prepare, table_jobs
 from vitnirs.errors import ConfigError
 from vitnirs.evaluate.summary import summary_rows
-from vitnirs.workflows.study import SCORECARDS, run_study, score_checkpoint
-from vitnirs.workflows.study_table import digest, markdown
+from vitnirs.research.study import SCORECARDS, run_study, score_checkpoint
+from vitnirs.research.study_table import digest, markdown
 
 GRID = np.linspace(1100.0, 2000.0, 90)
 

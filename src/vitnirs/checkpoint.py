@@ -54,6 +54,8 @@ __all__ = [
     "read_meta",
     "untrained_model",
     "unwrap",
+    "upgrade_meta",
+    "upgrade_state",
     "write_checkpoint",
 ]
 
@@ -160,9 +162,16 @@ def find_checkpoint(path: str | Path) -> Path:
     """``"default"`` (the shipped model), a checkpoint directory, or a run directory's newest
     complete checkpoint. :class:`~vitnirs.errors.VitnirsError` naming the path when it is none."""
     if isinstance(path, str) and path == "default":
-        from vitnirs.models import default_checkpoint
+        from vitnirs import pretrained  # a path constant only: read at call time (tests move it)
 
-        return default_checkpoint()
+        shipped = pretrained.DEFAULT_DIR
+        missing = [f for f in (MODEL_FILE, CONFIG_FILE) if not (shipped / f).is_file()]
+        if missing:
+            raise VitnirsError(
+                f"the shipped default model is missing ({', '.join(missing)} not in {shipped}); "
+                "reinstall vitnirs (pip install .) or pass the path of a checkpoint directory"
+            )
+        return shipped
     if not isinstance(path, (str, Path)):
         raise VitnirsError(f"checkpoint must be 'default' or a path; got {type(path).__name__}")
     path = Path(path)
@@ -203,12 +212,12 @@ def read_meta(ckpt_dir: str | Path) -> dict[str, Any]:
     builder = (meta.get("model") or {}).get("builder", BUILDER)
     if builder != BUILDER:
         raise VitnirsError(f"{ckpt_dir}: the model is built by {builder!r}; this vitnirs builds {BUILDER!r}")
-    return meta
+    return upgrade_meta(meta, ckpt_dir)
 
 
 def load_state(ckpt_dir: str | Path, file: str = MODEL_FILE, device: str = "cpu") -> dict[str, torch.Tensor]:
     """A checkpoint's tensors (``model.safetensors`` or another file of it), floats as float32."""
-    state = load_file(str(Path(ckpt_dir) / file), device=str(device))
+    state = upgrade_state(load_file(str(Path(ckpt_dir) / file), device=str(device)))
     # an exported checkpoint may store bfloat16 weights: compute in float32
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
@@ -247,6 +256,76 @@ def untrained_model(info: CheckpointInfo, seed: int) -> torch.nn.Module:
     finally:
         torch.random.set_rng_state(state)  # the caller's random stream is left as it was
     return model.eval()
+
+
+# ----------------------------------------------------------------------------- older checkpoints
+# The one compatibility step (issue 21): checkpoints written before the model became tokenizer x
+# trunk name ``model.tokens`` ("patch") and carry the Perceiver's n_latents / n_cross_layers, which
+# their model never read, and keep the transformer's weights at ``encoder.blocks`` / ``encoder.norm``
+# (now ``encoder.trunk.*``). Point-token checkpoints (``tokens`` "point" or absent) cannot be read:
+# that encoder was retired.
+_RETIRED_KEYS = ("tokens", "n_latents", "n_cross_layers")
+_OLD_PRESETS = {  # the presets' sizes when those checkpoints were written (decoder keys included)
+    "tiny": {"d_model": 32, "n_heads": 2, "n_self_layers": 1, "d_meta": 8,
+             "decoder_d_model": 32, "decoder_n_heads": 2, "decoder_n_layers": 1},
+    "small": {"d_model": 64, "n_heads": 4, "n_self_layers": 2, "d_meta": 16,
+              "decoder_d_model": 64, "decoder_n_heads": 4, "decoder_n_layers": 1},
+    "base": {"d_model": 128, "n_heads": 4, "n_self_layers": 3, "d_meta": 32,
+             "decoder_d_model": 128, "decoder_n_heads": 4, "decoder_n_layers": 1},
+    "large": {"d_model": 256, "n_heads": 8, "n_self_layers": 6, "d_meta": 32,
+              "decoder_d_model": 128, "decoder_n_heads": 4, "decoder_n_layers": 2},
+}  # fmt: skip
+_TRUNK_PREFIXES = ("encoder.blocks.", "encoder.norm.")
+
+
+def upgrade_meta(meta: Mapping[str, Any], where: str | Path = "checkpoint") -> dict[str, Any]:
+    """``config.json`` of a checkpoint in today's terms (unchanged when it already is).
+
+    A patch-token checkpoint from before the tokenizer x trunk split gets ``tokenizer: patch``,
+    ``trunk: transformer`` and its old preset's sizes written out, and loses the keys its model
+    never read; so does the pretraining config it carries. A point-token checkpoint is a
+    :class:`~vitnirs.errors.VitnirsError`.
+    """
+    meta = json.loads(json.dumps(meta))  # a deep copy: the caller's dict is left as it was
+    spec = meta.get("model") or {}
+    kwargs = spec.get("kwargs") or {}
+    old_format = "tokens" in kwargs or ("n_latents" in kwargs and "trunk" not in kwargs)
+    if not old_format:  # today's (the config always wrote n_latents, and tokens once it existed)
+        return meta
+    if kwargs.get("tokens", "point") != "patch":
+        raise VitnirsError(
+            f"{where}: a point-token checkpoint (one token per wavelength into a Perceiver). Point tokens "
+            "were retired (issue 21); this vitnirs reads patch-token checkpoints only. vitnirs at commit "
+            "6f84626 still reads it."
+        )
+    old = _OLD_PRESETS.get(spec.get("preset") or "base", {})
+    kwargs = {**old, **{k: v for k, v in kwargs.items() if k not in _RETIRED_KEYS}}
+    spec["kwargs"] = {**kwargs, "tokenizer": "patch", "trunk": "transformer"}
+    section = (meta.get("config") or {}).get("model")
+    if isinstance(section, dict):
+        for key in _RETIRED_KEYS:
+            section.pop(key, None)
+        section.update(
+            tokenizer="patch", trunk="transformer", **{k: v for k, v in old.items() if k in section}
+        )
+        section.update({k: v for k, v in kwargs.items() if k in section})
+    masking = (meta.get("config") or {}).get("masking")
+    if isinstance(masking, dict):
+        masking.pop("max_decoder_points", None)  # retired with point tokens
+    evaluation = (meta.get("config") or {}).get("evaluation")
+    if isinstance(evaluation, dict) and evaluation.get("readout") == "flat":
+        evaluation["readout"] = "mean"  # retired with point tokens
+    return meta
+
+
+def upgrade_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state_dict with the transformer trunk at ``encoder.trunk.*`` (older ones: ``encoder.blocks``)."""
+    if not any(k.startswith(_TRUNK_PREFIXES) for k in state):
+        return state
+    return {
+        ("encoder.trunk." + k[len("encoder.") :] if k.startswith(_TRUNK_PREFIXES) else k): v
+        for k, v in state.items()
+    }
 
 
 # ----------------------------------------------------------------------------- writing

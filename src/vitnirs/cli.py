@@ -1,5 +1,6 @@
 """`vitnirs`: one entry point; the parser here, one small function per command in
-:mod:`vitnirs.workflows.commands`.
+:mod:`vitnirs.workflows.commands` (the research tools ``ablate``, ``study``, ``lodo``:
+:mod:`vitnirs.research.commands`).
 
 Exit codes: 0 success; 2 bad usage or bad input (the message says what and where, no
 traceback); 1 any other failure (``--debug`` shows the traceback).
@@ -12,21 +13,19 @@ import sys
 
 from vitnirs import __version__
 from vitnirs.errors import VitnirsError
+from vitnirs.research.commands import cmd_ablate, cmd_lodo, cmd_study
 from vitnirs.workflows.commands import (
-    bundled_config_names,
-    cmd_ablate,
+    bundled_config_text,
     cmd_config,
     cmd_demo,
     cmd_embed,
     cmd_evaluate,
     cmd_export,
     cmd_finetune,
-    cmd_lodo,
     cmd_pack,
     cmd_prepare,
     cmd_pretrain,
     cmd_report,
-    cmd_study,
     cmd_synth,
     resolve_config_path,
 )
@@ -43,7 +42,7 @@ def _add_config_options(p: argparse.ArgumentParser, default: str | None = None) 
         "--config",
         default=default,
         help="YAML config file, or the name of a bundled one "
-        f"({', '.join(bundled_config_names())}); none = built-in defaults",
+        f"({bundled_config_text()}); none = built-in defaults",
     )
     p.add_argument(
         "--set",
@@ -184,14 +183,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "ablate",
         formatter_class=_Formatter,
-        help="pretrain and evaluate ablation variants; one comparison table",
-        description="Each FILE is a variant (name, base config, overrides): pretrain, evaluate, then compare "
-        "against the best classical pipeline (A) in OUT/ablation.{json,md,png}. Without FILE: the bundled "
-        "variants (MAE only, + augmentations, + baseline consistency, p_synth 0/0.3/0.6, no metadata, no level token, contrastive, metadata unknown half the time). "
-        "Resumable: finished variants are not rerun.",
+        help="research tool: pretrain and evaluate recipe variants; one comparison table",
+        description="A research tool (vitnirs.research). Each FILE is a variant recipe (name, base config, "
+        "overrides): pretrain, evaluate, then compare against the best classical pipeline (A) in "
+        "OUT/ablation.{json,md,png}. Without FILE: the research wing's patch_*.yaml recipes (variants of "
+        "patch, the shipped model's recipe). Resumable: finished variants are not rerun.",
     )
     p.add_argument(
-        "files", nargs="*", metavar="FILE", help="ablation_*.yaml files; default: the bundled ones"
+        "files",
+        nargs="*",
+        metavar="FILE",
+        help="recipe files, or bundled recipe names (patch_mae); default: every research patch_*.yaml",
     )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument(
@@ -204,15 +206,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "study",
         formatter_class=_Formatter,
-        help="pretrain recipes under one budget; score them and existing checkpoints on one scorecard",
-        description="Each RECIPE is an ablation file (name, base config, overrides), pretrained under one equal "
+        help="research tool: pretrain recipes under one budget; score them and checkpoints on one scorecard",
+        description="A research tool (vitnirs.research). Each RECIPE is a variant recipe (name, base config, "
+        "overrides), pretrained under one equal "
         "budget; each --checkpoint NAME=PATH (e.g. shipped=default) is scored as it is. Every checkpoint is "
         "scored on the scorecard (quick: 8 regression targets, transfer k = 0 on corn and tablets, drift on "
         "corn m5; full: every NIR / vis-NIR target, three perturbations on two datasets) against the untrained "
         "network (seeds 0, 1) and SNV + SG1 features in the same heads. Writes OUT/study_<card>.{json,md}. "
         "Resumable: finished runs and scores are kept.",
     )
-    p.add_argument("recipes", nargs="*", metavar="RECIPE", help="ablation_*.yaml files (or bundled names)")
+    p.add_argument("recipes", nargs="*", metavar="RECIPE", help="recipe files (or bundled names: patch_mae)")
     p.add_argument(
         "--checkpoint", action="append", default=[], metavar="NAME=PATH", help="an existing checkpoint"
     )
@@ -234,8 +237,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "lodo",
         formatter_class=_Formatter,
-        help="strict leave-one-dataset-out: pretrain without each dataset, evaluate on it",
-        description="For each of --datasets: pretrain for evaluation.lodo_steps steps with that dataset left "
+        help="research tool: strict leave-one-dataset-out (pretrain without each dataset, evaluate on it)",
+        description="A research tool (vitnirs.research; the downstream-only kind is a section of `vitnirs "
+        "evaluate`). For each of --datasets: pretrain for evaluation.lodo_steps steps with that dataset left "
         "out, then fit the heads on its train part and score its test part. Hours for a whole bank on a CPU; "
         "resumable, results cached in OUT.",
     )

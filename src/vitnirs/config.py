@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from vitnirs.config_text import explain_error, reference_markdown
 from vitnirs.data.signal import SIGNAL_TYPES, UNITS, normalize_signal_type, normalize_unit
 from vitnirs.errors import ConfigError
-from vitnirs.model.sizes import DECODER_KEYS, PRESETS
+from vitnirs.model.sizes import DECODER_KEYS, PRESETS, SHIPPED_PRESET, TOKENIZER_NAMES, TRUNK_KEYS
 
 Region = Literal["NIR", "vis-NIR", "MIR"]
 SyntheticPriority = Literal[
@@ -180,12 +180,6 @@ class MaskingConfig(_Section):
         50, ge=1, description="Largest masked block, in tokens (at least min_block_size)."
     )
 
-    max_decoder_points: Annotated[int, Field(ge=1)] | None = Field(
-        None,
-        description="Masked points the decoder predicts per spectrum, drawn uniformly (null = all, as MAE); "
-        "a cap keeps the decoder's cost flat for long spectra.",
-    )
-
     @model_validator(mode="after")
     def _blocks_ordered(self) -> MaskingConfig:
         if self.max_block_size < self.min_block_size:
@@ -196,30 +190,48 @@ class MaskingConfig(_Section):
         return self
 
 
-# Encoder sizes of the model presets: the keys of vitnirs.model.sizes.PRESETS that ModelConfig has
-# (the decoder sizes are the preset's own); that module is torch-free, so loading a config stays light.
-MODEL_PRESETS: dict[str, dict[str, int]] = {
+# The sizes of the model presets (vitnirs.model.sizes.PRESETS) that ModelConfig has (the decoder sizes
+# are the preset's own); that module is torch-free, so loading a config stays light.
+MODEL_PRESETS: dict[str, dict[str, Any]] = {
     name: {k: v for k, v in sizes.items() if k not in DECODER_KEYS} for name, sizes in PRESETS.items()
 }
+_PERCEIVER_ONLY = sorted(set(TRUNK_KEYS["perceiver"]) - set(TRUNK_KEYS["transformer"]))
 
 
 class ModelConfig(_Section):
-    """Sizes of the Perceiver encoder: the preset's, except the keys set explicitly.
+    """The encoder: a tokenizer (patches of one absolute lattice), a trunk, their sizes.
 
-    ``preset`` fills every size key that the YAML file or ``--set`` does not give, so
-    ``--set model.preset=tiny`` alone builds the tiny model; a key set explicitly wins over
-    the preset. The defaults shown are the ``base`` preset's.
+    ``preset`` names a whole model and fills every size key that the YAML file or ``--set`` does
+    not give, so ``--set model.preset=tiny`` alone builds the tiny model; a key set explicitly
+    wins over the preset. The defaults shown are the ``small`` preset's: the shipped model.
     """
 
-    preset: Literal["tiny", "small", "base", "large"] = Field(
-        "base", description="Size preset; fills every size key below that is not set explicitly."
+    preset: Literal[tuple(PRESETS)] = Field(  # type: ignore[valid-type]
+        SHIPPED_PRESET,
+        description="Named model (trunk and sizes); fills every size key below that is not set explicitly. "
+        "small is the shipped model; perceiver_* presets use the Perceiver trunk.",
     )
-    d_model: int = Field(128, ge=1, description="Width of tokens and latents.")
-    n_latents: int = Field(64, ge=1, description="Number of Perceiver latents.")
+    tokenizer: Literal[TOKENIZER_NAMES] = Field(  # type: ignore[valid-type]
+        "patch",
+        description="patch: tokens of patch_size points of one absolute log-λ lattice (350 nm-25 µm).",
+    )
+    trunk: Literal[tuple(TRUNK_KEYS)] = Field(  # type: ignore[valid-type]
+        "transformer",
+        description="transformer: self-attention over the tokens (output: the tokens); perceiver: n_latents "
+        "learned latents cross-attend to the tokens (output: the latents).",
+    )
+    d_model: int = Field(64, ge=1, description="Width of tokens (and latents).")
     n_heads: int = Field(4, ge=1, description="Attention heads (must divide d_model).")
-    n_cross_layers: int = Field(2, ge=1, description="Cross-attention layers (tokens to latents).")
-    n_self_layers: int = Field(3, ge=0, description="Self-attention layers over the latents.")
-    d_meta: int = Field(32, ge=0, description="Width of the metadata embedding (0 disables it).")
+    n_self_layers: int = Field(
+        3, ge=0, description="Self-attention layers (over the tokens, or the latents)."
+    )
+    n_latents: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="Perceiver trunk only: number of latents (null for the transformer trunk)."
+    )
+    n_cross_layers: Annotated[int, Field(ge=1)] | None = Field(
+        None, description="Perceiver trunk only: cross-attention layers, tokens to latents."
+    )
+    d_meta: int = Field(16, ge=0, description="Width of the metadata embedding (0 disables it).")
     dropout: float = Field(
         0.0,
         ge=0,
@@ -231,42 +243,47 @@ class ModelConfig(_Section):
         description="Feed each spectrum's (mean, log std), removed by the per-spectrum normalisation, to the "
         "encoder as a token; false keeps the token but blanks its input (the level-token ablation).",
     )
-
-    tokens: Literal["point", "patch"] = Field(
-        "point",
-        description="point: one token per wavelength, Perceiver latents; patch: tokens of patch_size points "
-        "of one absolute log-λ lattice (350 nm-25 µm), a plain transformer over them (n_latents and "
-        "n_cross_layers unused).",
-    )
     channels: list[Literal["absorbance", "sg1", "sg2"]] = Field(
         ["absorbance", "sg1"],
         min_length=1,
-        description="Patch tokens: values per lattice point; absorbance is the per-spectrum z-scored "
-        "spectrum (its SNV), sg1/sg2 its Savitzky-Golay 1st/2nd derivative, each standardised.",
+        description="Values per lattice point; absorbance is the per-spectrum z-scored spectrum (its SNV), "
+        "sg1/sg2 its Savitzky-Golay 1st/2nd derivative, each standardised.",
     )
-    patch_size: int = Field(8, ge=1, description="Patch tokens: lattice points per patch.")
+    patch_size: int = Field(8, ge=1, description="Lattice points per patch token.")
     lattice_step: float = Field(
         0.0016,
         gt=0,
         le=0.05,
-        description="Patch tokens: step of the log lattice (1.6 nm at 1,000 nm, 2.3 at 1,450, 4.0 at 2,500).",
+        description="Step of the log lattice (1.6 nm at 1,000 nm, 2.3 at 1,450, 4.0 at 2,500).",
     )
     sg_window_nm: float = Field(
-        20.0, gt=0, description="Patch tokens: Savitzky-Golay window at 1,450 nm (odd lattice points, >= 5)."
+        20.0, gt=0, description="Savitzky-Golay window at 1,450 nm (odd lattice points, >= 5)."
     )
 
     @model_validator(mode="before")
     @classmethod
     def _fill_from_preset(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("preset", "base") in MODEL_PRESETS:
-            return {**MODEL_PRESETS[data.get("preset", "base")], **data}
+        if isinstance(data, dict) and "tokens" in data:
+            raise ValueError(
+                "model.tokens is retired: patch tokens are the only tokenizer (model.tokenizer: patch), and the "
+                "Perceiver is a trunk over them (model.trunk: perceiver, or preset perceiver_base)"
+            )
+        if isinstance(data, dict) and data.get("preset", SHIPPED_PRESET) in MODEL_PRESETS:
+            return {**MODEL_PRESETS[data.get("preset", SHIPPED_PRESET)], **data}
         return data
 
     @model_validator(mode="after")
-    def _heads_divide_width(self) -> ModelConfig:
+    def _consistent(self) -> ModelConfig:
         if self.d_model % self.n_heads:
             raise ValueError(
                 f"model.d_model ({self.d_model}) must be divisible by model.n_heads ({self.n_heads})"
+            )
+        given = {k: getattr(self, k) for k in _PERCEIVER_ONLY}
+        if self.trunk == "perceiver" and None in given.values():
+            raise ValueError(f"model.trunk perceiver needs {_PERCEIVER_ONLY} (or preset perceiver_tiny/base)")
+        if self.trunk != "perceiver" and any(v is not None for v in given.values()):
+            raise ValueError(
+                f"{_PERCEIVER_ONLY} are sizes of the perceiver trunk; set them to null for '{self.trunk}'"
             )
         return self
 
@@ -416,7 +433,7 @@ class EvaluationConfig(_Section):
         description="Score the same heads on classical features (SNV + SG first derivative of the spectra): the "
         "control that says whether the embedding carries more than a classical preprocessing.",
     )
-    readout: Literal["mean", "mean+std", "mean+level", "mean+max", "groups4", "groups8", "flat"] = Field(
+    readout: Literal["mean", "mean+std", "mean+level", "mean+max", "groups4", "groups8"] = Field(
         "mean",
         description="How the encoder's (N, D) latents become the embedding the heads see "
         "(vitnirs.model.mae.readout): mean (D values, the default); mean+std, mean+max (the mean, then the "

@@ -18,7 +18,6 @@ depends on the spectrum and its grid alone (the encoder was pretrained with meta
 from __future__ import annotations
 
 import warnings
-from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,192 +25,16 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from vitnirs.data.csv import parse_wavelength
-from vitnirs.data.signal import normalize_signal_type, normalize_unit, to_absorbance, to_nm
+from vitnirs.data.signal import normalize_signal_type, normalize_unit, to_nm
+from vitnirs.data.spectra_input import absorbance_of, check_spectra, grid_from_columns, grid_from_parameter
+from vitnirs.embedding import POOLINGS, cached_encoder, embed_absorbance, resolve_checkpoint
 from vitnirs.errors import VitnirsError
-from vitnirs.model.mae import READOUTS, readout_dim
+from vitnirs.model.readout import feature_names, readout_dim
 
 if TYPE_CHECKING:
     from vitnirs.checkpoint import CheckpointInfo
 
-__all__ = [
-    "POOLINGS", "SpectralEmbedder", "cached_encoder", "embed_absorbance", "latent_count", "resolve_checkpoint",
-]  # fmt: skip
-
-POOLINGS = ("auto", *READOUTS)  # the checkpoint's own readout, or any of vitnirs.model.mae.readout
-_CACHE: OrderedDict[tuple[str, str, int], tuple[Any, CheckpointInfo]] = OrderedDict()
-_CACHE_SIZE = 4
-
-
-# ----------------------------------------------------------------------------- the encoder
-def resolve_checkpoint(checkpoint: str | Path) -> Path:
-    """The checkpoint directory a ``checkpoint`` parameter names (:func:`vitnirs.checkpoint.find_checkpoint`).
-
-    ``"default"`` is the model shipped inside the package; a run directory resolves to its
-    newest complete checkpoint. :class:`~vitnirs.errors.VitnirsError` when there is none.
-    """
-    from vitnirs.checkpoint import find_checkpoint
-
-    return find_checkpoint(checkpoint)
-
-
-def cached_encoder(ckpt_dir: Path, device: str) -> tuple[Any, CheckpointInfo]:
-    """``load_encoder(ckpt_dir, device=device)``, cached per process.
-
-    Keyed by the directory, the device and the weights file's modification time, so that
-    clones (cross-validation folds, nirs4all refits) share one model and a rewritten
-    checkpoint is reloaded. The model is only used for inference.
-    """
-    from vitnirs.checkpoint import MODEL_FILE
-    from vitnirs.embedding import load_encoder
-
-    key = (str(Path(ckpt_dir).resolve()), str(device), (Path(ckpt_dir) / MODEL_FILE).stat().st_mtime_ns)
-    if key in _CACHE:
-        _CACHE.move_to_end(key)
-        return _CACHE[key]
-    loaded = load_encoder(ckpt_dir, device=device)
-    _CACHE[key] = loaded
-    while len(_CACHE) > _CACHE_SIZE:
-        _CACHE.popitem(last=False)
-    return loaded
-
-
-def embed_absorbance(
-    model: Any,
-    absorbance: np.ndarray,
-    wavelengths_nm: np.ndarray,
-    *,
-    info: CheckpointInfo | None = None,
-    pooling: str = "auto",
-    batch_size: int = 256,
-    device: str = "cpu",
-    progress: bool = False,
-) -> np.ndarray:
-    """Pooled embeddings of absorbance spectra on one grid → ``(n, readout_dim)`` float64.
-
-    Parameters
-    ----------
-    model, info:
-        A model and its checkpoint info from :func:`cached_encoder` / :func:`vitnirs.embedding.load_encoder`.
-    absorbance:
-        ``(n, L)`` finite absorbance spectra.
-    wavelengths_nm:
-        ``(L,)`` grid in nm (any order; the encoder reads (wavelength, value) pairs).
-    pooling:
-        One of :data:`POOLINGS` (:func:`vitnirs.model.mae.readout` of the (N, D) latents):
-        ``"auto"``: the checkpoint's recommended readout (``info.readout``; ``"mean"`` without info);
-        ``"mean"``: the encoder's embedding, the mean of its latents (D values);
-        ``"mean+level"``: that, then each spectrum's mean and log standard deviation (the level
-        the per-spectrum normalisation removed), 2 more columns. They are the model's: computed
-        over the points the encoder reads, i.e. after the checkpoint's point cap (``max_points``
-        evenly spaced points of a longer spectrum), and rounded to float32;
-        ``"mean+std"`` / ``"mean+max"``: the mean, then the std / max over the latents (2D);
-        ``"groups4"`` / ``"groups8"``: the mean of each of G contiguous groups of latents (G·D);
-        ``"flat"``: every latent (N·D values; research only).
-        Every kind but ``"auto"`` and ``"mean"`` needs ``info``.
-    batch_size, device, progress:
-        As in :func:`vitnirs.embedding.embed_spectra`.
-    """
-    from vitnirs.embedding import embed_spectra, with_readout
-
-    if pooling not in POOLINGS:
-        raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
-    if pooling != "auto":
-        if info is None and pooling != "mean":
-            raise ValueError(
-                f"pooling {pooling!r} needs the checkpoint info (from cached_encoder / load_encoder)"
-            )
-        info = None if info is None else with_readout(info, pooling)
-    return embed_spectra(
-        model, absorbance, wavelengths_nm, info=info, batch_size=batch_size, device=device, progress=progress
-    ).astype(np.float64)  # [n, readout_dim]
-
-
-def latent_count(model: Any) -> int | None:
-    """N of a point-token model's (N, D) Perceiver latents; None for patch tokens, whose number
-    of tokens varies with the spectrum's range."""
-    latents = getattr(model.encoder, "latents", None)
-    return None if latents is None else int(latents.shape[1])
-
-
-def feature_names(embedding_dim: int, pooling: str = "mean", n_latents: int | None = None) -> np.ndarray:
-    """Output column names of ``pooling`` for latents of width ``embedding_dim`` (D).
-
-    ``mean``: ``emb_0 … emb_{D-1}``; ``mean+std``, ``mean+max``, ``mean+level``: those, then
-    ``emb_std_0 …`` / ``emb_max_0 …`` / ``level_mean``, ``level_log_std``; ``groupsG``:
-    ``emb_g0_0 … emb_g0_{D-1}, emb_g1_0 …`` (group by group); ``flat``: ``emb_l0_0 …`` (latent
-    by latent; needs ``n_latents``, N). As many as :func:`vitnirs.model.mae.readout_dim`.
-    """
-    D = int(embedding_dim)
-    mean = [f"emb_{i}" for i in range(D)]
-    if pooling == "mean":
-        names = mean
-    elif pooling == "mean+std":
-        names = mean + [f"emb_std_{i}" for i in range(D)]
-    elif pooling == "mean+max":
-        names = mean + [f"emb_max_{i}" for i in range(D)]
-    elif pooling == "mean+level":
-        names = mean + ["level_mean", "level_log_std"]
-    elif pooling in ("groups4", "groups8"):
-        names = [f"emb_g{g}_{i}" for g in range(int(pooling[len("groups") :])) for i in range(D)]
-    elif pooling == "flat":
-        if n_latents is None:
-            raise ValueError("feature names of pooling 'flat' need n_latents (N)")
-        names = [f"emb_l{j}_{i}" for j in range(int(n_latents)) for i in range(D)]
-    else:
-        raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
-    return np.asarray(names, dtype=object)
-
-
-# ----------------------------------------------------------------------------- the grid
-def _grid_from_parameter(wavelengths: Any, n_features: int) -> np.ndarray:
-    """``(L,)`` axis values (in the declared unit) from the ``wavelengths`` parameter."""
-    if isinstance(wavelengths, dict):
-        if set(wavelengths) != {"first", "last"}:
-            raise ValueError(
-                "wavelengths as a dict must be {'first': value, 'last': value} (an evenly spaced "
-                f"grid of X.shape[1] points); got keys {sorted(map(str, wavelengths))}"
-            )
-        return np.linspace(float(wavelengths["first"]), float(wavelengths["last"]), n_features)
-    try:
-        grid = np.asarray(wavelengths, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"wavelengths must be numbers; got {wavelengths!r:.80}") from None
-    if grid.ndim != 1:
-        raise ValueError(f"wavelengths must be one value per column, shape (L,); got shape {grid.shape}")
-    if len(grid) != n_features:
-        raise ValueError(
-            f"wavelengths has {len(grid)} values but X has {n_features} columns: "
-            "give one wavelength per spectral column"
-        )
-    return grid
-
-
-def _grid_from_columns(columns: Any) -> np.ndarray:
-    """``(L,)`` axis values parsed from a DataFrame's column names."""
-    if columns is None:
-        raise ValueError(
-            "wavelengths are missing: pass wavelengths=[...] (one per column of X), "
-            "wavelengths={'first': ..., 'last': ...} for an evenly spaced grid, or X as a "
-            "pandas DataFrame whose column names are the wavelengths"
-        )
-    grid = []
-    for col in columns:  # names carry no decimal mark: '1100.5' and '1100,5' both read
-        value = col if isinstance(col, (int, float, np.number)) else parse_wavelength(str(col), None)
-        if value is None:
-            raise ValueError(
-                f"wavelengths=None reads the grid from X's column names, but column {col!r} is "
-                "not a number: select the spectral columns only, or pass wavelengths="
-            )
-        grid.append(float(value))
-    return np.asarray(grid, dtype=np.float64)
-
-
-def _check_grid(grid_nm: np.ndarray) -> None:
-    if not np.isfinite(grid_nm).all() or np.any(grid_nm <= 0):
-        raise ValueError("wavelengths must be finite positive numbers")
-    if len(np.unique(grid_nm)) != len(grid_nm):
-        raise ValueError("wavelengths has repeated values: one wavelength per column")
+__all__ = ["SpectralEmbedder"]
 
 
 # ----------------------------------------------------------------------------- the estimator
@@ -239,18 +62,17 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
     device:
         Torch device of the encoder (``"cpu"``, ``"cuda"``, ``"cuda:1"``, ...).
     pooling:
-        How the encoder's (N, D) latents (point tokens) or valid patch tokens (patch tokens)
-        become the embedding (:func:`vitnirs.model.mae.readout`):
+        How the encoder's valid output tokens (N, D) become the embedding
+        (:func:`vitnirs.model.readout.readout`):
         ``"auto"`` (the default): the readout the checkpoint recommends (its config's
         ``evaluation.readout``, set by ``vitnirs export --readout``; ``"mean"`` for older ones),
         resolved at ``fit`` into ``pooling_``;
-        ``"mean"``: the encoder's embedding, the mean of its latents (D columns);
+        ``"mean"``: the encoder's embedding, the mean of its tokens (D columns);
         ``"mean+level"``: that plus each spectrum's mean and log std (D + 2 columns), over the
         points the encoder reads (after the checkpoint's point cap, so for a spectrum longer than
         ``max_points`` the stats of its ``max_points`` evenly spaced points), float32-rounded;
-        ``"mean+std"`` / ``"mean+max"``: the mean and the std / max over the latents (2D columns);
-        ``"groups4"`` / ``"groups8"``: the mean of each of G contiguous groups of latents (G·D);
-        ``"flat"``: every latent (N·D columns; research only; point tokens only).
+        ``"mean+std"`` / ``"mean+max"``: the mean and the std / max over the tokens (2D columns);
+        ``"groups4"`` / ``"groups8"``: the mean of each of G contiguous groups of tokens (G·D).
     align:
         Standard-free alignment between instruments. ``fit`` records the mean embedding of its
         spectra (the source domain); :meth:`fit_domain` records the mean embedding of a target
@@ -273,7 +95,7 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
     pooling_ : str
         The readout used (``pooling``, with ``"auto"`` resolved).
     embedding_dim_ : int
-        The number of output columns (:func:`vitnirs.model.mae.readout_dim` of ``pooling_``): D,
+        The number of output columns (:func:`vitnirs.model.readout.readout_dim` of ``pooling_``): D,
         the encoder's width, with ``"mean"`` (D + 2 with ``"mean+level"``, 2D with ``"mean+std"``...).
     source_mean_, domain_mean_ : ndarray of shape (embedding_dim_,)
         With ``align``: the mean embedding of the ``fit`` spectra and of the current domain's
@@ -329,12 +151,12 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
         columns = getattr(X, "columns", None) if self.wavelengths is None else None
         X = validate_data(self, X, dtype=np.float64)  # [n, L]
         if self.wavelengths is None:
-            grid = _grid_from_columns(columns)
+            grid = grid_from_columns(columns)
         else:
-            grid = _grid_from_parameter(self.wavelengths, X.shape[1])
+            grid = grid_from_parameter(self.wavelengths, X.shape[1])
         with np.errstate(divide="ignore"):
             grid_nm = to_nm(grid, unit)
-        _check_grid(grid_nm)
+        check_spectra(X, grid_nm, name="wavelengths")  # embed_spectra's rules, checked at fit
         self.wavelengths_nm_ = grid_nm
         self._order = np.argsort(grid_nm, kind="stable")
 
@@ -343,21 +165,8 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
         model, info = cached_encoder(ckpt, self.device)
         self._encoder = (model, info)
         pooling = info.readout if self.pooling == "auto" else self.pooling
-        width = int(model.encoder.d_model)  # the latents (patch tokens) are (N, d_model)
-        n_latents = latent_count(model)
-        if n_latents is None and pooling == "flat":
-            raise ValueError("pooling 'flat' needs Perceiver latents; this checkpoint has patch tokens")
-        if (
-            n_latents is not None
-            and pooling.startswith("groups")
-            and n_latents < int(pooling[len("groups") :])
-        ):
-            raise ValueError(
-                f"pooling {pooling!r} needs at least as many latents; the encoder has {n_latents}"
-            )
         self.pooling_ = pooling
-        self._latent_shape = (n_latents, width)
-        self.embedding_dim_ = readout_dim(pooling, n_latents or 0, width)
+        self.embedding_dim_ = readout_dim(pooling, int(model.encoder.d_model))
         if self.align:  # the source domain: the spectra fitted on
             self.source_mean_ = self._embed(X).mean(axis=0)
             self.domain_mean_ = self.source_mean_.copy()
@@ -406,16 +215,12 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
         return Z
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        """``emb_0 … emb_{D-1}`` for ``"mean"``, see :func:`feature_names` for the other poolings."""
+        """``emb_0 … emb_{D-1}`` for ``"mean"``; :func:`vitnirs.model.readout.feature_names` of ``pooling_``."""
         check_is_fitted(self, "embedding_dim_")
         pooling = getattr(self, "pooling_", self.pooling)  # fitted by an older version: no pooling_
-        shape = getattr(self, "_latent_shape", None)
-        if shape is None:  # fitted by a version that did not record it: mean, mean+level, mean+std
-            width = {"mean": self.embedding_dim_, "mean+level": self.embedding_dim_ - 2}.get(
-                pooling, self.embedding_dim_ // 2
-            )
-            shape = (None, width)
-        return feature_names(shape[1], pooling, n_latents=shape[0])
+        dim = int(self.embedding_dim_)  # readout_dim is D + 2 (mean+level), else a multiple of D
+        d_model = dim - 2 if pooling == "mean+level" else dim // readout_dim(pooling, 1)
+        return feature_names(d_model, pooling)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -443,12 +248,7 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
 
     def _absorbance(self, X: np.ndarray) -> np.ndarray:
         """``(n, L)`` absorbance in ascending-wavelength order (a new array)."""
-        values = X[:, self._order]
-        absorbance, _, notes = to_absorbance(values, normalize_signal_type(self.signal_type))
+        absorbance, notes = absorbance_of(X[:, self._order], self.signal_type)
         for note in notes:
             warnings.warn(f"SpectralEmbedder: {note}", UserWarning, stacklevel=3)
-        absorbance = np.array(absorbance, dtype=np.float64)
-        if not np.isfinite(absorbance).all():
-            row = int(np.flatnonzero(~np.isfinite(absorbance).all(axis=1))[0])
-            raise ValueError(f"spectrum in row {row} is not finite after conversion to absorbance")
         return absorbance

@@ -1,6 +1,11 @@
-"""Spectra → frozen embeddings: the one function every downstream use calls.
+"""Spectra → frozen embeddings: everything between a block of spectra and its embeddings.
 
-:func:`embed_spectra` prepares a block of spectra exactly as pretraining prepared a view
+Loading an encoder (:func:`load_encoder`; :func:`cached_encoder` keeps a few per process, for
+:class:`~vitnirs.embedder.SpectralEmbedder` and ``vitnirs embed``), checking the spectra and
+their grid (:func:`vitnirs.data.spectra_input.check_spectra`, the one check), the readout
+(:func:`with_readout`, :func:`embed_absorbance`) and the embedding itself.
+
+:func:`embed_spectra`, the one function every downstream use calls, prepares a block of spectra exactly as pretraining prepared a view
 (the contract of :mod:`vitnirs.batching.contract`) minus everything random: no MAE mask, no
 augmentation, no crop or random subsample; only the deterministic even-spaced cap
 ``max_points``, then the per-spectrum normalisation ``(x - mean) / std`` with
@@ -12,6 +17,7 @@ augmentation, no crop or random subsample; only the deterministic even-spaced ca
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,24 +26,23 @@ import numpy as np
 import torch
 
 from vitnirs.batching.contract import compact, encode_meta, even_cap, meta_field_values, normalise
-from vitnirs.checkpoint import CheckpointInfo, load_model
+from vitnirs.checkpoint import MODEL_FILE, CheckpointInfo, find_checkpoint, load_model
+from vitnirs.data.spectra_input import check_spectra
+from vitnirs.model.readout import READOUTS
 
 __all__ = [
-    "DEFAULT_MAX_POINTS",
-    "CheckpointInfo",
-    "collapse_stats",
-    "effective_rank",
-    "embed_spectra",
-    "embed_store",
-    "load_encoder",
-    "meta_ids",
-    "under_metadata_rule",
-    "with_readout",
-]
+    "DEFAULT_MAX_POINTS", "POOLINGS", "CheckpointInfo", "cached_encoder", "collapse_stats", "effective_rank",
+    "embed_absorbance", "embed_spectra", "embed_store", "load_encoder", "meta_ids", "resolve_checkpoint",
+    "under_metadata_rule", "with_readout",
+]  # fmt: skip
 
 METADATA_RULES = ("unknown", "store")
 
 DEFAULT_MAX_POINTS = 2048  # the point cap without a checkpoint's own (training.max_points' default)
+
+POOLINGS = ("auto", *READOUTS)  # the checkpoint's own readout, or any of vitnirs.model.readout.readout
+_CACHE: OrderedDict[tuple[str, str, int], tuple[torch.nn.Module, CheckpointInfo]] = OrderedDict()
+_CACHE_SIZE = 4
 
 
 def load_encoder(checkpoint: str | Path, *, device: str = "cpu") -> tuple[torch.nn.Module, CheckpointInfo]:
@@ -48,7 +53,7 @@ def load_encoder(checkpoint: str | Path, *, device: str = "cpu") -> tuple[torch.
     checkpoint:
         A checkpoint directory (``RUN_DIR/checkpoints/step_N``, an exported or a fine-tuned
         one), a run directory (its newest complete checkpoint is used), or ``"default"``: the
-        model shipped in the package (:func:`vitnirs.models.default_checkpoint`).
+        model shipped in the package (:data:`vitnirs.pretrained.DEFAULT_DIR`).
     device:
         Where the weights go.
 
@@ -63,29 +68,29 @@ def load_encoder(checkpoint: str | Path, *, device: str = "cpu") -> tuple[torch.
     return model, info
 
 
-def _check_inputs(X: np.ndarray, wavelengths_nm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    X = np.asarray(X)
-    if X.ndim != 2:
-        raise ValueError(f"X must be (n, L); got shape {X.shape}")
-    if not np.issubdtype(X.dtype, np.number):
-        raise ValueError(f"X must be numeric; got dtype {X.dtype}")
-    bad = ~np.isfinite(X).all(axis=1)
-    if bad.any():
-        rows = np.flatnonzero(bad)
-        raise ValueError(
-            f"X has non-finite values (NaN or inf) in {len(rows)} row(s), first row {rows[0]} "
-            f"(rows {rows[:10].tolist()}{' …' if len(rows) > 10 else ''}); clean or drop them first"
-        )
-    w = np.asarray(wavelengths_nm, dtype=np.float64)
-    n, L = X.shape
-    if w.shape == (L,):
-        w = np.broadcast_to(w, (n, L))
-    elif w.shape != (n, L):
-        raise ValueError(f"wavelengths_nm must be ({L},) or ({n}, {L}) to match X {X.shape}; got {w.shape}")
-    if not np.isfinite(w).all():
-        row = int(np.flatnonzero(~np.isfinite(w).all(axis=1))[0])
-        raise ValueError(f"wavelengths_nm has non-finite values (first in row {row})")
-    return X, w
+def resolve_checkpoint(checkpoint: str | Path) -> Path:
+    """The checkpoint directory a ``checkpoint`` parameter names (:func:`vitnirs.checkpoint.find_checkpoint`):
+    ``"default"`` (the shipped model), a checkpoint directory, or a run directory's newest complete
+    checkpoint. :class:`~vitnirs.errors.VitnirsError` when there is none."""
+    return find_checkpoint(checkpoint)
+
+
+def cached_encoder(ckpt_dir: Path, device: str) -> tuple[torch.nn.Module, CheckpointInfo]:
+    """``load_encoder(ckpt_dir, device=device)``, cached per process (the newest few).
+
+    Keyed by the directory, the device and the weights file's modification time, so that
+    clones (cross-validation folds, nirs4all refits) share one model and a rewritten
+    checkpoint is reloaded. The model is only used for inference.
+    """
+    key = (str(Path(ckpt_dir).resolve()), str(device), (Path(ckpt_dir) / MODEL_FILE).stat().st_mtime_ns)
+    if key in _CACHE:
+        _CACHE.move_to_end(key)
+        return _CACHE[key]
+    loaded = load_encoder(ckpt_dir, device=device)
+    _CACHE[key] = loaded
+    while len(_CACHE) > _CACHE_SIZE:
+        _CACHE.popitem(last=False)
+    return loaded
 
 
 def embed_spectra(
@@ -110,7 +115,9 @@ def embed_spectra(
         ``(n, L)`` absorbance spectra (as stored by ``vitnirs prepare``). Non-finite values
         raise ``ValueError`` naming the row.
     wavelengths_nm:
-        ``(L,)`` shared grid or ``(n, L)`` one grid per row, in nm (cm⁻¹ must be converted).
+        ``(L,)`` shared grid or ``(n, L)`` one grid per row, in nm (cm⁻¹ must be converted):
+        finite, positive, no value twice in a grid, any order
+        (:func:`~vitnirs.data.spectra_input.check_spectra`).
     batch_size:
         Spectra per forward pass; the result does not depend on it (up to float rounding).
     device:
@@ -132,7 +139,7 @@ def embed_spectra(
     np.ndarray
         ``(n, D)`` float32 embeddings, row ``i`` for ``X[i]``.
     """
-    X, w = _check_inputs(X, wavelengths_nm)
+    X, w = check_spectra(X, wavelengths_nm)
     n, L = X.shape
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}")
@@ -156,6 +163,37 @@ def embed_spectra(
             z = model.embed(*args) if readout == "mean" else model.embed(*args, kind=readout)
             chunks.append(z.float().cpu().numpy())
     return np.concatenate(chunks) if chunks else out
+
+
+def embed_absorbance(
+    model: torch.nn.Module,
+    absorbance: np.ndarray,
+    wavelengths_nm: np.ndarray,
+    *,
+    info: CheckpointInfo | None = None,
+    pooling: str = "auto",
+    batch_size: int = 256,
+    device: str = "cpu",
+    progress: bool = False,
+) -> np.ndarray:
+    """:func:`embed_spectra` under a pooling → ``(n, readout_dim)`` float64.
+
+    ``pooling`` is one of :data:`POOLINGS`: ``"auto"``, the checkpoint's readout (``info.readout``;
+    ``"mean"`` without info), or a readout of :mod:`vitnirs.model.readout` (every one but ``"mean"``
+    needs ``info``). ``mean+level``'s level is that of the points the encoder reads (after the
+    checkpoint's point cap), float32-rounded. The other arguments are :func:`embed_spectra`'s.
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}; got {pooling!r}")
+    if pooling != "auto":
+        if info is None and pooling != "mean":
+            raise ValueError(
+                f"pooling {pooling!r} needs the checkpoint info (from cached_encoder / load_encoder)"
+            )
+        info = None if info is None else with_readout(info, pooling)
+    return embed_spectra(
+        model, absorbance, wavelengths_nm, info=info, batch_size=batch_size, device=device, progress=progress
+    ).astype(np.float64)  # [n, readout_dim]
 
 
 def encoder_inputs(
@@ -191,18 +229,14 @@ def under_metadata_rule(info: CheckpointInfo, rule: str) -> CheckpointInfo:
 
 
 def with_readout(info: CheckpointInfo, readout: str) -> CheckpointInfo:
-    """The checkpoint info with another readout, one of :data:`vitnirs.model.mae.READOUTS`.
+    """The checkpoint info with another readout, one of :data:`vitnirs.model.readout.READOUTS`.
 
-    For latents (N, D) (:func:`vitnirs.model.mae.readout`; widths by
-    :func:`~vitnirs.model.mae.readout_dim`): ``"mean"`` D values (the default); ``"mean+std"``
-    2D (mean, std over the latents); ``"mean+level"`` D + 2 (mean, then the spectrum's mean and
-    log std after the point cap); ``"mean+max"`` 2D (mean, max over the latents); ``"groups4"``,
-    ``"groups8"`` G·D (the mean of each of G contiguous groups of latents); ``"flat"`` N·D (every
-    latent: research only, wider than :data:`~vitnirs.model.mae.SHIPPABLE_MAX_DIM`).
-    ValueError for another name.
+    Of the encoder's valid tokens (D wide; :func:`vitnirs.model.readout.readout`, widths by
+    :func:`~vitnirs.model.readout.readout_dim`): ``"mean"`` D values (the default); ``"mean+std"``
+    2D (mean, std over the tokens); ``"mean+level"`` D + 2 (mean, then the spectrum's mean and
+    log std after the point cap); ``"mean+max"`` 2D (mean, max over the tokens); ``"groups4"``,
+    ``"groups8"`` G·D (the mean of each of G contiguous groups of tokens). ValueError for another name.
     """
-    from vitnirs.model.mae import READOUTS
-
     if readout not in READOUTS:
         raise ValueError(f"readout must be one of {READOUTS}; got {readout!r}")
     return replace(info, readout=readout)

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 from vitnirs.batching.contract import MIN_STD, PAD_WAVELENGTH, compact, even_cap, normalise
-from vitnirs.batching.masking import decode_subset
 
 if TYPE_CHECKING:
     from vitnirs.config import Config
@@ -70,7 +69,6 @@ class BatchSettings:
     mask_ratio: float
     min_block: int
     max_block: int
-    max_decoder_points: int | None  # masked points predicted per row (None = all, as MAE)
 
     @classmethod
     def from_config(cls, cfg: Config, **overrides: Any) -> BatchSettings:
@@ -87,7 +85,7 @@ class BatchSettings:
             crop_min_fraction=a.crop_min_fraction, p_subsample=a.p_subsample,
             subsample_min_fraction=a.subsample_min_fraction, max_points=t.max_points,
             pad_multiple=t.pad_multiple, mask_ratio=m.mask_ratio, min_block=m.min_block_size,
-            max_block=m.max_block_size, max_decoder_points=m.max_decoder_points,
+            max_block=m.max_block_size,
         )  # fmt: skip
         return replace(settings, **overrides)  # an unknown field is a TypeError naming it
 
@@ -197,11 +195,13 @@ def build_view(
 
     values, baseline = take(raw.values, 0.0), take(raw.baseline, 0.0)
     wavelengths = take(raw.wavelengths, PAD_WAVELENGTH)
+    clean = values  # before the nuisances: the clean view (same points, same mask)
     if augment is not None:
         values = augment(values, wavelengths, valid, torch_generator(seed, rank, step, 3 * stream + 1))
     # corrected: the (augmented) spectrum minus the cached AsLS baseline of the original
     corrected, corrected_level = normalise(torch.where(valid, values - baseline, 0.0), valid)
     normed, level = normalise(values, valid)
+    clean_normed, clean_level = normalise(clean, valid) if augment is not None else (normed, level)
     mask_gen = torch_generator(seed, rank, step, 3 * stream + 2)
     mask = _block_mask(valid, settings, mask_gen)
     meta = raw.meta.long()
@@ -213,10 +213,11 @@ def build_view(
         "wavelengths": wavelengths.float(),
         "valid": valid,
         "mask": mask,
-        "decode": decode_subset(mask, settings.max_decoder_points, mask_gen),
         "level": level,
         "corrected_values": corrected,
         "corrected_level": corrected_level,
+        "clean_values": clean_normed,
+        "clean_level": clean_level,
         "dataset_id": raw.dataset_id.long(),
         "is_synthetic": raw.is_synthetic.bool(),
         "meta": meta,

@@ -1,7 +1,7 @@
 """Block masks for masked-spectrum pretraining, built for a whole padded batch at once.
 
 Conventions (as in :mod:`vitnirs.batching`): ``valid`` True = a real point, False = padding;
-``mask`` True = masked (removed from the encoder input, predicted by the decoder).
+``mask`` True = masked (its tokens are removed from the encoder input and predicted by the decoder).
 
 :func:`block_mask` draws, per row, contiguous blocks in wavelength order (the order of the
 row's real points) with tensor ops over the batch: no Python loop over samples or blocks.
@@ -22,15 +22,15 @@ and the blocks bend: shorter than ``min_block`` (e.g. ``n_mask < min_block``), o
 ``max_block`` when the visible points cannot separate enough blocks. Blocks never cross the
 ends of a spectrum, so no clipping is needed.
 
-The encoder and decoder gather their points with :func:`vitnirs.model.mae.keep_indices` and
-:func:`vitnirs.model.mae.masked_indices` (MAE's argsort trick adapted to padding).
+The tokenizer turns this point mask into a token mask (:mod:`vitnirs.model.tokenizer`); the
+encoder drops the masked tokens and the decoder predicts them (:mod:`vitnirs.model.mae`).
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["block_mask", "decode_subset"]
+__all__ = ["block_mask"]
 
 
 def _random_composition(
@@ -145,28 +145,3 @@ def block_mask(
     in_block = torch.cumsum(delta[:, :L], dim=1) > 0  # [B, L] indexed by rank
     rank = (torch.cumsum(valid.long(), dim=1) - 1).clamp(min=0)
     return torch.gather(in_block, 1, rank) & valid
-
-
-def decode_subset(
-    mask: torch.Tensor, max_points: int | None, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """At most ``max_points`` masked points per row, drawn uniformly: the points the decoder predicts.
-
-    Args:
-        mask: bool (B, L), True = masked.
-        max_points: cap per row; ``None`` (or a cap no row exceeds) returns ``mask`` itself.
-        generator: torch generator of the draw.
-
-    Returns:
-        decode: bool (B, L), a subset of ``mask``; exactly ``min(n_masked, max_points)`` True per row.
-        Predicting a uniform subsample of the masked points keeps the reconstruction loss unbiased
-        while the decoder's cost stops growing with L (the long spectra's hot spot).
-    """
-    mask = mask.bool()
-    if max_points is None or int(mask.sum(dim=1).max()) <= max_points:
-        return mask
-    scores = torch.rand(mask.shape, generator=generator, device=mask.device)  # [B, L]
-    scores = torch.where(mask, scores, -1.0)  # unmasked points never chosen
-    top = torch.topk(scores, k=min(max_points, mask.shape[1]), dim=1).indices  # [B, max_points]
-    chosen = torch.zeros_like(mask).scatter(1, top, True)
-    return chosen & mask

@@ -13,9 +13,10 @@ them without loading the model:
   pretraining view (:func:`vitnirs.batching.collate.collate`: evenly spaced cap, per-spectrum
   normalisation, block mask of :func:`vitnirs.batching.masking.block_mask` with the
   checkpoint's masking settings; no augmentation, no crop) and passed through the MAE
-  (``forward_encoder`` on the visible points, ``forward_decoder`` at the masked ones).
-  Values and predictions are in the normalised units the loss sees; the prediction is
-  ``None`` wherever the point was visible.
+  (``forward_encoder`` on the visible patches, ``forward_decoder`` at the masked ones).
+  Values and predictions are the absorbance channel of the patch tokens on the absolute
+  lattice (the standardised spectrum, in the units the loss sees); the prediction is ``None``
+  wherever the patch was visible.
 """
 
 from __future__ import annotations
@@ -175,20 +176,20 @@ def reconstructions(
     Returns
     -------
     list of dict
-        ``{"dataset", "row", "wavelengths_nm" (L,), "values" (L,) normalised, "mask" (L,) bool
-        (True = masked), "prediction" (L,) normalised at masked points and None elsewhere,
-        "level" [mean, log std] removed by the normalisation, "mask_ratio", "masked_mse"}``,
-        JSON-serialisable; ``L`` = points kept under the checkpoint's ``max_points`` cap. Empty
-        for a patch-token model (``model.tokens: patch``).
+        ``{"dataset", "row", "wavelengths_nm" (K,) the lattice points of the spectrum's valid
+        patches, "values" (K,) their absorbance channel, "mask" (K,) bool (True = in a masked
+        patch), "prediction" (K,) the decoder's absorbance channel at masked points and None
+        elsewhere, "level" [mean, log std] removed by the normalisation, "mask_ratio",
+        "masked_mse"}`` (over the absorbance channel of the masked points), JSON-serialisable.
     """
     names = list(datasets) if datasets is not None else store.names(kind="real")
-    if not names or n < 1 or getattr(model, "tokens", "point") == "patch":
-        return []  # a patch model predicts lattice patches of every channel, not native points
+    if not names or n < 1:
+        return []
     rng = np.random.default_rng(seed)
     names = [names[i] for i in rng.permutation(len(names))]
     vocab = info.meta_vocab if info is not None else {}
     settings = replace(
-        settings, p_crop=0.0, p_subsample=0.0, seed=seed, max_decoder_points=None,
+        settings, p_crop=0.0, p_subsample=0.0, seed=seed,
         mask_ratio=settings.mask_ratio if mask_ratio is None else float(mask_ratio),
     )  # fmt: skip
     spectra, picked = [], []
@@ -208,31 +209,42 @@ def reconstructions(
         batch.pop("meta")  # unknown metadata, as embed_spectra without meta
     model.eval()
     with torch.no_grad():
-        latents, _, _ = model.forward_encoder(batch)
-        pred, ids_masked, masked_valid = model.forward_decoder(latents, batch)  # [B, M] each
-    full = torch.full(batch["values"].shape, float("nan"))
-    full.scatter_(1, ids_masked, torch.where(masked_valid, pred.float(), float("nan")))
-    out = []
+        out = model.forward_encoder(batch)
+        pred, ids, masked_valid = model.forward_decoder(out)  # [B, M, P*C], [B, M], [B, M]
+    tokens, tokenizer = out.input, model.encoder.tokenizer
+    B, T, _ = tokens.content.shape
+    P, C = tokenizer.patch_size, len(tokenizer.channels)
+    channel = tokenizer.channels.index("absorbance") if "absorbance" in tokenizer.channels else 0
+    full = torch.full(tokens.content.shape, float("nan"))  # [B, T, P*C]
+    full.scatter_(
+        1, ids[..., None].expand_as(pred), torch.where(masked_valid[..., None], pred.float(), float("nan"))
+    )
+    values = tokens.content.float().view(B, T, P, C)[..., channel]  # [B, T, P]
+    predicted = full.view(B, T, P, C)[..., channel]
+    first = int(torch.searchsorted(tokenizer.centres, tokens.centres[:1]))
+    points = tokenizer.lattice.view(-1, P)[first : first + T]  # [T, P] nm
+    result = []
     for i, (name, row) in enumerate(picked):
-        valid, mask = batch["valid"][i], batch["mask"][i][batch["valid"][i]]
-        values, prediction = batch["values"][i][valid].numpy(), full[i][valid].numpy()
-        err = (prediction[mask.numpy()] - values[mask.numpy()]) ** 2
-        out.append(
+        keep = tokens.valid[i]  # [T]
+        mask = tokens.masked[i][keep][:, None].expand(-1, P).reshape(-1)
+        v, pr = values[i][keep].reshape(-1), predicted[i][keep].reshape(-1)
+        err = (pr[mask] - v[mask]) ** 2
+        result.append(
             {
                 "dataset": name,
                 "row": row,
-                "wavelengths_nm": batch["wavelengths"][i][valid].tolist(),
-                "values": values.tolist(),
+                "wavelengths_nm": points[keep].reshape(-1).tolist(),
+                "values": v.tolist(),
                 "mask": mask.tolist(),
                 "prediction": [
-                    float(p) if m else None for p, m in zip(prediction, mask.tolist(), strict=True)
+                    float(x) if m else None for x, m in zip(pr.tolist(), mask.tolist(), strict=True)
                 ],
                 "level": batch["level"][i].tolist(),
                 "mask_ratio": settings.mask_ratio,
                 "masked_mse": float(err.mean()) if len(err) else None,
             }
         )
-    return out
+    return result
 
 
 def write_artefacts(

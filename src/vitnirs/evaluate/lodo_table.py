@@ -1,7 +1,8 @@
 """The leave-one-dataset-out table and figure: best RMSEP of each LODO kind against the classical one.
 
-:func:`lodo_table` reduces the records of :mod:`vitnirs.workflows.lodo` (strict, downstream-only
-and the classical reference) to one row per (dataset, target) on its main split, with the
+:func:`lodo_table` reduces the LODO records (strict: :mod:`vitnirs.research.strict_lodo`;
+downstream-only and the classical reference: :mod:`vitnirs.workflows.lodo`) to one row per
+(dataset, target) on its main split, with the
 embedding / classical RMSEP ratios; :func:`plot_lodo` draws those ratios as grouped bars. The
 protocol names (``lodo_strict``, ``lodo_downstream_only``, ``lodo_classical``) and their plot
 labels are defined here.

@@ -1,4 +1,5 @@
-"""The model: absolute wavelength encoding -> Perceiver encoder -> latents / embedding -> MAE decoder.
+"""The model: tokenizer (patches of an absolute lattice) × trunk (transformer or Perceiver),
+side tokens, readouts, the MAE decoder.
 
 Only torch here (no nirs4all), so the model runs where nirs4all is absent. The names below are
 loaded on first use, so ``vitnirs.model.sizes`` (the preset table the config reads) does not
@@ -11,15 +12,21 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
+    "EncoderOutput": "vitnirs.model.encoder",
     "MAEDecoder": "vitnirs.model.decoder",
-    "StandardisedLinearHead": "vitnirs.model.heads",
-    "SpectralMAE": "vitnirs.model.mae",
-    "SpectralPerceiver": "vitnirs.model.perceiver",
     "PRESETS": "vitnirs.model.sizes",
+    "PatchTokenizer": "vitnirs.model.tokenizer",
+    "PerceiverTrunk": "vitnirs.model.trunks",
+    "SpectralEncoder": "vitnirs.model.encoder",
+    "SpectralMAE": "vitnirs.model.mae",
+    "StandardisedLinearHead": "vitnirs.model.heads",
+    "Tokens": "vitnirs.model.tokenizer",
+    "TransformerTrunk": "vitnirs.model.trunks",
+    "WavelengthEncoding": "vitnirs.model.wavelength",
     "build_mae": "vitnirs.model.presets",
     "count_parameters": "vitnirs.model.presets",
     "preset_config": "vitnirs.model.presets",
-    "WavelengthEncoding": "vitnirs.model.wavelength",
+    "readout": "vitnirs.model.readout",
 }
 __all__ = sorted(_EXPORTS)
 

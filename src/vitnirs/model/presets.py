@@ -1,8 +1,12 @@
-"""Named model sizes and the one function that builds a :class:`SpectralMAE` from them.
+"""Named models and the one function that builds a :class:`SpectralMAE`: tokenizer × trunk.
 
-Encoder keys are :class:`SpectralPerceiver` arguments; decoder keys carry a ``decoder_``
-prefix (``decoder_d_model``, ``decoder_n_heads``, ``decoder_n_layers``). ``base`` is the
-roadmap's model (``configs/default.yaml``); ``tiny`` is for tests on CPU.
+>>> model = build_mae("small")           # the shipped model's shape  # doctest: +SKIP
+>>> model = build_mae("perceiver_tiny")  # the roadmap's Perceiver trunk on patch tokens  # doctest: +SKIP
+
+Keys: ``tokenizer`` and its options (``channels``, ``patch_size``, ``lattice_step``,
+``sg_window_nm``, ``n_frequencies``), ``trunk`` and its sizes (:data:`~vitnirs.model.sizes.TRUNK_KEYS`),
+the side tokens' (``d_meta``, ``n_meta_fields``, ``meta_vocab``, ``meta_dropout``,
+``level_token``) and the decoder's (``decoder_*``).
 """
 
 from __future__ import annotations
@@ -12,64 +16,69 @@ from typing import Any
 from torch import nn
 
 from vitnirs.model.decoder import MAEDecoder
+from vitnirs.model.encoder import SpectralEncoder
 from vitnirs.model.mae import SpectralMAE
-from vitnirs.model.patch_encoder import PatchEncoder
-from vitnirs.model.perceiver import SpectralPerceiver
-from vitnirs.model.sizes import PRESETS
+from vitnirs.model.sizes import DECODER_KEYS, PRESETS, SHIPPED_PRESET, TRUNK_KEYS
+from vitnirs.model.tokenizer import TOKENIZERS
+from vitnirs.model.trunks import TRUNKS
 
 __all__ = ["PRESETS", "build_mae", "count_parameters", "preset_config"]
 
 _DEFAULTS: dict[str, Any] = {
-    "n_meta_fields": 3, "meta_vocab": 64, "dropout": 0.0, "meta_dropout": 0.1, "n_frequencies": 32,
-    "level_token": True, "tokens": "point", "channels": ["absorbance", "sg1"], "patch_size": 8,
-    "lattice_step": 0.0016, "sg_window_nm": 20.0,
+    "tokenizer": "patch", "trunk": "transformer", "n_meta_fields": 3, "meta_vocab": 64, "dropout": 0.0,
+    "meta_dropout": 0.1, "n_frequencies": 32, "level_token": True, "channels": ["absorbance", "sg1"],
+    "patch_size": 8, "lattice_step": 0.0016, "sg_window_nm": 20.0,
 }  # fmt: skip
-_ENCODER_KEYS = {
-    "d_model", "n_latents", "n_heads", "n_cross_layers", "n_self_layers", "d_meta",
-    "n_meta_fields", "meta_vocab", "dropout", "meta_dropout", "n_frequencies", "level_token",
-}  # fmt: skip
-_PATCH_KEYS = {"tokens", "channels", "patch_size", "lattice_step", "sg_window_nm"}
-_DECODER_KEYS = {"decoder_d_model", "decoder_n_heads", "decoder_n_layers", "decoder_dropout"}
-_SIDE_KEYS = {"d_model", "n_heads", "n_self_layers", "d_meta", "n_meta_fields", "meta_vocab", "dropout",
-              "meta_dropout", "n_frequencies", "level_token"}  # fmt: skip
+_TOKENIZER_KEYS = ("patch_size", "channels", "lattice_step", "sg_window_nm", "n_frequencies")
+_SIDE_KEYS = ("d_meta", "n_meta_fields", "meta_vocab", "meta_dropout", "level_token")
+_PERCEIVER_ONLY = sorted(set(TRUNK_KEYS["perceiver"]) - set(TRUNK_KEYS["transformer"]))
+_KNOWN = {"tokenizer", "trunk", *_TOKENIZER_KEYS, *_SIDE_KEYS, *DECODER_KEYS, "decoder_dropout"} | {
+    k for keys in TRUNK_KEYS.values() for k in keys
+}
 
 
 def preset_config(preset: str | None = None, **overrides: Any) -> dict[str, Any]:
-    """The full, resolved keyword set of a model: preset (default ``base``) + overrides.
+    """The full, resolved keyword set of a model: preset (default the shipped ``small``) + overrides.
 
-    Unknown keys raise ``ValueError`` naming them; ``None`` overrides are ignored (so an unset
-    config field keeps the preset's value).
+    ``None`` overrides are ignored (an unset config field keeps the preset's value). ValueError
+    for an unknown preset or key, an unknown tokenizer or trunk, a Perceiver trunk without its
+    sizes, or Perceiver-only sizes given to another trunk.
     """
-    name = preset or "base"
+    name = preset or SHIPPED_PRESET
     if name not in PRESETS:
         raise ValueError(f"unknown model preset {name!r}; choose one of {sorted(PRESETS)}")
-    unknown = set(overrides) - _ENCODER_KEYS - _DECODER_KEYS - _PATCH_KEYS
+    unknown = set(overrides) - _KNOWN
     if unknown:
-        raise ValueError(
-            f"unknown model option(s) {sorted(unknown)}; "
-            f"known: {sorted(_ENCODER_KEYS | _DECODER_KEYS | _PATCH_KEYS)}"
-        )
+        raise ValueError(f"unknown model option(s) {sorted(unknown)}; known: {sorted(_KNOWN)}")
     cfg = {**_DEFAULTS, **PRESETS[name]}
     cfg.update({k: v for k, v in overrides.items() if v is not None})
     cfg.setdefault("decoder_dropout", cfg["dropout"])
+    if cfg["tokenizer"] not in TOKENIZERS:
+        raise ValueError(f"model.tokenizer must be one of {sorted(TOKENIZERS)}; got {cfg['tokenizer']!r}")
+    if cfg["trunk"] not in TRUNKS:
+        raise ValueError(f"model.trunk must be one of {sorted(TRUNKS)}; got {cfg['trunk']!r}")
+    missing = [k for k in TRUNK_KEYS[cfg["trunk"]] if cfg.get(k) is None]
+    if missing:
+        raise ValueError(f"the {cfg['trunk']} trunk needs {missing} (or a preset that has them)")
+    stray = [k for k in _PERCEIVER_ONLY if cfg["trunk"] != "perceiver" and cfg.get(k) is not None]
+    if stray:
+        raise ValueError(
+            f"{stray} are sizes of the perceiver trunk; the {cfg['trunk']} trunk does not read them"
+        )
     return cfg
 
 
 def build_mae(preset: str | None = None, **overrides: Any) -> SpectralMAE:
-    """Build a :class:`SpectralMAE` from a preset name (default ``base``) and overrides.
-
-    ``tokens="point"``: a :class:`SpectralPerceiver` (``channels``, ``patch_size``, ... unused);
-    ``tokens="patch"``: a :class:`PatchEncoder` (``n_latents``, ``n_cross_layers`` unused).
-    """
+    """Build a :class:`SpectralMAE` from a preset name (default the shipped ``small``) and overrides."""
     cfg = preset_config(preset, **overrides)
-    if cfg["tokens"] == "patch":
-        keys = _SIDE_KEYS | (_PATCH_KEYS - {"tokens"})
-        encoder: nn.Module = PatchEncoder(**{k: cfg[k] for k in keys})
-        out_dim = cfg["patch_size"] * len(cfg["channels"])
-    elif cfg["tokens"] == "point":
-        encoder, out_dim = SpectralPerceiver(**{k: cfg[k] for k in _ENCODER_KEYS}), 1
-    else:
-        raise ValueError(f"model.tokens must be 'point' or 'patch'; got {cfg['tokens']!r}")
+    tokenizer = TOKENIZERS[cfg["tokenizer"]](d_model=cfg["d_model"], **{k: cfg[k] for k in _TOKENIZER_KEYS})
+    trunk_cls, trunk_keys = TRUNKS[cfg["trunk"]], TRUNK_KEYS[cfg["trunk"]]
+    encoder = SpectralEncoder(
+        tokenizer=tokenizer,
+        trunk_factory=lambda: trunk_cls(**{k: cfg[k] for k in trunk_keys}),
+        d_model=cfg["d_model"],
+        **{k: cfg[k] for k in _SIDE_KEYS},
+    )
     decoder = MAEDecoder(
         d_model=cfg["decoder_d_model"],
         n_heads=cfg["decoder_n_heads"],
@@ -77,7 +86,7 @@ def build_mae(preset: str | None = None, **overrides: Any) -> SpectralMAE:
         dropout=cfg["decoder_dropout"],
         d_latent=cfg["d_model"],
         n_frequencies=cfg["n_frequencies"],
-        out_dim=out_dim,
+        out_dim=tokenizer.content_dim,
     )
     return SpectralMAE(encoder, decoder)
 

@@ -19,7 +19,10 @@ from torch import nn
 
 from vitnirs.model.attention import take_rows
 
-__all__ = ["WavelengthEncoding"]
+__all__ = ["LATTICE_MAX_NM", "LATTICE_MIN_NM", "WavelengthEncoding"]
+
+LATTICE_MIN_NM, LATTICE_MAX_NM = 350.0, 25000.0
+"""The absolute range every code and the patch lattice cover: vis-NIR, NIR and MIR (cm⁻¹ converted)."""
 
 
 class WavelengthEncoding(nn.Module):
@@ -39,8 +42,8 @@ class WavelengthEncoding(nn.Module):
         d_model: int,
         *,
         n_frequencies: int = 32,
-        min_nm: float = 350.0,
-        max_nm: float = 25000.0,
+        min_nm: float = LATTICE_MIN_NM,
+        max_nm: float = LATTICE_MAX_NM,
         max_frequency: float = 1024.0,
     ):
         super().__init__()

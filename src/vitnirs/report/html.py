@@ -65,10 +65,10 @@ HOW_TO_RUN = {
     "<code>class</code>). Add one to the bank, or name an existing column, and evaluate again: "
     "<code>vitnirs evaluate --checkpoint RUN --store STORE --out DIR/evaluation --set "
     "'evaluation.class_columns=[COLUMN]'</code>, then <code>vitnirs report DIR</code>.",
-    "ablations": "No ablation in this output. Run <code>vitnirs ablate --out DIR/ablate</code> (the bundled "
-    "variants; each one pretrains and evaluates an encoder, hours on a CPU) or <code>vitnirs ablate --out "
-    "DIR/ablate ablation_*.yaml</code>, then <code>vitnirs report DIR</code>: every folder holding an "
-    "<code>ablation.json</code> is shown here.",
+    "ablations": "No ablation in this output. Run the research tool <code>vitnirs ablate --out DIR/ablate</code> "
+    "(the bundled patch_*.yaml recipes; each one pretrains and evaluates an encoder, hours on a CPU) or "
+    "<code>vitnirs ablate --out DIR/ablate RECIPE.yaml ...</code>, then <code>vitnirs report DIR</code>: every "
+    "folder holding an <code>ablation.json</code> is shown here.",
 }
 MAX_LOSS_PLOTS = 4
 CSS = """

@@ -31,8 +31,8 @@ from vitnirs.train.checkpoint import (
     save_checkpoint,
 )
 from vitnirs.train.distributed import all_reduce_mean, barrier, cleanup, setup_distributed, wrap_ddp
-from vitnirs.train.losses import PretrainObjective, TargetHead
 from vitnirs.train.metrics import MetricsLogger, Window
+from vitnirs.train.objectives import PretrainObjective, build_terms
 from vitnirs.train.plots import plot_loss_curve
 from vitnirs.train.probe import Probe, to_device
 from vitnirs.train.schedule import lr_at, warmup_and_total_steps
@@ -71,7 +71,8 @@ def pretrain(
         torch.manual_seed(t.seed)  # the same initial weights on every rank
         model = build_model(cfg).to(device)
         objective = build_objective(cfg, model, n_datasets=len(data.names))
-        # the objective holds the model (and the optional semi-supervised head): one optimiser for both
+        # the objective holds the model and its terms' own modules (heads): one optimiser for all;
+        # an EMA teacher has requires_grad False and is left out
         optimizer = torch.optim.AdamW(param_groups(objective, t.weight_decay), lr=t.lr)
         trainer = TrainStep(
             optimizer, model.parameters(), precision=t.precision, device=device, grad_clip=t.grad_clip,
@@ -122,6 +123,7 @@ def pretrain(
                 zip(terms, all_reduce_mean(torch.stack(list(terms.values()))).tolist(), strict=True)
             )
             trainer.update(loss, where=f"step {step}", logged=logged)
+            objective.after_step()  # EMA teachers follow the student
 
             done = step + 1
             window.add(logged, spectra=batch["values"].shape[0] * world_size, waited=waited)
@@ -137,7 +139,7 @@ def pretrain(
                         save_checkpoint(
                             run_dir, done, model, optimizer, scaler, cfg.to_dict(), norm_constants(cfg, data),
                             capture_rng_state(), model_spec=model_spec(cfg), keep=t.keep_checkpoints,
-                            extra_state=head_state(objective),
+                            extra_state=objective.term_state() or None,
                         )
                     )  # fmt: skip
                 barrier()
@@ -181,33 +183,11 @@ def make_loader(data, start: int, stop: int, *, num_workers: int, pin_memory: bo
 def build_objective(
     cfg: Config, model: torch.nn.Module, *, n_datasets: int | None = None
 ) -> PretrainObjective:
-    """All pretraining losses of a config (``losses.*`` weights, contrastive kind) on ``model``.
-
-    The semi-supervised head (one linear map per dataset) is built only when
-    ``losses.semi_supervised_weight`` > 0 (which the config allows only with
-    ``training_strategy.use_targets_in_pretraining``); it needs ``n_datasets``.
-    """
-    weights = {
-        "mae": cfg.losses.mae_weight,
-        "baseline": cfg.losses.baseline_consistency_weight,
-        "contrastive": cfg.losses.contrastive_weight,
-        "semi_supervised": cfg.losses.semi_supervised_weight,
-    }
-    head = None
-    if cfg.losses.semi_supervised_weight > 0:
-        if n_datasets is None:
-            raise ValueError("the semi-supervised head needs n_datasets")
-        head = TargetHead(n_datasets, model.encoder.d_model).to(next(model.parameters()).device)
-    return PretrainObjective(
-        model, weights=weights, contrastive_kind=cfg.losses.contrastive, temperature=cfg.losses.temperature,
-        target_head=head,
-    )  # fmt: skip
-
-
-def head_state(objective: PretrainObjective) -> dict[str, torch.Tensor] | None:
-    """The semi-supervised head's tensors (saved in ``trainer.pt``: not part of the encoder)."""
-    head = objective.target_head
-    return None if head is None else {k: v.detach().cpu() for k, v in head.state_dict().items()}
+    """The pretraining objective of a config: every term of :mod:`vitnirs.train.objectives` whose
+    ``losses.<name>_weight`` is positive, on ``model`` (on its device). The semi-supervised head
+    needs ``n_datasets``."""
+    terms = build_terms(cfg.losses, model=model, n_datasets=n_datasets)
+    return PretrainObjective(model, terms).to(next(model.parameters()).device)
 
 
 def model_spec(cfg: Config) -> dict[str, Any]:
@@ -265,11 +245,12 @@ def restore(run_dir: Path, objective: PretrainObjective, optimizer, scaler, cfg:
         )
     load_model_weights(ckpt, model)
     state = load_trainer_state(ckpt, optimizer, scaler)
-    if objective.target_head is not None:
+    if objective.term_state():
         if not state.get("extra"):
             raise VitnirsError(
-                f"--resume: {ckpt} has no semi-supervised head; resume with the run's own config"
+                f"--resume: {ckpt} has no state for the objective's terms ({', '.join(objective.weights)}); "
+                "resume with the run's own config"
             )
-        objective.target_head.load_state_dict(state["extra"])
+        objective.terms.load_state_dict(state["extra"])
     restore_rng_state(state["rng"])
     return int(state["step"])

@@ -80,7 +80,9 @@ class Probe:
         with self._autocast():
             for b in map(lambda b: to_device(b, self.device), self.batches):
                 embs.append(
-                    model.encode(b["values"], b["wavelengths"], b["valid"], b["level"], b.get("meta"))[1]
+                    model.encode(
+                        b["values"], b["wavelengths"], b["valid"], b["level"], b.get("meta")
+                    ).embedding
                 )
         model.train(was_training)
         X = torch.cat(embs).float().cpu().numpy()

@@ -1,7 +1,8 @@
 """The `vitnirs` commands: one small function per command, ``cmd_X(args) -> exit code``.
 
-:mod:`vitnirs.cli` builds the parser and maps each command to its function here; heavy
-imports (torch, nirs4all) happen inside the functions, so ``vitnirs --help`` stays fast.
+:mod:`vitnirs.cli` builds the parser and maps each command to its function here (the research
+tools ``ablate``, ``study`` and ``lodo``: :mod:`vitnirs.research.commands`); heavy imports (torch,
+nirs4all) happen inside the functions, so ``vitnirs --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -23,44 +24,68 @@ from vitnirs.workflows.sources import (
     synthetic_jobs,
 )
 
-BUNDLED_CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+PACKAGE = Path(__file__).resolve().parent.parent
+USER_CONFIGS = PACKAGE / "configs"  # default, demo
+# The research wing's recipes: read here as files, never imported (vitnirs.research sits above workflows).
+RESEARCH_RECIPES = PACKAGE / "research" / "recipes"
+BUNDLED_CONFIG_DIRS = (USER_CONFIGS, RESEARCH_RECIPES)  # a bare name is looked up in this order
+
+
+def bundled_config(name: str | Path) -> Path | None:
+    """The bundled YAML a bare name such as ``demo`` or ``patch_mae`` means: a user config first,
+    then a research recipe; None for a path (``a/b.yaml``) or a name that is neither."""
+    path = Path(name)
+    if path.parent != Path("."):
+        return None
+    found = [d / f"{path.stem}.yaml" for d in BUNDLED_CONFIG_DIRS]
+    return next((f for f in found if f.is_file()), None)
 
 
 def resolve_config_path(name: str | None) -> Path | None:
-    """A config file path; a bare name such as ``demo`` means the bundled ``configs/demo.yaml``."""
+    """A config file path; a bare name such as ``demo`` means the bundled ``configs/demo.yaml``
+    (then ``research/recipes/<name>.yaml``: ``patch``, the shipped model's recipe)."""
     if name is None:
         return None
     path = Path(name)
     if path.exists():
         return path
-    bundled = BUNDLED_CONFIGS / f"{path.stem}.yaml"
-    if path.parent == Path(".") and bundled.exists():
+    bundled = bundled_config(path)
+    if bundled is not None:
         return bundled
-    raise VitnirsError(f"{name}: no such config file (bundled ones: {', '.join(bundled_config_names())})")
+    raise VitnirsError(f"{name}: no such config file (bundled ones: {bundled_config_text()})")
 
 
 def bundled_config_names() -> list[str]:
-    return sorted(p.stem for p in BUNDLED_CONFIGS.glob("*.yaml") if not p.stem.startswith("ablation_"))
+    """Bare names of the bundled YAMLs: the user configs, then the research recipes (each sorted)."""
+    return [p.stem for d in BUNDLED_CONFIG_DIRS for p in sorted(d.glob("*.yaml"))]
 
 
-def _config(args: argparse.Namespace) -> Config:
+def bundled_config_text() -> str:
+    """``default, demo; research recipes: patch, patch_mae, ...`` (help texts and messages)."""
+    user, research = ([p.stem for p in sorted(d.glob("*.yaml"))] for d in BUNDLED_CONFIG_DIRS)
+    return ", ".join(user) + (f"; research recipes: {', '.join(research)}" if research else "")
+
+
+def args_config(args: argparse.Namespace) -> Config:
+    """The config of a command's ``--config`` and ``--set``."""
     return load_config(resolve_config_path(args.config), args.set or ())
 
 
-def _progress(args: argparse.Namespace) -> bool:
+def args_progress(args: argparse.Namespace) -> bool:
+    """Progress bars unless ``--no-progress``."""
     return not args.no_progress
 
 
 # ----------------------------------------------------------------------------- prepare
 def cmd_prepare(args: argparse.Namespace) -> int:
-    cfg = _config(args)
+    cfg = args_config(args)
     bank = args.bank or cfg.data.real_datasets_dir
     out = Path(args.out or cfg.data.store_dir or "vitnirs_store")
     if bank is None and (args.unit or args.signal_type):
         raise VitnirsError("--unit/--signal-type need --bank (the demo bank declares its own)")
     report = prepare_sources(
         cfg, out, bank=bank, unit=args.unit, signal_type=args.signal_type, synth=args.synth,
-        workers=args.workers, progress=_progress(args),
+        workers=args.workers, progress=args_progress(args),
     )  # fmt: skip
     print(report.summary())
     from vitnirs.data.prepare import describe_skipped, warning_lines
@@ -81,7 +106,9 @@ def cmd_pack(args: argparse.Namespace) -> int:
     from vitnirs.data.pack import folder_mib, pack_store
 
     regions = None if args.all_regions else args.regions
-    manifest = pack_store(args.store, args.out, regions=regions, dtype=args.dtype, progress=_progress(args))
+    manifest = pack_store(
+        args.store, args.out, regions=regions, dtype=args.dtype, progress=args_progress(args)
+    )
     packed = manifest["packed"]
     worst = max(
         (e["max_rel_std"], name, part)
@@ -101,14 +128,14 @@ def cmd_pack(args: argparse.Namespace) -> int:
 def cmd_synth(args: argparse.Namespace) -> int:
     from vitnirs.data.prepare import prepare
 
-    cfg = _config(args)
+    cfg = args_config(args)
     if args.seed is not None:
         cfg.data.seed = args.seed
     n = args.n if args.n is not None else cfg.data.synth_samples
     if n < 1:
         raise VitnirsError("--n must be at least 1")
     out = Path(args.out)
-    jobs = synthetic_jobs(cfg, n, progress=_progress(args))
+    jobs = synthetic_jobs(cfg, n, progress=args_progress(args))
     names = {j.name for j in jobs}
     report = prepare(
         jobs,
@@ -116,7 +143,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
         asls=asls_settings(cfg),
         workers=args.workers or cfg.data.workers,
         prune=lambda r: r["kind"] == "synthetic" and r["name"] not in names,
-        progress=_progress(args),
+        progress=args_progress(args),
     )
     print(report.summary())
     if not args.no_check:
@@ -133,7 +160,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """prepare (embedded demo bank + synthetic) → pretrain → evaluate → report, all under OUT/."""
     from vitnirs.workflows.demo import run_demo
 
-    run_demo(_config(args), args.out, workers=args.workers, threads=args.threads, progress=_progress(args))
+    run_demo(
+        args_config(args), args.out, workers=args.workers, threads=args.threads, progress=args_progress(args)
+    )
     return 0
 
 
@@ -142,7 +171,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
     from vitnirs.train.loop import pretrain
 
     started = time.perf_counter()
-    cfg = _config(args)
+    cfg = args_config(args)
     out = Path(args.out)
     if args.max_steps is not None and args.max_steps < 1:
         raise VitnirsError("--max-steps must be at least 1")
@@ -152,7 +181,9 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         bank = args.bank or cfg.data.real_datasets_dir
         if bank is not None and not Path(bank).exists():
             raise VitnirsError(f"--bank {bank}: no such folder or file")
-        prepare_run_store(cfg, store, bank=bank, step="[1/2]", workers=args.workers, progress=_progress(args))
+        prepare_run_store(
+            cfg, store, bank=bank, step="[1/2]", workers=args.workers, progress=args_progress(args)
+        )
         print(f"[2/2] pretrain → {out}")
     elif not Path(store).is_dir():
         raise VitnirsError(f"{store}: no such store (run `vitnirs prepare` first, or leave out --store)")
@@ -162,7 +193,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
         run_dir=out,
         resume=args.resume,
         max_steps=args.max_steps,
-        progress=_progress(args),
+        progress=args_progress(args),
     )
     if summary.get("steps") is None:  # not rank 0 of a torchrun job: rank 0 reports
         return 0
@@ -175,11 +206,13 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from vitnirs.workflows.evaluation import evaluate
 
-    cfg = _config(args)
+    cfg = args_config(args)
     store = args.store or cfg.data.store_dir
     if store is None:
         raise VitnirsError("--store is needed (a prepared store: `vitnirs prepare --out STORE`)")
-    result = evaluate(cfg, checkpoint=args.checkpoint, store=store, out=args.out, progress=_progress(args))
+    result = evaluate(
+        cfg, checkpoint=args.checkpoint, store=store, out=args.out, progress=args_progress(args)
+    )
     print(evaluation_lines(result))
     print(f"metrics: {Path(args.out) / 'metrics.json'}")
     return 0
@@ -196,50 +229,6 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_ablate(args: argparse.Namespace) -> int:
-    from vitnirs.workflows.ablate import bundled_ablation_files, run_ablation
-
-    files = args.files or bundled_ablation_files()
-    result = run_ablation(
-        files, out=args.out, overrides=args.set or [], store=args.store, progress=_progress(args)
-    )
-    print(f"ablation table: {result['markdown']}")
-    return 0
-
-
-def cmd_study(args: argparse.Namespace) -> int:
-    from vitnirs.workflows.study import run_study
-
-    checkpoints = {}
-    for item in args.checkpoint:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise VitnirsError(f"--checkpoint {item!r}: expected NAME=PATH (e.g. shipped=default)")
-        checkpoints[name] = path
-    if not args.recipes and not checkpoints:
-        raise VitnirsError("nothing to score: give recipe files and/or --checkpoint NAME=PATH")
-    result = run_study(
-        args.recipes, checkpoints=checkpoints, card=args.scorecard, bank=args.bank, out=args.out,
-        readouts=args.readout, overrides=args.set or [], pretrain_store=args.pretrain_store,
-        progress=_progress(args),
-    )  # fmt: skip
-    print(f"study table: {result['markdown']}")
-    return 0
-
-
-def cmd_lodo(args: argparse.Namespace) -> int:
-    from vitnirs.workflows.lodo import strict_lodo
-
-    cfg = _config(args)
-    if not Path(args.store).is_dir():
-        raise VitnirsError(f"{args.store}: no such store (run `vitnirs prepare` first)")
-    records = strict_lodo(
-        cfg, store=args.store, datasets=args.datasets, out=args.out, progress=_progress(args)
-    )
-    print(f"{len(records)} LODO records: {Path(args.out) / 'lodo.json'}")
-    return 0
-
-
 def cmd_finetune(args: argparse.Namespace) -> int:
     from vitnirs.data.store import PreparedStore
     from vitnirs.workflows.finetune import finetune
@@ -250,7 +239,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     else:
         print(f"prepare: {args.bank} → {out / 'store'}")
         report = prepare_sources(
-            load_config(None, ()), out / "store", bank=args.bank, synth=0, progress=_progress(args)
+            load_config(None, ()), out / "store", bank=args.bank, synth=0, progress=args_progress(args)
         )
         print(report.summary())
         store = PreparedStore(out / "store")
@@ -260,7 +249,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         raise VitnirsError(f"--dataset is needed: datasets with {args.target}: {candidates or 'none'}")
     res = finetune(
         args.checkpoint, store, dataset, args.target, out=out, epochs=args.epochs, lr=args.lr,
-        head_lr=args.head_lr, freeze_encoder=args.freeze_encoder, progress=_progress(args),
+        head_lr=args.head_lr, freeze_encoder=args.freeze_encoder, progress=args_progress(args),
     )  # fmt: skip
     for t in res["targets"]:
         verdict = "better" if t["finetuned_vs_frozen_ridge"] < 1 else "worse"
@@ -293,7 +282,7 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     out = embed_csv(
         args.input, args.out, checkpoint=args.checkpoint, batch_size=args.batch_size, device=args.device,
-        unit=args.unit, signal_type=args.signal_type, reference=args.reference, progress=_progress(args),
+        unit=args.unit, signal_type=args.signal_type, reference=args.reference, progress=args_progress(args),
     )  # fmt: skip
     print(f"embeddings → {out}")
     return 0
@@ -303,6 +292,6 @@ def cmd_embed(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     import yaml
 
-    cfg = _config(args)
+    cfg = args_config(args)
     print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
     return 0

@@ -12,6 +12,7 @@ transmittance become absorbance log10(1/R), cm⁻¹ becomes nm.
 The output has one row per data row of the input, in input order: the metadata and target
 columns as read, then the embedding columns, under the checkpoint's readout (``emb_0 …
 emb_{D-1}`` for ``mean``, ``emb_g0_0 …`` for ``groups8``: the names of
+:func:`vitnirs.model.readout.feature_names`, as
 :meth:`vitnirs.embedder.SpectralEmbedder.get_feature_names_out`), float32 (the encoder's
 precision; a CSV gets at most 9 significant digits per cell). A row whose spectrum
 ``prepare`` would drop (every value missing, or constant) keeps its metadata and gets NaN
@@ -30,8 +31,9 @@ from vitnirs.data.bank import BANK_SUFFIXES
 from vitnirs.data.csv import RawTable, read_csv
 from vitnirs.data.declarations import Declaration, declaration, read_bank_manifest
 from vitnirs.data.validate import validate_table
-from vitnirs.embedder import cached_encoder, embed_absorbance, feature_names, latent_count, resolve_checkpoint
+from vitnirs.embedding import cached_encoder, embed_absorbance, resolve_checkpoint
 from vitnirs.errors import BadFileError, VitnirsError
+from vitnirs.model.readout import feature_names
 
 __all__ = ["INPUT_SUFFIXES", "OUTPUT_SUFFIXES", "embed_csv", "embed_table", "read_input", "read_parquet"]
 
@@ -136,7 +138,7 @@ def embed_table(
         )  # [n_usable, D]
     except ValueError as err:
         raise VitnirsError(f"{path}: {err}") from None
-    names = list(feature_names(int(model.encoder.d_model), info.readout, n_latents=latent_count(model)))
+    names = list(feature_names(int(model.encoder.d_model), info.readout))
     clash = sorted(set(names) & set(map(str, columns.columns)))
     if clash:
         raise VitnirsError(f"{path}: column(s) {', '.join(clash)} clash with the embedding columns")

@@ -65,7 +65,7 @@ def export_checkpoint(
         checkpoint lies in ``RUN_DIR/checkpoints/``, ``RUN_DIR`` is used.
     readout:
         The readout the checkpoint is meant to be used with (one of
-        :data:`vitnirs.model.mae.READOUTS`), recorded as the config's ``evaluation.readout``:
+        :data:`vitnirs.model.readout.READOUTS`), recorded as the config's ``evaluation.readout``:
         ``SpectralEmbedder(pooling="auto")`` and ``vitnirs embed`` use it. None: the run's own.
     overwrite:
         Replace an existing non-empty ``out_dir`` (otherwise a ``VitnirsError``).
@@ -75,7 +75,7 @@ def export_checkpoint(
     Path
         ``out_dir``.
     """
-    from vitnirs.model.mae import READOUTS
+    from vitnirs.model.readout import READOUTS
 
     if dtype not in DTYPES:
         raise VitnirsError(f"dtype must be one of {sorted(DTYPES)}; got {dtype!r}")

@@ -60,7 +60,7 @@ def _predict(model, head, inputs: dict[str, torch.Tensor], rows: np.ndarray, bat
     out = []
     for start in range(0, len(rows), batch_size):
         idx = torch.from_numpy(rows[start : start + batch_size])
-        z = model.encode(*(inputs[k][idx] for k in ("values", "wavelengths", "valid", "level")))[1]
+        z = model.encode(*(inputs[k][idx] for k in ("values", "wavelengths", "valid", "level"))).embedding
         out.append(head(z))  # [b, T]
     return torch.cat(out)
 

@@ -87,8 +87,8 @@ def _weights_summary(checkpoint_dir: Path) -> dict[str, Any]:
 
 
 def _model_lines(meta: dict[str, Any], weights: dict[str, Any]) -> list[str]:
-    from vitnirs.model.mae import readout_dim
     from vitnirs.model.presets import preset_config
+    from vitnirs.model.readout import readout_dim
 
     spec = meta.get("model", {})
     preset = spec.get("preset", "unknown")
@@ -99,7 +99,7 @@ def _model_lines(meta: dict[str, Any], weights: dict[str, Any]) -> list[str]:
     width, readout = built.get("d_model", "unknown"), recommended_readout(meta)
     patch = built.get("tokens") == "patch"
     try:
-        dim: Any = readout_dim(readout, built.get("n_latents", 0), width)
+        dim: Any = readout_dim(readout, width)
     except (ValueError, TypeError):
         dim = "unknown"
     encoder = (
