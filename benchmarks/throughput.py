@@ -333,7 +333,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE",
-        help="config override for our runs, e.g. masking.max_decoder_points=256",
+        help="config override for our runs, e.g. model.channels=[absorbance,sg1,sg2]",
     )  # fmt: skip
     args = parser.parse_args()
 

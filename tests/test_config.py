@@ -39,8 +39,9 @@ def test_defaults_are_the_roadmap_values():
     assert (aug.p_baseline_drift, aug.p_scatter, aug.p_noise, aug.p_band_mask) == (0.5, 0.5, 0.8, 0.2)
     assert (cfg.masking.mask_ratio, cfg.masking.min_block_size, cfg.masking.max_block_size) == (0.7, 5, 50)
     m = cfg.model
+    assert (m.preset, m.tokenizer, m.trunk) == ("small", "patch", "transformer")  # the shipped model
     assert (m.d_model, m.n_latents, m.n_heads, m.n_cross_layers, m.n_self_layers, m.d_meta) == (
-        128, 64, 4, 2, 3, 32,
+        64, None, 4, None, 3, 16,
     )  # fmt: skip
     t = cfg.training
     assert (t.epochs, t.batch_size, t.lr, t.weight_decay, t.warmup_epochs) == (200, 64, 1e-4, 0.05, 10)
@@ -57,7 +58,7 @@ def test_defaults_are_the_roadmap_values():
 def test_shipped_yaml_files_load():
     assert load_config(ROOT / "configs" / "default.yaml") == Config()
     demo = load_config(ROOT / "configs" / "demo.yaml")
-    assert (demo.model.preset, demo.model.d_model, demo.model.tokens, demo.training.epochs) == (
+    assert (demo.model.preset, demo.model.d_model, demo.model.tokenizer, demo.training.epochs) == (
         "small", 64, "patch", 8
     )  # fmt: skip
     assert demo.training_strategy.steps_per_epoch == 50 and demo.evaluation.readout == "groups8"
@@ -95,9 +96,9 @@ def test_exponent_without_dot_is_a_float(tmp_path):
 
 def test_unknown_key_names_dotted_key_and_allowed(tmp_path):
     message = error_of(write(tmp_path, "model:\n  foo: 1\n"))
-    assert "model.foo" in message and "d_model, n_latents" in message
+    assert "model.foo" in message and "trunk, d_model" in message
     message = error_of(overrides=["model.foo=1"])
-    assert "foo" in message and "d_model, n_latents" in message
+    assert "foo" in message and "trunk, d_model" in message
 
 
 def test_unknown_section_and_malformed_override(tmp_path):
@@ -192,7 +193,7 @@ BATCH_FIELDS = {
     ("training_strategy", "sampling"): "sampling", ("training_strategy", "curriculum_steps"): "curriculum_steps",
     ("training_strategy", "p_meta_unknown"): "p_meta_unknown",
     ("masking", "mask_ratio"): "mask_ratio", ("masking", "min_block_size"): "min_block",
-    ("masking", "max_block_size"): "max_block", ("masking", "max_decoder_points"): "max_decoder_points",
+    ("masking", "max_block_size"): "max_block",
     **{("augmentation", k): k for k in (
         "p_baseline_drift", "p_scatter", "p_noise", "p_band_mask", "p_shift", "p_blur", "p_response", "p_crop",
         "crop_min_fraction",
@@ -203,7 +204,7 @@ CHANGED = {
     "batch_size": 3, "token_budget": 999, "seed": 7, "max_points": 100, "pad_multiple": 4,
     "contrastive_weight": 0.5, "p_synth": 0.9, "dataset_weights": {"a": 2.0}, "sampling": "proportional",
     "curriculum_steps": 11, "mask_ratio": 0.4, "min_block_size": 2, "max_block_size": 9,
-    "max_decoder_points": 33, "crop_min_fraction": 0.8, "subsample_min_fraction": 0.7,
+    "crop_min_fraction": 0.8, "subsample_min_fraction": 0.7,
 }  # fmt: skip
 
 

@@ -4,6 +4,7 @@ touches padding; and the probe's embedding-collapse warning (vitnirs.train.probe
 from __future__ import annotations
 
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -200,7 +201,7 @@ class FakeModel(torch.nn.Module):
 
     def encode(self, values, wavelengths, valid, level, meta=None):
         n = values.shape[0]
-        return torch.zeros(n, 4, self.embedding.shape[1]), self.embedding[:n]
+        return SimpleNamespace(embedding=self.embedding[:n])  # an EncoderOutput's embedding
 
     def forward(self, batch):
         return torch.tensor(0.5), None, None

@@ -292,30 +292,43 @@ def test_embedding_map_points_and_labels(store_model):
 
 
 class WavelengthDecoder(torch.nn.Module):
-    """Predicts wavelength / 1000 at each query: shows where predictions land."""
+    """Predicts centre / 1000 for every value of each queried patch: shows where predictions land."""
 
-    def forward(self, latents, wavelengths, valid, latent_valid=None):
-        return wavelengths / 1000.0
+    def __init__(self, out_dim: int):
+        super().__init__()
+        self.out_dim = out_dim
+
+    def forward(self, latents, centres, valid, latent_valid=None):
+        return (centres / 1000.0)[..., None].expand(-1, -1, self.out_dim)
 
 
-def test_reconstructions_predict_exactly_at_masked_points(store_model):
+def test_reconstructions_predict_exactly_at_masked_patches(store_model):
     store, model = store_model
     recs = reconstructions(store, model, settings=batch_settings(), n=3, mask_ratio=0.5, seed=2)
+    tokenizer = model.encoder.tokenizer
     assert len(recs) == 3 and {r["dataset"] for r in recs} <= {"alpha", "beta"}
     for r in recs:
-        v, m = np.array(r["values"]), np.array(r["mask"])
+        v, m, w = np.array(r["values"]), np.array(r["mask"]), np.array(r["wavelengths_nm"])
         p = np.array(r["prediction"], dtype=float)  # None → NaN
-        assert len(v) == len(m) == len(p) == len(r["wavelengths_nm"]) == len(GRID)
+        assert len(v) == len(m) == len(p) == len(w) and len(w) % tokenizer.patch_size == 0
+        assert GRID[0] <= w.min() and w.max() <= GRID[-1]  # lattice points inside the spectrum's range
+        np.testing.assert_allclose(
+            w, tokenizer.lattice.numpy()[np.searchsorted(tokenizer.lattice.numpy(), w)], rtol=1e-6
+        )
         assert np.isfinite(p[m]).all() and np.isnan(p[~m]).all()
-        assert m.sum() == round(0.5 * len(GRID))
-        assert abs(v.mean()) < 1e-4 and abs(v.std() - 1) < 1e-3  # normalised units
-        raw = store.values(r["dataset"])[r["row"]]
-        np.testing.assert_allclose(v, (raw - raw.mean()) / raw.std(), atol=1e-4)
-    decoder, model.decoder = model.decoder, WavelengthDecoder()
+        assert (
+            0 < m.sum() < len(m)
+            and m.reshape(-1, tokenizer.patch_size).all(1).sum() == m.sum() / tokenizer.patch_size
+        )
+        assert abs(v.mean()) < 0.2 and abs(v.std() - 1) < 0.2  # the standardised absorbance channel
+    decoder, model.decoder = model.decoder, WavelengthDecoder(tokenizer.content_dim)
     try:
         for r in reconstructions(store, model, settings=batch_settings(), n=2, seed=3):
-            m, w = np.array(r["mask"]), np.array(r["wavelengths_nm"])
-            np.testing.assert_allclose(np.array(r["prediction"], dtype=float)[m], w[m] / 1000.0, rtol=1e-6)
+            m, w = np.array(r["mask"]), np.array(r["wavelengths_nm"]).reshape(-1, tokenizer.patch_size)
+            centres = np.exp(np.log(w).mean(1)).repeat(tokenizer.patch_size)  # each patch's centre
+            np.testing.assert_allclose(
+                np.array(r["prediction"], dtype=float)[m], centres[m] / 1000.0, rtol=1e-5
+            )
     finally:
         model.decoder = decoder
 

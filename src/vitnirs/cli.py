@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         "pretrain",
         formatter_class=_Formatter,
         help="pretrain the encoder (masked reconstruction + invariance losses)",
-        description="Pretrain the spectral Perceiver on a prepared store (without --store: the "
+        description="Pretrain the encoder (patch tokens x trunk) on a prepared store (without --store: the "
         "bank of data.real_datasets_dir, else the embedded demo bank, plus data.synth_samples "
         "synthetic spectra, prepared into RUN_DIR/store). Writes metrics.jsonl, checkpoints/, "
         "loss_curve.png. Several GPUs: torchrun --nproc_per_node=N -m vitnirs pretrain ...",

@@ -435,11 +435,10 @@ class EvaluationConfig(_Section):
     )
     readout: Literal["mean", "mean+std", "mean+level", "mean+max", "groups4", "groups8"] = Field(
         "mean",
-        description="How the encoder's (N, D) latents become the embedding the heads see "
-        "(vitnirs.model.mae.readout): mean (D values, the default); mean+std, mean+max (the mean, then the "
-        "std or max over the latents, 2D); mean+level (the mean, then the spectrum's mean and log std, D + 2); "
-        "groups4, groups8 (the mean of each of G contiguous groups of latents, G·D); flat (every latent, N·D: "
-        "research only, too wide to ship).",
+        description="How the encoder's (N, D) output tokens become the embedding the heads see "
+        "(vitnirs.model.readout): mean (D values, the default); mean+std, mean+max (the mean, then the "
+        "std or max over the valid tokens, 2D); mean+level (the mean, then the spectrum's mean and log std, "
+        "D + 2); groups4, groups8 (the mean of each of G contiguous groups of the valid tokens, G·D).",
     )
     metadata: Literal["unknown", "store"] = Field(
         "unknown",

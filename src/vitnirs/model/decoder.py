@@ -1,10 +1,11 @@
-"""MAE decoder: one query per masked point, built from its wavelength, reads the latents.
+"""MAE decoder: one query per masked token, built from its centre wavelength, reads the output tokens.
 
 The decoder has its **own** :class:`WavelengthEncoding` (not shared with the encoder), as MAE
 has its own decoder position embedding: the encoder's codes are then shaped only by the
 encoder's needs, and the decoder can be thrown away after pretraining with nothing left
 dangling. Queries attend to the latents only (not to each other), so each prediction depends
-on its own wavelength and the latents alone: padding of the query set changes nothing.
+on its own wavelength and the encoder's output alone: padding of the query set changes nothing.
+Each query predicts the token's content: P·C values for a patch (P lattice points × C channels).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ __all__ = ["MAEDecoder"]
 
 
 class MAEDecoder(nn.Module):
-    """Predict the normalised value at given wavelengths from the encoder latents.
+    """Predict each queried token's content at its centre wavelength from the encoder's output tokens ("latents").
 
     Args:
         d_model: decoder width.

@@ -25,8 +25,7 @@ when all its P points are covered. Channels (``model.channels``), C values per l
   sees the line). The window is
   ``sg_window_nm`` at 1,450 nm in lattice points (odd, at least 5), the same fraction of λ everywhere.
 
-Token = ``Linear(P·C → D)`` of the patch's values (point-major: P points × C channels) + the
-Fourier code (:class:`~vitnirs.model.wavelength.WavelengthEncoding`) of the patch's centre.
+The token vectors (:class:`~vitnirs.model.tokenizer.PatchTokenizer`) are made from these values.
 Linear interpolation reads at most the two native points around each lattice point: a native
 grid much finer than the lattice (0.5 nm) is decimated, not averaged.
 """

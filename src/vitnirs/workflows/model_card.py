@@ -97,16 +97,19 @@ def _model_lines(meta: dict[str, Any], weights: dict[str, Any]) -> list[str]:
     except ValueError:
         built = {}
     width, readout = built.get("d_model", "unknown"), recommended_readout(meta)
-    patch = built.get("tokens") == "patch"
     try:
         dim: Any = readout_dim(readout, width)
     except (ValueError, TypeError):
         dim = "unknown"
+    trunk = {
+        "transformer": "a transformer",
+        "perceiver": f"a Perceiver ({built.get('n_latents')} latents cross-attending to them)",
+    }.get(built.get("trunk"), "an unknown trunk")
     encoder = (
-        f"a transformer over patches of {built.get('patch_size')} points of one absolute log-λ lattice, "
-        f"channels {', '.join(built.get('channels') or [])}"
-        if patch
-        else "Perceiver encoder"
+        f"patches of {built.get('patch_size')} points of one absolute log-λ lattice, channels "
+        f"{', '.join(built.get('channels') or [])}, into {trunk}"
+        if built
+        else "unknown encoder"
     )
     counts = weights["counts"]
     parts = ", ".join(f"{k} {v:,}" for k, v in sorted(counts.items()))
