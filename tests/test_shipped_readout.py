@@ -78,8 +78,13 @@ def test_export_records_the_readout_and_refuses_an_unknown_one(tmp_path):
     assert load_encoder(out)[1].readout == "mean+std"
     card = (out / "model_card.md").read_text()
     assert "readout `mean+std` of width-32 tokens, 64 values" in card
-    assert "patches of 8 points of one absolute log-λ lattice, channels absorbance, sg1, into a transformer" in card
-    perceiver = export_checkpoint(checkpoint(tmp_path / "p", PERCEIVER), tmp_path / "portable_p", dtype="float32")
+    assert (
+        "patches of 8 points of one absolute log-λ lattice, channels absorbance, sg1, into a transformer"
+        in card
+    )
+    perceiver = export_checkpoint(
+        checkpoint(tmp_path / "p", PERCEIVER), tmp_path / "portable_p", dtype="float32"
+    )
     assert "into a Perceiver (8 latents cross-attending to them)" in (perceiver / "model_card.md").read_text()
     with pytest.raises(VitnirsError, match="readout must be one of"):
         export_checkpoint(src, tmp_path / "bad", readout="median")
