@@ -228,7 +228,7 @@ def measure_full_step(
         "mean_real_points_per_spectrum": round(float(np.mean(shape["points"])), 1),
         "mean_padded_width": round(float(np.mean(shape["width"])), 1),
         "mask_ratio": cfg.masking.mask_ratio,
-        "max_decoder_points": cfg.masking.max_decoder_points,
+        "trunk": cfg.model.trunk,
         **result,
     }
 
