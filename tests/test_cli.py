@@ -179,6 +179,9 @@ def test_a_bare_config_name_finds_user_configs_first_then_research_recipes(tmp_p
     names = commands.bundled_config_names()
     assert names[:2] == ["default", "demo"] and "patch" in names and "patch_mae" in names
     assert main(["config", "--config", "patch"]) == 0 and "patch_size:" in capsys.readouterr().out
+    with pytest.raises(VitnirsError, match=r"patch_mae: a variant recipe.*vitnirs ablate patch_mae"):
+        commands.resolve_config_path("patch_mae")  # a variant is run by ablate / study, not --config
+    assert "research recipes: patch; variants (ablate, study): patch_mae" in commands.bundled_config_text()
     user, research = tmp_path / "user", tmp_path / "research"
     for folder in (user, research):
         folder.mkdir()

@@ -50,9 +50,20 @@ def resolve_config_path(name: str | None) -> Path | None:
     if path.exists():
         return path
     bundled = bundled_config(path)
+    if bundled is not None and is_variant(bundled):
+        raise VitnirsError(
+            f"{name}: a variant recipe (a base config + overrides), not a config: run it with `vitnirs "
+            f"ablate {name}` or `vitnirs study {name}`, or pass its base config"
+        )
     if bundled is not None:
         return bundled
     raise VitnirsError(f"{name}: no such config file (bundled ones: {bundled_config_text()})")
+
+
+def is_variant(path: Path) -> bool:
+    """Whether a YAML is a variant recipe (``base:`` + ``overrides:``, read by ablate and study)
+    rather than a config: a top-level ``base:`` line (a config has no such section)."""
+    return any(line.startswith("base:") for line in path.read_text(encoding="utf-8").splitlines())
 
 
 def bundled_config_names() -> list[str]:
@@ -61,9 +72,15 @@ def bundled_config_names() -> list[str]:
 
 
 def bundled_config_text() -> str:
-    """``default, demo; research recipes: patch, patch_mae, ...`` (help texts and messages)."""
-    user, research = ([p.stem for p in sorted(d.glob("*.yaml"))] for d in BUNDLED_CONFIG_DIRS)
-    return ", ".join(user) + (f"; research recipes: {', '.join(research)}" if research else "")
+    """``default, demo; research recipes: patch; variants (ablate, study): patch_mae, ...`` (help, messages)."""
+    user, research = ([p for p in sorted(d.glob("*.yaml"))] for d in BUNDLED_CONFIG_DIRS)
+    configs = [p.stem for p in research if not is_variant(p)]
+    variants = [p.stem for p in research if is_variant(p)]
+    return ", ".join(p.stem for p in user) + "".join(
+        f"; {label}: {', '.join(names)}"
+        for label, names in (("research recipes", configs), ("variants (ablate, study)", variants))
+        if names
+    )
 
 
 def args_config(args: argparse.Namespace) -> Config:
