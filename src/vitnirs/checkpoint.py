@@ -306,9 +306,8 @@ def upgrade_meta(meta: Mapping[str, Any], where: str | Path = "checkpoint") -> d
         for key in _RETIRED_KEYS:
             section.pop(key, None)
         section.update(
-            tokenizer="patch", trunk="transformer", **{k: v for k, v in old.items() if k in section}
+            tokenizer="patch", trunk="transformer", **{k: v for k, v in kwargs.items() if k in section}
         )
-        section.update({k: v for k, v in kwargs.items() if k in section})
     masking = (meta.get("config") or {}).get("masking")
     if isinstance(masking, dict):
         masking.pop("max_decoder_points", None)  # retired with point tokens
