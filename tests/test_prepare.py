@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import XBANK
 from nirs4all.operators.transforms import ASLSBaseline
 
 from vitnirs.data.bank import bank_jobs, prune_missing_files
@@ -18,8 +19,6 @@ from vitnirs.data.prepare import AslsSettings, prepare
 from vitnirs.data.store import PreparedStore
 from vitnirs.data.validate import build_table
 from vitnirs.errors import VitnirsError
-
-XBANK = Path("/work/shared/xbank")
 
 GOOD = ("alpha", "beta", "gamma")
 RECORD_FIELDS = {

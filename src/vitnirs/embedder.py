@@ -26,8 +26,14 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from vitnirs.data.signal import normalize_signal_type, normalize_unit, to_nm
-from vitnirs.data.spectra_input import absorbance_of, check_spectra, grid_from_columns, grid_from_parameter
-from vitnirs.embedding import POOLINGS, cached_encoder, embed_absorbance, resolve_checkpoint
+from vitnirs.data.spectra_input import (
+    absorbance_of,
+    check_spectra,
+    fill_gaps,
+    grid_from_columns,
+    grid_from_parameter,
+)
+from vitnirs.embedding import POOLINGS, cached_encoder, check_readable, embed_absorbance, resolve_checkpoint
 from vitnirs.errors import VitnirsError
 from vitnirs.model.readout import feature_names, readout_dim
 
@@ -35,6 +41,22 @@ if TYPE_CHECKING:
     from vitnirs.checkpoint import CheckpointInfo
 
 __all__ = ["SpectralEmbedder"]
+
+
+def _numeric(est: BaseEstimator, X: Any, *, reset: bool) -> np.ndarray:
+    """scikit-learn's validation of X as ``(n, L)`` float64, NaN allowed; a DataFrame with a
+    non-numeric column gets the package's message naming it, not pandas' conversion error."""
+    columns = getattr(X, "dtypes", None)
+    if columns is not None:
+        from pandas.api.types import is_numeric_dtype
+
+        text = [str(c) for c, t in columns.items() if not is_numeric_dtype(t)]
+        if text:
+            raise ValueError(
+                f"X has non-numeric column(s) {', '.join(map(repr, text[:5]))}: select the spectral "
+                "columns only (e.g. X[wavelength_columns]) and keep ids and targets apart"
+            )
+    return validate_data(est, X, dtype=np.float64, reset=reset, ensure_all_finite="allow-nan")
 
 
 # ----------------------------------------------------------------------------- the estimator
@@ -148,15 +170,17 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
         except (RuntimeError, TypeError) as err:
             raise ValueError(f"device {self.device!r} is not a torch device ({err})") from None
 
-        columns = getattr(X, "columns", None) if self.wavelengths is None else None
-        X = validate_data(self, X, dtype=np.float64)  # [n, L]
-        if self.wavelengths is None:
-            grid = grid_from_columns(columns)
-        else:
+        # the grid first: a DataFrame's non-spectral column is named before any conversion fails
+        grid = grid_from_columns(getattr(X, "columns", None)) if self.wavelengths is None else None
+        X = _numeric(self, X, reset=True)  # [n, L], NaN allowed (filled as vitnirs embed fills them)
+        if grid is None:
             grid = grid_from_parameter(self.wavelengths, X.shape[1])
         with np.errstate(divide="ignore"):
             grid_nm = to_nm(grid, unit)
-        check_spectra(X, grid_nm, name="wavelengths")  # embed_spectra's rules, checked at fit
+        filled, empty, _ = fill_gaps(X)
+        if empty.all():
+            raise ValueError("every spectrum of X is empty (all NaN)")
+        check_spectra(filled[~empty], grid_nm, name="wavelengths")  # embed_spectra's rules, checked at fit
         self.wavelengths_nm_ = grid_nm
         self._order = np.argsort(grid_nm, kind="stable")
 
@@ -164,11 +188,14 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
         self.checkpoint_ = str(ckpt)
         model, info = cached_encoder(ckpt, self.device)
         self._encoder = (model, info)
+        # the coverage rule (vitnirs.data.coverage): CoverageError (a ValueError) or warnings
+        for note in check_readable(model, info, grid_nm, source="SpectralEmbedder", axis=grid, unit=unit):
+            warnings.warn(note, UserWarning, stacklevel=2)
         pooling = info.readout if self.pooling == "auto" else self.pooling
         self.pooling_ = pooling
         self.embedding_dim_ = readout_dim(pooling, int(model.encoder.d_model))
         if self.align:  # the source domain: the spectra fitted on
-            self.source_mean_ = self._embed(X).mean(axis=0)
+            self.source_mean_ = np.nanmean(self._embed(X), axis=0)  # empty rows are NaN
             self.domain_mean_ = self.source_mean_.copy()
         return self
 
@@ -181,24 +208,38 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
         check_is_fitted(self, "embedding_dim_")
         if not self.align:
             raise ValueError("fit_domain needs SpectralEmbedder(align=True)")
-        X = validate_data(self, X, dtype=np.float64, reset=False)  # [n, L]
-        self.domain_mean_ = self._embed(X).mean(axis=0)
+        X = _numeric(self, X, reset=False)  # [n, L]
+        self.domain_mean_ = np.nanmean(self._embed(X), axis=0)
         return self
 
     def transform(self, X: Any) -> np.ndarray:
         """``(n, L)`` spectra on the fitted grid → ``(n, embedding_dim_)`` float64 embeddings."""
         check_is_fitted(self, "embedding_dim_")
-        X = validate_data(self, X, dtype=np.float64, reset=False)  # [n, L]
+        X = _numeric(self, X, reset=False)  # [n, L]
         Z = self._embed(X)
         if self.align:
             Z = Z - self.domain_mean_ + self.source_mean_
         return Z
 
     def _embed(self, X: np.ndarray) -> np.ndarray:
-        """``(n, L)`` validated spectra → ``(n, embedding_dim_)`` float64, no alignment."""
-        absorbance = self._absorbance(X)
+        """``(n, L)`` validated spectra → ``(n, embedding_dim_)`` float64, no alignment.
+
+        NaN gaps are filled along the axis and a row with no value gets a NaN embedding, each with
+        a warning (:func:`~vitnirs.data.spectra_input.fill_gaps`, the rule of ``vitnirs embed``).
+        """
+        X, empty, filled = fill_gaps(X)
+        if filled:
+            warnings.warn(f"SpectralEmbedder: {filled}", UserWarning, stacklevel=3)
+        if empty.any():
+            warnings.warn(
+                f"SpectralEmbedder: {int(empty.sum())} spectra with no values (rows "
+                f"{np.flatnonzero(empty)[:10].tolist()}) get NaN embeddings",
+                UserWarning,
+                stacklevel=3,
+            )
+        absorbance = self._absorbance(X[~empty])
         model, info = self._loaded()
-        Z = embed_absorbance(
+        Zv = embed_absorbance(
             model,
             absorbance,
             self.wavelengths_nm_[self._order],
@@ -206,12 +247,14 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
             pooling=self.pooling_,
             batch_size=int(self.batch_size),
             device=self.device,
-        )
-        if Z.shape[1] != self.embedding_dim_:  # e.g. the checkpoint changed on disk since fit
+        )  # [n_non_empty, D]
+        if Zv.shape[1] != self.embedding_dim_:  # e.g. the checkpoint changed on disk since fit
             raise VitnirsError(
-                f"{self.checkpoint_}: the encoder now gives {Z.shape[1]} columns, "
+                f"{self.checkpoint_}: the encoder now gives {Zv.shape[1]} columns, "
                 f"{self.embedding_dim_} at fit; fit again"
             )
+        Z = np.full((len(X), Zv.shape[1]), np.nan)
+        Z[~empty] = Zv
         return Z
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
@@ -224,7 +267,7 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = False
+        tags.input_tags.allow_nan = True  # NaN gaps are filled, an empty row embeds to NaN
         tags.requires_fit = True
         return tags
 

@@ -27,11 +27,13 @@ import torch
 
 from vitnirs.batching.contract import compact, encode_meta, even_cap, meta_field_values, normalise
 from vitnirs.checkpoint import MODEL_FILE, CheckpointInfo, find_checkpoint, load_model
+from vitnirs.data.coverage import check_coverage
 from vitnirs.data.spectra_input import check_spectra
 from vitnirs.model.readout import READOUTS
 
 __all__ = [
-    "DEFAULT_MAX_POINTS", "POOLINGS", "CheckpointInfo", "cached_encoder", "collapse_stats", "effective_rank",
+    "DEFAULT_MAX_POINTS", "POOLINGS", "CheckpointInfo", "cached_encoder", "check_readable", "collapse_stats",
+    "effective_rank",
     "embed_absorbance", "embed_spectra", "embed_store", "load_encoder", "meta_ids", "resolve_checkpoint",
     "under_metadata_rule", "with_readout",
 ]  # fmt: skip
@@ -91,6 +93,30 @@ def cached_encoder(ckpt_dir: Path, device: str) -> tuple[torch.nn.Module, Checkp
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
     return loaded
+
+
+def check_readable(
+    model: torch.nn.Module,
+    info: CheckpointInfo | None,
+    wavelengths_nm: np.ndarray,
+    *,
+    source: str,
+    axis: np.ndarray | None = None,
+    unit: str | None = None,
+) -> list[str]:
+    """The coverage rule (:mod:`vitnirs.data.coverage`) for this encoder and checkpoint.
+
+    ``wavelengths_nm`` ``(L,)`` or ``(n, L)``; ``info.config["data"]["regions"]`` are the
+    pretraining regions (all, for a checkpoint that does not record them); ``axis``/``unit``:
+    the declared axis, for the unit cross-check. Returns the warnings; raises
+    :class:`~vitnirs.data.coverage.CoverageError` (a ``ValueError``) naming ``source``.
+    """
+    grids = np.atleast_2d(np.asarray(wavelengths_nm, dtype=np.float64))  # [n or 1, L]
+    unique, inverse = np.unique(grids, axis=0, return_inverse=True)  # a shared grid is read once
+    readable = model.encoder.tokenizer.readable_span(unique)
+    readable = tuple(np.asarray(a)[inverse.reshape(-1)] for a in readable)
+    regions = ((info.config if info is not None else {}).get("data") or {}).get("regions")
+    return check_coverage(grids, readable, regions=regions, source=source, axis=axis, unit=unit)
 
 
 def embed_spectra(

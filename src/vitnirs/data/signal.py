@@ -22,6 +22,9 @@ SIGNAL_TYPES = (
     "unknown",
 )
 REGIONS = ("NIR", "vis-NIR", "MIR")
+# The wavelengths each region stands for (nm), as :func:`region_of` assigns them: a checkpoint
+# pretrained on some regions has seen light in their union only (vitnirs.data.coverage).
+REGION_RANGES_NM = {"vis-NIR": (350.0, 2500.0), "NIR": (700.0, 2500.0), "MIR": (2500.0, 25000.0)}
 
 # Spellings users write, mapped to the canonical names above.
 _UNIT_ALIASES = {

@@ -17,7 +17,16 @@ import numpy as np
 from vitnirs.data.csv import parse_wavelength
 from vitnirs.data.signal import normalize_signal_type, to_absorbance
 
-__all__ = ["absorbance_of", "check_spectra", "grid_from_columns", "grid_from_parameter"]
+__all__ = [
+    "MIN_POINTS",
+    "absorbance_of",
+    "check_spectra",
+    "fill_gaps",
+    "grid_from_columns",
+    "grid_from_parameter",
+]
+
+MIN_POINTS = 10  # the fewest spectral points a spectrum may have, in a file or in Python
 
 
 def _rows(bad: np.ndarray) -> str:
@@ -35,7 +44,8 @@ def check_spectra(
     The rules, each with its own ``ValueError`` naming the problem (``name`` is the grid's
     parameter name in the messages):
 
-    - ``X`` is a 2-D ``(n, L)`` array of numbers, finite in every row (the rows that are not are named);
+    - ``X`` is a 2-D ``(n, L)`` array of numbers, ``L >= MIN_POINTS``, finite in every row (the rows
+      that are not are named; :func:`fill_gaps` fills NaN gaps first, as ``vitnirs embed`` does);
     - the grid is ``(L,)`` (shared) or ``(n, L)`` (one per row) numbers, in nm: finite, positive,
       no value twice within a grid (one wavelength per column), in any order. The message names
       the column of a shared grid, the rows of per-row grids.
@@ -45,6 +55,8 @@ def check_spectra(
         raise ValueError(f"X must be (n, L); got shape {X.shape}")
     if not np.issubdtype(X.dtype, np.number):
         raise ValueError(f"X must be numeric; got dtype {X.dtype}")
+    if X.shape[1] < MIN_POINTS:
+        raise ValueError(f"only {X.shape[1]} spectral points; at least {MIN_POINTS} are needed")
     bad = ~np.isfinite(X).all(axis=1)
     if bad.any():
         raise ValueError(f"X has non-finite values (NaN or inf) in {_rows(bad)}; clean or drop them first")
@@ -72,6 +84,36 @@ def check_spectra(
         twice = f"{ordered[:, 1:][bad][0]:g} nm twice" + ("" if w.ndim == 1 else where(bad))
         raise ValueError(f"{name} has repeated values ({twice}): one wavelength per column")
     return X, np.broadcast_to(w, (n, L))
+
+
+def fill_gaps(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """Fill the missing values (NaN) of ``(n, L)`` spectra by linear interpolation along the axis.
+
+    The one NaN rule of the package (``vitnirs prepare``/``embed`` and ``SpectralEmbedder``):
+    gaps are filled, ends held at the nearest value; a row with no value at all is left NaN and
+    flagged (the caller drops it, or gives it a NaN embedding). Returns ``(values, empty_rows,
+    note)``: a float64 copy when something was filled, ``empty_rows`` bool ``(n,)``, and the
+    warning for the filled gaps (None when no gap was filled).
+    """
+    values = np.asarray(values, dtype=np.float64)
+    missing = np.isnan(values)
+    empty = missing.all(axis=1)
+    gaps = np.flatnonzero(missing.any(axis=1) & ~empty)
+    if not len(gaps):
+        return values, empty, None
+    values = values.copy()
+    idx = np.arange(values.shape[1])
+    for r in gaps:  # a cold path: only rows with gaps
+        gap = missing[r]
+        values[r, gap] = np.interp(idx[gap], idx[~gap], values[r, ~gap])
+    return (
+        values,
+        empty,
+        (
+            f"{int(missing[gaps].sum())} missing values in {len(gaps)} spectra filled by linear "
+            "interpolation along the wavelength axis"
+        ),
+    )
 
 
 def grid_from_parameter(wavelengths: Any, n_features: int) -> np.ndarray:
@@ -106,8 +148,16 @@ def grid_from_columns(columns: Any) -> np.ndarray:
             "wavelengths={'first': ..., 'last': ...} for an evenly spaced grid, or X as a "
             "pandas DataFrame whose column names are the wavelengths"
         )
-    grid = []
+    grid, names = [], {str(c) for c in columns}
     for col in columns:  # names carry no decimal mark: '1100.5' and '1100,5' both read
+        base, dot, suffix = str(col).rpartition(".")
+        if dot and suffix.isdigit() and base in names and not isinstance(col, (int, float, np.number)):
+            first, this = parse_wavelength(base, None), parse_wavelength(str(col), None)
+            if this is None or first is None or _mangled(first, this, columns):
+                raise ValueError(
+                    f"column {col!r} looks like a second {base!r} column renamed by pandas (duplicate "
+                    f"wavelength header {base!r}): one wavelength per column; fix the file's header"
+                )
         value = col if isinstance(col, (int, float, np.number)) else parse_wavelength(str(col), None)
         if value is None:
             raise ValueError(
@@ -116,6 +166,16 @@ def grid_from_columns(columns: Any) -> np.ndarray:
             )
         grid.append(float(value))
     return np.asarray(grid, dtype=np.float64)
+
+
+def _mangled(first: float, this: float, columns: Any) -> bool:
+    """Whether ``this`` ('1300.1') is pandas' name for a second ``first`` ('1300') column rather
+    than a wavelength of a fine grid: its offset is far below the grid's median step."""
+    values = [parse_wavelength(str(c), None) for c in columns]
+    axis = np.sort(np.array([v for v in values if v is not None], dtype=np.float64))
+    steps = np.diff(axis)
+    step = float(np.median(steps[steps > 0])) if (steps > 0).any() else 0.0
+    return abs(this - first) < 0.25 * step
 
 
 def absorbance_of(values: np.ndarray, signal_type: str) -> tuple[np.ndarray, list[str]]:

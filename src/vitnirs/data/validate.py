@@ -23,7 +23,15 @@ import pandas as pd
 
 from vitnirs.data.csv import RawTable
 from vitnirs.data.declarations import Declaration, from_column
-from vitnirs.data.signal import guess_signal_type, guess_unit, region_of, to_absorbance, to_nm
+from vitnirs.data.signal import (
+    REGION_RANGES_NM,
+    guess_signal_type,
+    guess_unit,
+    region_of,
+    to_absorbance,
+    to_nm,
+)
+from vitnirs.data.spectra_input import MIN_POINTS, fill_gaps
 from vitnirs.data.table import SpectralTable
 from vitnirs.errors import BadFileError
 
@@ -36,8 +44,11 @@ __all__ = [
     "validate_table",
 ]
 
-MIN_POINTS = 10
 FEW_ROWS = 20  # below this a dataset is kept for pretraining but too small for a downstream split
+LATTICE_RANGE_NM = (  # the patch lattice's span, 350 nm–25 µm: the union of every region
+    min(lo for lo, _ in REGION_RANGES_NM.values()),
+    max(hi for _, hi in REGION_RANGES_NM.values()),
+)
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 _CHECK_ROWS = 1024  # rows checked at a time: bounds the temporaries of the value checks
 
@@ -144,29 +155,14 @@ def count_duplicate_rows(values: np.ndarray) -> int:
 
 
 def _fill_missing(values: np.ndarray, notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Drop all-NaN rows, fill the other gaps by linear interpolation along the axis.
-
-    Returns ``(values, kept_row_mask)``.
-    """
-    missing = np.isnan(values)
-    if not missing.any():
-        return values, np.ones(len(values), dtype=bool)
-    empty_rows = missing.all(axis=1)
+    """Drop all-NaN rows, fill the other gaps (:func:`~vitnirs.data.spectra_input.fill_gaps`,
+    the package's one NaN rule). Returns ``(values, kept_row_mask)``."""
+    values, empty_rows, filled = fill_gaps(values)
     if empty_rows.any():
         notes.append(f"{int(empty_rows.sum())} spectra with no values dropped (rows {_rows(empty_rows)})")
-    values = values[~empty_rows]
-    n_fill = int(np.isnan(values).sum())
-    if n_fill:
-        idx = np.arange(values.shape[1])
-        rows_with_gaps = np.flatnonzero(np.isnan(values).any(axis=1))
-        for r in rows_with_gaps:  # a cold path: only rows with gaps, once at prepare time
-            gap = np.isnan(values[r])
-            values[r, gap] = np.interp(idx[gap], idx[~gap], values[r, ~gap])
-        notes.append(
-            f"{n_fill} missing values in {len(rows_with_gaps)} spectra filled by linear interpolation "
-            "along the wavelength axis"
-        )
-    return values, ~empty_rows
+    if filled:
+        notes.append(filled)
+    return values[~empty_rows], ~empty_rows
 
 
 def _rows(rows: np.ndarray, most: int = 5) -> str:
@@ -296,6 +292,14 @@ def validate_table(raw: RawTable, *, name: str, declared: Declaration | None = N
         unit, note = guess_unit(axis)
         notes.append(note)
     wavelengths_nm = to_nm(axis, unit)
+    lattice_lo, lattice_hi = LATTICE_RANGE_NM
+    outside = (wavelengths_nm < lattice_lo) | (wavelengths_nm > lattice_hi)
+    if outside.any():  # no vitnirs model reads it: embedding refuses what it cannot read (data.coverage)
+        notes.append(
+            f"{int(outside.sum())} of {len(axis)} points ({wavelengths_nm.min():,.0f}–{wavelengths_nm.max():,.0f} nm "
+            f"as {unit}) lie outside the lattice {lattice_lo:,.0f}–{lattice_hi:,.0f} nm: no model reads them"
+            + ("" if declared.unit else "; declare the unit if the guess is wrong")
+        )
     order = np.argsort(wavelengths_nm)
     if np.any(order != np.arange(len(order))) or not values.flags.c_contiguous:  # else no copy needed
         wavelengths_nm, values = wavelengths_nm[order], values[:, order]

@@ -69,6 +69,10 @@ class Tokenizer(Protocol):
         point_mask: torch.Tensor | None = None,
     ) -> Tokens: ...
 
+    def readable_span(self, wavelengths_nm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Grids ``(n, L)`` nm → valid tokens per row, and the nm span they cover (the coverage rule)."""
+        ...
+
 
 def select_first(flag: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Indices of the True entries of ``flag`` (B, T), first and in order, padded to the row max.
@@ -137,6 +141,25 @@ class PatchTokenizer(nn.Module):
     def n_patches(self) -> int:
         """Patches of the whole lattice."""
         return int(self.centres.shape[0])
+
+    @torch.no_grad()
+    def readable_span(self, wavelengths_nm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What this tokenizer reads of grids ``(n, L)`` in nm (finite, any order) →
+        ``(valid_patches (n,) int, lo_nm (n,), hi_nm (n,))``: the number of valid patches of each
+        row and the lattice span they cover (NaN where none is valid). The validity rule is the
+        one :meth:`patches` applies."""
+        grids = np.sort(np.atleast_2d(np.asarray(wavelengths_nm, dtype=np.float64)), axis=1)
+        w = torch.as_tensor(grids, dtype=torch.float32, device=self.lattice.device)  # [n, L]
+        _, covered = interpolate_rows(torch.zeros_like(w), w, torch.ones_like(w, dtype=torch.bool),
+                                      self.lattice, self.max_gap)  # fmt: skip
+        pvalid = covered.reshape(len(w), -1, self.patch_size).all(-1).cpu().numpy()  # [n, Np]
+        edges = self.lattice.cpu().numpy().reshape(-1, self.patch_size)[:, [0, -1]]  # [Np, 2]
+        count = pvalid.sum(1)
+        lo, hi = np.full(len(w), np.nan), np.full(len(w), np.nan)
+        some = count > 0
+        lo[some] = edges[pvalid[some].argmax(1), 0]
+        hi[some] = edges[pvalid.shape[1] - 1 - pvalid[some][:, ::-1].argmax(1), 1]
+        return count, lo, hi
 
     def channel_values(
         self, values: torch.Tensor, wavelengths: torch.Tensor, valid: torch.Tensor

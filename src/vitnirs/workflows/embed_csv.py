@@ -10,10 +10,12 @@ folder, else a ``signal_type`` column, else a guess (with a warning). Reflectanc
 transmittance become absorbance log10(1/R), cm⁻¹ becomes nm.
 
 The output has one row per data row of the input, in input order: the metadata and target
-columns as read, then the embedding columns, under the checkpoint's readout (``emb_0 …
-emb_{D-1}`` for ``mean``, ``emb_g0_0 …`` for ``groups8``: the names of
-:func:`vitnirs.model.readout.feature_names`, as
-:meth:`vitnirs.embedder.SpectralEmbedder.get_feature_names_out`), float32 (the encoder's
+columns as read, then the embedding columns, under ``readout`` (default: the checkpoint's, as
+``SpectralEmbedder(pooling="auto")``) and named by :func:`vitnirs.model.readout.feature_names`
+(as :meth:`vitnirs.embedder.SpectralEmbedder.get_feature_names_out`): ``emb_g0_0 … emb_g7_{D-1}``
+for ``groups8`` (the shipped model's), ``emb_0 … emb_{D-1}`` for ``mean``, ``emb_0 …`` then
+``emb_std_0 …`` / ``emb_max_0 …`` / ``level_mean, level_log_std`` for ``mean+std`` /
+``mean+max`` / ``mean+level``; float32 (the encoder's
 precision; a CSV gets at most 9 significant digits per cell). A row whose spectrum
 ``prepare`` would drop (every value missing, or constant) keeps its metadata and gets NaN
 embeddings, with a warning naming it.
@@ -28,10 +30,17 @@ import numpy as np
 import pandas as pd
 
 from vitnirs.data.bank import BANK_SUFFIXES
+from vitnirs.data.coverage import CoverageError
 from vitnirs.data.csv import RawTable, read_csv
 from vitnirs.data.declarations import Declaration, declaration, read_bank_manifest
 from vitnirs.data.validate import validate_table
-from vitnirs.embedding import cached_encoder, embed_absorbance, resolve_checkpoint
+from vitnirs.embedding import (
+    cached_encoder,
+    check_readable,
+    embed_absorbance,
+    resolve_checkpoint,
+    with_readout,
+)
 from vitnirs.errors import BadFileError, VitnirsError
 from vitnirs.model.readout import feature_names
 
@@ -95,6 +104,7 @@ def embed_table(
     device: str = "cpu",
     unit: str | None = None,
     signal_type: str | None = None,
+    readout: str | None = None,
     progress: bool = False,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Embed one bank table → ``(frame, warnings)``; ``frame`` is what :func:`embed_csv` writes.
@@ -127,6 +137,12 @@ def embed_table(
     try:
         ckpt = resolve_checkpoint(checkpoint)
         model, info = cached_encoder(ckpt, device)
+        if readout is not None:  # else the checkpoint's (evaluation.readout of its config)
+            info = with_readout(info, readout)
+        # the coverage rule: CoverageError (naming the file) or warnings
+        notes += check_readable(
+            model, info, table.wavelengths_nm, source=str(path), axis=validated.axis, unit=declared.unit
+        )
         Z = embed_absorbance(
             model,
             table.values.astype(np.float64),
@@ -136,6 +152,8 @@ def embed_table(
             device=device,
             progress=progress,
         )  # [n_usable, D]
+    except CoverageError:
+        raise
     except ValueError as err:
         raise VitnirsError(f"{path}: {err}") from None
     names = list(feature_names(int(model.encoder.d_model), info.readout))
@@ -165,6 +183,7 @@ def embed_csv(
     device: str = "cpu",
     unit: str | None = None,
     signal_type: str | None = None,
+    readout: str | None = None,
     reference: str | Path | None = None,
     progress: bool = True,
 ) -> Path:
@@ -186,6 +205,10 @@ def embed_csv(
     unit, signal_type:
         Declared axis unit (``nm``, ``cm-1``) and signal type (``absorbance``, ``reflectance``,
         ...) of the file; they take precedence over the folder's ``manifest.json``.
+    readout:
+        How the encoder's output tokens become the embedding, one of
+        :data:`vitnirs.model.readout.READOUTS`; ``None``: the checkpoint's (``groups8`` for the
+        shipped model).
     reference:
         Standard-free alignment: a table of *unlabelled* spectra of the same instrument (e.g. its
         calibration spectra; its ``y_*`` columns are never read). The embeddings are centred on
@@ -209,12 +232,13 @@ def embed_csv(
         device=device,
         unit=unit,
         signal_type=signal_type,
+        readout=readout,
         progress=progress,
     )
     if reference is not None:
         ref, ref_notes = embed_table(
             reference, checkpoint=checkpoint, batch_size=batch_size, device=device, unit=unit,
-            signal_type=signal_type, progress=False,
+            signal_type=signal_type, readout=readout, progress=False,
         )  # fmt: skip
         emb = [c for c in frame.columns if str(c).startswith("emb_")]
         centre = ref[emb].to_numpy(dtype=np.float64)

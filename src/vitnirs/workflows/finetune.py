@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import json
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,7 +36,14 @@ import torch
 from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
-from vitnirs.checkpoint import HEAD_FILE, find_checkpoint, load_state, read_meta, write_checkpoint
+from vitnirs.checkpoint import (
+    HEAD_FILE,
+    find_checkpoint,
+    load_state,
+    read_meta,
+    weights_sha256,
+    write_checkpoint,
+)
 from vitnirs.errors import VitnirsError
 from vitnirs.evaluate.downstream import run_heads
 from vitnirs.evaluate.metrics import regression_metrics
@@ -96,7 +104,7 @@ def finetune(
     of ridge on the frozen embedding (same split), the split, the best epoch and the settings.
     ``grad_clip`` and ``precision`` are as ``training.*`` in pretraining.
     """
-    from vitnirs.embedding import embed_spectra, load_encoder, with_readout
+    from vitnirs.embedding import check_readable, embed_spectra, load_encoder, with_readout
 
     started, out = time.perf_counter(), Path(out)
     all_targets = regression_targets(store.targets(dataset))
@@ -119,6 +127,8 @@ def finetune(
 
     torch.manual_seed(seed)
     model, info = load_encoder(checkpoint)
+    for note in check_readable(model, info, np.asarray(wl), source=dataset):  # or CoverageError
+        print(f"warning: {note}", file=sys.stderr)
     frozen_z = embed_spectra(model, X, wl, info=with_readout(info, "mean"))  # the head reads the (n, D) mean
     inputs = _inputs(X, wl, info.max_points or 0)
     head = StandardisedLinearHead(model.encoder.d_model, len(targets)).fit_scale(frozen_z[fit])
@@ -195,6 +205,8 @@ def finetune(
         out / FINETUNED_DIR, model.state_dict(), meta,
         extra=lambda tmp: save_file(head_state, str(tmp / HEAD_FILE)),
     )  # fmt: skip
+    result["weights_sha256"] = weights_sha256(out / FINETUNED_DIR)  # the fine-tuned encoder's weights file
+    result["source_weights_sha256"] = weights_sha256(source)  # the checkpoint it started from
     (out / "finetune.json").write_text(json.dumps(result, indent=1))
     return result
 
