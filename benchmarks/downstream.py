@@ -11,7 +11,9 @@ samples, the Phase 0 baselines with the compact AOM bank, ridge / PLS / kernel-r
 transfer on corn and tablets where present, robustness on two datasets, synthetic checks
 off — the store has no synthetic spectra), and write one JSON with the per-target summary
 (best classical, best overall, best embedding, ratio), the transfer medians, the robustness
-curves and the full metrics file of each bank. ``--markdown`` prints the README table.
+curves and the full metrics file of each bank, with the sha256 of the weights scored
+(``weights_sha256``: ``vitnirs export --downstream`` uses the file only for those weights).
+``--markdown`` prints the README table.
 """
 
 from __future__ import annotations
@@ -100,12 +102,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", action="store_true", help="print the README table")
     args = parser.parse_args(argv)
 
+    from vitnirs.checkpoint import find_checkpoint, weights_sha256
     from vitnirs.config import load_config
     from vitnirs.workflows.evaluation import evaluate
 
     cfg = load_config(None, SETTINGS + args.set)
+    ckpt = find_checkpoint(args.checkpoint)  # a run folder: its newest checkpoint, scored and hashed
     results: dict = {
-        "checkpoint": str(args.checkpoint),
+        "checkpoint": str(ckpt),
+        "weights_sha256": weights_sha256(ckpt),  # vitnirs export --downstream uses it only for these weights
         "settings": SETTINGS + args.set,
         "machine": {
             "platform": platform.platform(),
@@ -120,9 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         store = prepare_bank(bank, args.xbank)
         started = time.perf_counter()
-        res = evaluate(
-            cfg, checkpoint=args.checkpoint, store=store, out=CACHE / f"eval_{bank}", progress=True
-        )
+        res = evaluate(cfg, checkpoint=ckpt, store=store, out=CACHE / f"eval_{bank}", progress=True)
         results["banks"][bank] = {
             "seconds": round(time.perf_counter() - started, 1),
             "summary": res["summary"],

@@ -16,6 +16,13 @@ seeds of ``--readout-seeds`` (default: the first); the others get the first read
 ``<scorecard>_seeds.md`` gives each figure per seed, with their mean and spread. A seed's
 finished runs and scores are kept, so a rerun adds only what is new.
 
+Each score carries the four axes (``axes`` of :func:`vitnirs.research.study_table.digest`): within,
+few-shot (n = 10 / 25 / 50), robustness (one number per kind: the mean RMSEP perturbed ÷ clean
+over the severities) and transfer (k = 0), with the controls in each (untrained network, seeds 0
+and 1; SNV+SG1 features; MiniRocket features, which need ``pip install -e ".[eval]"``; the
+classical pipelines). The MiniRocket heads do not depend on the checkpoint: the baseline cache
+keeps them, so the first checkpoint of a study pays for them.
+
 A study of its own takes ``--tag`` (its cache and its result files carry the tag);
 ``--recipes`` names recipe files or bundled recipes by bare name (``patch_mae``), and
 ``--checkpoint NAME=PATH`` adds checkpoints (e.g. the steps of a long run) to the first seed.
@@ -92,41 +99,61 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _axis(s: dict, *path: str) -> float | None:
+    """``s["axes"][path…]``, None where a score (an older one, or one without that section) lacks it."""
+    node = s.get("axes", {})
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, (int, float)) else None
+
+
+# the four axes (within, few-shot, robustness: the embedding's median over the datasets, transfer k = 0)
 FIGURES = [
     ("regression ratio", lambda s: s["regression_ratio"]),
     ("pretraining gain", lambda s: s["pretraining_gain"]),
     ("vs SNV+SG1 features", lambda s: s["vs_classical_features"]),
+    ("vs MiniRocket features", lambda s: s.get("vs_minirocket")),
+    *[(f"few-shot n={n} vs best classical", lambda s, n=n: _axis(s, "fewshot", str(n), "vs_classical"))
+      for n in (10, 25, 50)],
+    *[(f"few-shot n={n} vs untrained", lambda s, n=n: _axis(s, "fewshot", str(n), "vs_untrained"))
+      for n in (10, 25, 50)],
+    *[(f"robustness {k}", lambda s, k=k: _axis(s, "robustness", "by_kind", k, "embedding"))
+      for k in ("drift", "scatter", "shift", "noise")],
     ("corn k=0", lambda s: s["transfer"].get("corn", {}).get("embedding")),
     ("corn k=0 +align", lambda s: s["transfer"].get("corn", {}).get("embedding+align")),
     ("tablets k=0", lambda s: s["transfer"].get("tablet", {}).get("embedding")),
     ("tablets k=0 +align", lambda s: s["transfer"].get("tablet", {}).get("embedding+align")),
     ("effective rank", lambda s: s["effective_rank"]),
-]
+]  # fmt: skip
 
 
 def seed_table(card: str, seeds: list[int], readout: str = "mean") -> str:
     """Per recipe (``readout``, the one every entry is scored with): each figure per seed, their
-    mean and spread (max - min)."""
+    mean and spread (max - min); a figure no score has (e.g. few-shot in older results) is left out."""
     reports = {s: json.loads((RESULTS / f"{card}_seed{s}.json").read_text()) for s in seeds}
     names = [e["name"] for e in reports[seeds[0]]["entries"] if e["kind"] == "recipe"]
+    figures = [(f, get) for f, get in FIGURES if any(_value(reports[s], name, readout, get) is not None
+                                                     for s in seeds for name in names)]  # fmt: skip
     head = "| recipe | " + " | ".join(
-        f"{f} (seeds {', '.join(map(str, seeds))}; mean ± spread)" for f, _ in FIGURES
+        f"{f} (seeds {', '.join(map(str, seeds))}; mean ± spread)" for f, _ in figures
     )
-    lines = [head + " |", "|---" * (1 + len(FIGURES)) + "|"]
+    lines = [head + " |", "|---" * (1 + len(figures)) + "|"]
     for name in names:
         cells = []
-        for _, get in FIGURES:
-            vals = []
-            for s in seeds:
-                entry = next((e for e in reports[s]["entries"] if e["name"] == name), None)
-                score = (entry or {}).get("scores", {}).get(readout, {})
-                vals.append(get(score) if score and score.get("status") != "failed" else None)
+        for _, get in figures:
+            vals = [_value(reports[s], name, readout, get) for s in seeds]
             ok = [v for v in vals if v is not None]
             shown = " / ".join("–" if v is None else f"{v:.3g}" for v in vals)
             spread = f"; {statistics.mean(ok):.3g} ± {max(ok) - min(ok):.2g}" if len(ok) > 1 else ""
             cells.append(shown + spread)
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _value(report: dict, name: str, readout: str, get) -> float | None:
+    entry = next((e for e in report["entries"] if e["name"] == name), None)
+    score = (entry or {}).get("scores", {}).get(readout, {})
+    return get(score) if score and score.get("status") != "failed" else None
 
 
 def _copy(json_path: Path, stem: Path) -> None:

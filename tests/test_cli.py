@@ -46,7 +46,7 @@ def test_top_level_help(capsys):
         ("prepare", ["--bank", "--out", "--unit", "--signal-type", "--synth N", "(default: 0)", "--workers"]),
         ("synth", ["--n", "--out", "--seed", "--no-check", "--workers"]),
         ("demo", ["--out", "(default: vitnirs_demo)", "--config", "(default: demo)", "--no-progress"]),
-        ("config", ["--config", "--set SECTION.KEY=VALUE", "(default: None)"]),
+        ("config", ["--config", "--set SECTION.KEY=VALUE", "none = built-in defaults"]),
     ],
 )
 def test_command_help_lists_options_with_defaults(capsys, command, expected):
@@ -320,6 +320,12 @@ def test_demo_run(tmp_path, capsys):
         "raw_adversarial_auc",
     }
     assert (out / "evaluation" / "embedding_map.json").is_file()
+    # where the evaluation's time went, per step, on the console and in metrics.json
+    steps = metrics["step_seconds"]
+    assert list(steps)[:2] == ["classical baselines", "embedding heads"]
+    assert {"untrained control", "snv_sg1 control", "lodo (downstream-only)", "robustness"} <= set(steps)
+    assert all(s >= 0 for s in steps.values()) and sum(steps.values()) <= metrics["seconds"] + 0.5
+    assert f"evaluation {metrics['seconds']:.1f} s: classical baselines " in captured.out
     html = (out / "report.html").read_text()
     assert summary["report"] == str(out / "report.html") and "data:image/png;base64," in html
     store = PreparedStore(out / "store")

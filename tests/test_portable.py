@@ -12,7 +12,7 @@ import torch
 from conftest import peak_spectra
 from safetensors import safe_open
 
-from vitnirs.checkpoint import find_checkpoint
+from vitnirs.checkpoint import find_checkpoint, weights_sha256
 from vitnirs.embedding import embed_spectra, load_encoder
 from vitnirs.errors import VitnirsError
 from vitnirs.model import build_mae
@@ -59,7 +59,7 @@ def ckpt(run: Path) -> Path:
 
 
 def test_export_writes_exactly_three_files(run_dir, tmp_path):
-    out = export_checkpoint(ckpt(run_dir), tmp_path / "portable")
+    out = export_checkpoint(ckpt(run_dir), tmp_path / "portable", dtype="bfloat16")
     assert sorted(p.name for p in out.iterdir()) == sorted(PORTABLE_FILES)
     assert not (out / "trainer.pt").exists() and (ckpt(run_dir) / "trainer.pt").exists()
     meta = json.loads((out / "config.json").read_text())
@@ -85,7 +85,7 @@ def test_portable_embeddings_match_the_original(run_dir, tmp_path):
     exact, info = load_encoder(export_checkpoint(ckpt(run_dir), tmp_path / "f32", dtype="float32"))
     assert info.portable and info.step == 7 and info.max_points == 64
     np.testing.assert_array_equal(embed_spectra(exact, X, w), ref)
-    half, _ = load_encoder(export_checkpoint(ckpt(run_dir), tmp_path / "bf16"))
+    half, _ = load_encoder(export_checkpoint(ckpt(run_dir), tmp_path / "bf16", dtype="bfloat16"))
     assert {p.dtype for p in half.parameters()} == {torch.float32}  # cast back on load
     Z = embed_spectra(half, X, w)
     assert np.abs(Z - ref).max() > 0  # the weights were rounded ...
@@ -105,8 +105,9 @@ def test_wrong_format_version_names_both_versions(run_dir, tmp_path):
         export_checkpoint(out, tmp_path / "again")
 
 
-def downstream(win_alpha: bool, pls_corn: float) -> dict:
-    """A hand-made benchmarks/downstream.py result: 3 targets, transfer on one group."""
+def downstream(win_alpha: bool, pls_corn: float, weights: str | None = None) -> dict:
+    """A hand-made benchmarks/downstream.py result: 3 targets, transfer on one group; ``weights``:
+    the sha256 of the weights it scored."""
 
     def row(dataset, classical, embedding):
         return {
@@ -131,7 +132,8 @@ def downstream(win_alpha: bool, pls_corn: float) -> dict:
         {"group": "corn", "k": 0, "method": "pls_raw", "median_rmsep": pls_corn},
         {"group": "corn", "k": 0, "method": "pls_raw+pds", "median_rmsep": 0.2},
     ]
-    return {"checkpoint": "runs/x", "banks": {"testbank": {"summary": rows, "transfer_medians": transfer}}}
+    banks = {"testbank": {"summary": rows, "transfer_medians": transfer}}
+    return {"checkpoint": "runs/x", "weights_sha256": weights, "banks": banks}
 
 
 def test_model_card_numbers_come_from_the_files(run_dir, tmp_path):
@@ -148,7 +150,8 @@ def test_model_card_numbers_come_from_the_files(run_dir, tmp_path):
         json.dumps({"datasets": [{"file": "alpha_real.csv", "licence": "LIC-XYZ", "package": "pkg 1"}]})
     )
     results = tmp_path / "downstream.json"
-    results.write_text(json.dumps(downstream(win_alpha=False, pls_corn=0.5)))
+    sha = weights_sha256(ckpt(run_dir))  # results of these weights (others: test_model_card_honesty)
+    results.write_text(json.dumps(downstream(win_alpha=False, pls_corn=0.5, weights=sha)))
     inputs = CardInputs(
         run_dir=run_dir, downstream=results, store_dir=store, bank_manifests=(bank,), hardware="CPU test rig"
     )
@@ -165,7 +168,7 @@ def test_model_card_numbers_come_from_the_files(run_dir, tmp_path):
     assert "loss (MAE)" not in card and "mae 0." not in card  # MAE = masked autoencoder, not the metric
     assert "Trained on: CPU test rig; 7 steps" in card and "never used" in card and "p_synth = 0.25" in card
 
-    results.write_text(json.dumps(downstream(win_alpha=True, pls_corn=1.5)))
+    results.write_text(json.dumps(downstream(win_alpha=True, pls_corn=1.5, weights=sha)))
     changed = build_model_card(ckpt(run_dir), inputs)
     assert (
         "loses to the best classical calibration on 2 of 3 testbank targets (it wins on alpha_real / y_a)"

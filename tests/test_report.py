@@ -171,11 +171,11 @@ def html_escape(text: str) -> str:
 
 def test_worse_only_where_the_encoder_loses(report):
     lose = _row(report, "ds_lose")
-    assert "worse than pls_raw by 20.0 %" in lose  # the mean over the 3 repeats, not one split
+    assert "worse than PLS on raw spectra by 20.0 %." in lose  # the mean over the 3 repeats, not one split
     assert '1.2 <span class="sd">± 0.1</span>' in lose and "random_rep" in lose
     win = _row(report, "ds_win")
-    assert "worse" not in win and "beats pls_raw by 10.0 %" in win  # best *linear* baseline
-    assert "krr_raw does better still" in win  # ... and the kernel baseline is said to win
+    assert "worse" not in win and "beats PLS on raw spectra by 10.0 %" in win  # best *linear* baseline
+    assert "kernel ridge on raw spectra does better still" in win  # ... the kernel baseline wins
     assert "★&nbsp;0.8" in win  # the winner of the row is marked
     assert f"checkpoint: {CKPT}" in report and f"bank: {BANK}" in report
     assert "split protocol: random_rep, kennard_stone</caption>" in report  # repeats named once
@@ -183,30 +183,35 @@ def test_worse_only_where_the_encoder_loses(report):
 
 def test_class_lodo_transfer_robustness_synthetic_ablation(report):
     cls = report.split('id="class"')[1].split("</section>")[0]
-    assert "worse than logreg_snv_sg1 by 20.0 points" in cls
+    assert "worse than logistic regression on SNV + SG1 by 20.0 points" in cls
     lodo = report.split('id="lodo"')[1].split("</section>")[0]
     assert "strict LODO (encoder pretrained without this dataset)" in lodo and "downstream-only LODO" in lodo
     assert "ds_cl" in lodo and "planted failure" in lodo  # records of a separate lodo.json are merged
     # the lodo_classical reference of the same split family, not of the other one
     assert (
         "ds_cl / y_a (kennard_stone split), strict LODO (encoder pretrained without this dataset): "
-        "the encoder (embedding+ridge, 0.5) is better than snv_sg1_pls (0.6) by 16.7 %" in lodo
+        "the encoder (embedding + ridge, 0.5) is better than SNV + SG1 + PLS (0.6) by 16.7 %" in lodo
     )
     assert (
         "ds_cl / y_a (random_rep split), strict LODO (encoder pretrained without this dataset): "
-        "the encoder (embedding+ridge, 0.7) is worse than snv_sg1_pls (0.6) by 16.7 %" in lodo
+        "the encoder (embedding + ridge, 0.7) is worse than SNV + SG1 + PLS (0.6) by 16.7 %" in lodo
     )
     # ds_lose has no classical LODO record: compared with the downstream table's best classical
     assert (
-        "protocol random_rep): the encoder (embedding+ridge, 1.9) is worse than pls_raw (1) by 90.0 %" in lodo
+        "protocol random_rep): the encoder (embedding + ridge, 1.9) is worse than PLS on raw spectra (1) by 90.0 %"
+        in lodo
     )
-    assert re.search(r"strict LODO[^<]*: the encoder \(embedding\+ridge, 1\.4\) is worse than pls_raw", lodo)
+    assert re.search(
+        r"strict LODO[^<]*: the encoder \(embedding \+ ridge, 1\.4\) is worse than PLS on raw", lodo
+    )
     transfer = report.split('id="transfer"')[1].split("</section>")[0]
-    assert "k = 5" in transfer and "is worse than pls_raw" in transfer and len(_images(transfer)) == 1
+    assert (
+        "k = 5" in transfer and "is worse than PLS on raw spectra" in transfer and len(_images(transfer)) == 1
+    )
     robust = report.split('id="robustness"')[1].split("</section>")[0]
     # at severity 1: embedding 0.9 * 3 = 2.7 vs pls 1.0 * 1.2 = 1.2 → worse by 125 %
     assert (
-        "drift at severity 1 AU: the encoder (embedding+ridge, 2.7) is worse than pls_raw (1.2) by 125.0 %"
+        "drift at severity 1 AU: the encoder (embedding + ridge, 2.7) is worse than PLS on raw spectra (1.2) by 125.0 %"
         in robust
     )
     synthetic = report.split('id="synthetic"')[1].split("</section>")[0]
@@ -225,6 +230,8 @@ def test_only_metrics_json_and_broken_files(tmp_path):
     assert (tmp_path / "report.html").is_file()
     assert text.count("not run in this output") >= 8
     assert "no embedding head was scored" in text and "unreadable" in text
+    # an evaluated checkpoint whose reconstructions could not be read: the section says how to get them
+    assert "evaluation.artefacts=true" in text.split('id="reconstructions"')[1].split("</section>")[0]
     only_summary = tmp_path / "s"
     (only_summary / "evaluation").mkdir(parents=True)
     rows = [{"dataset": d, "target": "y", "protocol": "native", "best_classical": {"method": "aom_pls", "rmsep": 1.0},
@@ -232,10 +239,14 @@ def test_only_metrics_json_and_broken_files(tmp_path):
             for d, r in (("s_lose", 1.3), ("s_win", 0.7))]  # fmt: skip
     (only_summary / "evaluation" / "metrics.json").write_text(json.dumps({"summary": rows}))
     text = write_report(only_summary).read_text()
-    assert "worse than aom_pls" in _row(text, "s_lose") and "worse" not in _row(text, "s_win")
+    assert "worse than AOM-PLS by 30.0 %" in _row(text, "s_lose") and "worse" not in _row(text, "s_win")
+    assert 'id="reconstructions"' not in text  # no checkpoint evaluated: the artefacts cannot apply
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert all(f">{t}</h2>" in write_report(empty).read_text() for t in SECTION_TITLES.values())
+    text = write_report(empty).read_text()
+    model_figures = ("reconstructions", "embedding-map")  # nothing evaluated: left out, not "not run"
+    assert all(f">{t}</h2>" in text for k, t in SECTION_TITLES.items() if k not in model_figures)
+    assert not any(f'id="{k}"' in text or f'href="#{k}"' in text for k in model_figures)
 
 
 # ----------------------------------------------------------------------------- artefacts
@@ -349,7 +360,7 @@ def test_artefacts_feed_the_report(store_model, tmp_path):
 def test_the_downstream_table_states_the_untrained_control(tmp_path):
     ev = _evaluation()
     ev["controls"] = [
-        {**r, "method": r["method"].replace("embedding+", "untrained+"),
+        {**r, "method": r["method"].replace("embedding+", "untrained+"), "seed": 0,
          "metrics": {k: v * (0.5 if k == "rmsep" else 1.0) for k, v in r["metrics"].items()}}
         for r in ev["downstream"]
     ]  # fmt: skip
@@ -357,8 +368,18 @@ def test_the_downstream_table_states_the_untrained_control(tmp_path):
         {**r, "method": r["method"].replace("embedding+", "snv_sg1+")} for r in ev["downstream"]
     ]
     html = write_report(_fake_run(tmp_path / "run", ev)).read_text()
+    head = html.split('id="downstream"')[1].split("</thead>")[0]
+    names = re.findall(r"<th[^>]*>(.*?)</th>", head)
+    i = names.index("embedding ÷ best classical")  # the controls right after the embedding's columns
+    assert names[i + 1 : i + 4] == ["untrained network (control)", "pretrained ÷ untrained",
+                                    "SNV + SG1 features (control)"]  # fmt: skip
+    win = _row(html, "ds_win")  # embedding+ridge 0.9 / untrained+ridge 0.45 = 2.0; SNV + SG1 features 0.9
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", win.split('<tr class="verdict">')[0])
+    assert [re.sub(r"<[^>]+>", "", c) for c in cells[i + 1 : i + 4]] == ["0.45", "2", "0.9"]
+    said = re.search(r'<tr class="verdict"><td colspan="\d+">(.*?)</td>', win).group(1)
     assert (
-        "Untrained control (the same network, never trained)" in html and "pretraining did not help" in html
-    )
-    assert "Classical features (SNV + SG1 into the same heads)" in html
-    assert "Untrained control" not in write_report(_fake_run(tmp_path / "plain")).read_text()
+        said.endswith(".") and "untrained" not in said
+    )  # a sentence with its full stop; controls are columns
+    run = html.split('id="run"')[1].split("</section>")[0]
+    assert "untrained network (control)" in run and "did not help" in run  # the headline states it too
+    assert "untrained network (control)" not in write_report(_fake_run(tmp_path / "plain")).read_text()

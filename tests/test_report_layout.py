@@ -1,5 +1,7 @@
 """The report's layering, layout and wording: it imports neither the config nor the trainer;
-a 10-method downstream table fits 1,400 px in a headless browser (skipped without one); no
+a 10-method downstream table fits 1,400 px and every wider table scrolls inside its section, never
+the page, in a headless browser (skipped without one; tests/test_report_agreement.py checks the
+scroll boxes structurally); no
 heatmap puts most of its cells in one colour bin; differences within the noise are "level";
 captions say what the ± is; LODO does not repeat the downstream table and says how to run
 what did not run; legends of the embedding map are readable; synthetic checks hold one number
@@ -21,6 +23,7 @@ import numpy as np
 import pytest
 
 import vitnirs.report
+from vitnirs.evaluate.names import method_label
 from vitnirs.report import write_report
 from vitnirs.report.figures import (
     NOT_RECORDED,
@@ -119,16 +122,18 @@ def _wide_evaluation() -> dict:
 
 
 def _browser_widths(html_path: Path, tmp_path: Path) -> dict:
-    """Widths (px) of each section's tables and of the page, measured by headless Chromium at 1,400 px."""
+    """Widths (px) of each section's tables, of their scroll boxes and of the page, measured by headless
+    Chromium at 1,400 px."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
         pytest.skip(
             "no headless browser: `chromium` is not on PATH (apt-get install chromium); layout unchecked"
         )
     js = (
-        "<script>window.addEventListener('load',()=>{const o={tables:{}};"
+        "<script>window.addEventListener('load',()=>{const o={tables:{},boxes:{}};"
         "document.querySelectorAll('section').forEach(s=>s.querySelectorAll('table').forEach((t,i)=>"
-        "{o.tables[s.id+'#'+i]=t.getBoundingClientRect().width}));"
+        "{o.tables[s.id+'#'+i]=t.getBoundingClientRect().width;const b=t.closest('div.scroll');"
+        "o.boxes[s.id+'#'+i]=b?b.getBoundingClientRect().width:null}));"
         "o.scroll=document.documentElement.scrollWidth;o.client=document.documentElement.clientWidth;"
         "const p=document.createElement('pre');p.id='widths';p.textContent=JSON.stringify(o);"
         "document.body.appendChild(p)});</script>"
@@ -151,13 +156,34 @@ def test_ten_method_table_fits_1400_px(tmp_path):
     out = write_report(root, tmp_path / "r.html")
     text = out.read_text()
     head = _section(text, "downstream").split("</thead>")[0]
-    assert all(f"<th>{m.replace('_', '_<wbr>')}</th>" in head for m in BASELINES)  # 10 method columns
+    assert all(f'<th><span title="{m}">{method_label(m)}</span></th>' in head for m in BASELINES)  # in words
     widths = _browser_widths(out, tmp_path)
     assert (
         0 < widths["tables"]["downstream#0"] <= 1400 and widths["tables"]["downstream#0"] <= widths["client"]
     )
-    assert widths["scroll"] <= widths["client"], widths  # nothing anywhere scrolls sideways
-    assert all(w <= widths["client"] for w in widths["tables"].values()), widths
+    assert widths["scroll"] <= widths["client"], widths  # the page never scrolls sideways
+    assert all(w is not None and w <= widths["client"] for w in widths["boxes"].values()), widths
+
+
+def test_wide_transfer_table_scrolls_inside_its_section(tmp_path):
+    """29 transfer columns (~2,000 px) at 1,400 px: the table scrolls in its box, the page does not,
+    and the embedding's and the controls' columns come first (on screen)."""
+    methods = [*HEADS[:2], "untrained(seed 0)+ridge", "untrained(seed 0)+pls", "snv_sg1+ridge", *BASELINES,
+               *(f"{m}+align" for m in (*HEADS[:2], "pls_raw", "snv_sg1_pls", "aom_pls")),
+               "pls_raw+slope_bias", "pls_raw+pds", "snv_sg1_pls+pds"]  # fmt: skip
+    transfer = [
+        {"group": "corn", "target": "y_oil", "source": a, "target_instrument": b, "k": 0, "method": m,
+         "protocol": "transfer_k0", "metrics": {"rmsep": 0.1 + 0.001 * i}, **({"seed": 0} if "seed" in m else {})}
+        for a in ("m5", "mp5") for b in ("m5", "mp5") for i, m in enumerate(methods)
+    ]  # fmt: skip
+    out = write_report(_write(tmp_path / "run", {"transfer": transfer}), tmp_path / "r.html")
+    head = _section(out.read_text(), "transfer").split("</thead>")[0]
+    names = [re.sub(r"<[^>]+>", "", h) for h in re.findall(r"<th>(.*?)</th>", head)]
+    assert names[4:9] == ["embedding + ridge", "embedding + PLS", "embedding + ridge, aligned",
+                          "embedding + PLS, aligned", "untrained network (seed 0) + ridge"], names  # fmt: skip
+    widths = _browser_widths(out, tmp_path)
+    assert widths["tables"]["transfer#0"] > widths["client"], widths  # wide indeed ...
+    assert widths["boxes"]["transfer#0"] <= widths["client"] and widths["scroll"] <= widths["client"], widths
 
 
 def test_caption_says_what_the_spread_is(tmp_path):
@@ -178,9 +204,9 @@ def _rows(pairs, protocol="kennard_stone"):
 def test_within_noise_is_level_not_worse(tmp_path):
     (row,) = compare(_rows([("pls_raw", 1.0), ("embedding+ridge", 1.005)]))
     assert row["outcome"] == "level" and row["loses"] is False
-    assert row["verdict"].startswith("level with pls_raw (0.5 % apart, within the 2.0 % tolerance)")
+    assert row["verdict"] == "level with PLS on raw spectra (0.5 % apart, within the 2.0 % tolerance)."
     (row,) = compare(_rows([("pls_raw", 1.0), ("embedding+ridge", 1.05)]))  # one split: 5 % is worse
-    assert row["outcome"] == "worse" and "worse than pls_raw by 5.0 %" in row["verdict"]
+    assert row["outcome"] == "worse" and "worse than PLS on raw spectra by 5.0 %" in row["verdict"]
     repeats = [  # pls_raw 1.0 ± 0.1 over three splits; the encoder 5 % behind: within that spread
         r for i, (c, e) in enumerate(((1.0, 1.05), (1.1, 1.155), (0.9, 0.945)))
         for r in _rows([("pls_raw", c), ("embedding+ridge", e)], f"random_rep_{i}")

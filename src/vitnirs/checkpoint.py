@@ -21,6 +21,7 @@ is written under a temporary name next to its final place and renamed into place
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -56,6 +57,7 @@ __all__ = [
     "unwrap",
     "upgrade_meta",
     "upgrade_state",
+    "weights_sha256",
     "write_checkpoint",
 ]
 
@@ -213,6 +215,24 @@ def read_meta(ckpt_dir: str | Path) -> dict[str, Any]:
     if builder != BUILDER:
         raise VitnirsError(f"{ckpt_dir}: the model is built by {builder!r}; this vitnirs builds {BUILDER!r}")
     return upgrade_meta(meta, ckpt_dir)
+
+
+def weights_sha256(checkpoint_dir: str | Path) -> str:
+    """The sha256 (64 hex digits) of a checkpoint directory's ``model.safetensors`` bytes.
+
+    The identity of the weights a result was measured on: ``vitnirs evaluate``'s ``metrics.json``,
+    ``benchmarks/downstream.py``'s JSON, ``pretrain_summary.json`` and ``finetune.json`` record it,
+    and ``vitnirs export`` puts a downstream file in the model card only when it matches. A float32
+    export of a checkpoint has the same bytes (same hash); a bfloat16 one does not.
+    """
+    path = Path(checkpoint_dir) / MODEL_FILE
+    if not path.is_file():
+        raise VitnirsError(f"{Path(checkpoint_dir)}: not a vitnirs checkpoint (missing {MODEL_FILE})")
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def load_state(ckpt_dir: str | Path, file: str = MODEL_FILE, device: str = "cpu") -> dict[str, torch.Tensor]:

@@ -433,6 +433,14 @@ class EvaluationConfig(_Section):
         description="Score the same heads on classical features (SNV + SG first derivative of the spectra): the "
         "control that says whether the embedding carries more than a classical preprocessing.",
     )
+    minirocket_control: bool = Field(
+        False,
+        description="Score the same heads on MiniRocket features (aeon; random convolutional kernels fitted, "
+        "without targets, on each dataset's rows): the strongest untrained time-series representation, also "
+        "in the transfer and robustness sections; its head fits are cached with the baselines. Off by default "
+        "(9,996 features per spectrum make every head slower); on in the study's scorecards. Needs "
+        "`pip install 'vitnirs[eval]'`.",
+    )
     readout: Literal["mean", "mean+std", "mean+level", "mean+max", "groups4", "groups8"] = Field(
         "mean",
         description="How the encoder's (N, D) output tokens become the embedding the heads see "
@@ -444,6 +452,22 @@ class EvaluationConfig(_Section):
         "unknown",
         description="Metadata ids at embedding time: unknown (the rule: as SpectralEmbedder and `vitnirs embed`, "
         "so an embedding depends on the spectrum and its grid alone) or the store's (instrument ids; an ablation).",
+    )
+    fewshot: bool = Field(
+        False,
+        description="Few-shot calibration (metrics.json: fewshot, fewshot_summary): every regression head on "
+        "every feature source, and pls_raw / snv_sg1_pls / aom_pls, fitted on fewshot_draws fixed draws of n "
+        "train rows (n in fewshot_sizes) of the first split and scored on its test rows (vitnirs.evaluate.fewshot). "
+        "Off by default: the classical draws (AOM-PLS above all) take up to minutes per target on a first run; they "
+        "are cached in baseline_cache.json, and the heads take seconds per target.",
+    )
+    fewshot_sizes: list[Annotated[int, Field(ge=2)]] = Field(
+        [10, 25, 50],
+        min_length=1,
+        description="Calibration sizes n of the few-shot section; an n not below a split's train rows is skipped.",
+    )
+    fewshot_draws: int = Field(
+        10, ge=1, description="Draws of n rows per few-shot size (seeded by training.seed, the draw and n)."
     )
 
 

@@ -36,6 +36,14 @@ from sklearn.neural_network import MLPClassifier, MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from vitnirs.evaluate.head_search import (
+    CLOSED_FORM_HEADS,
+    KRR_ALPHAS,
+    KRR_GAMMAS,
+    MAX_PLS,
+    RIDGE_ALPHAS,
+    closed_form_search,
+)
 from vitnirs.evaluate.metrics import classification_metrics, regression_metrics
 
 __all__ = [
@@ -134,10 +142,14 @@ def fit_head(
     groups: np.ndarray | None = None,
     task: str = "regression",
     seed: int = 0,
+    exhaustive: bool = False,
 ) -> tuple[BaseEstimator, dict[str, Any]]:
     """Fit one head on ``Z (n_train, D)``, ``y (n_train,)``, its hyper-parameters by inner CV.
 
-    Returns the fitted estimator (``predict`` on ``(m, D)``) and the chosen parameters.
+    Returns the fitted estimator (``predict`` on ``(m, D)``) and the chosen parameters. The
+    regression heads ``ridge``, ``pls`` and ``kernel_ridge`` search their grid in closed form
+    (:mod:`vitnirs.evaluate.head_search`: the same choice, 20–50× faster); ``exhaustive=True``
+    runs scikit-learn's ``GridSearchCV`` over the same grid instead (the reference the tests use).
     Raises ``ValueError`` for a method that does not apply to ``task``, :class:`HeadUnavailableError` when
     TabPFN is not available offline.
     """
@@ -148,21 +160,21 @@ def fit_head(
     scoring = "neg_mean_squared_error" if task == "regression" else "accuracy"
     min_fit = min(len(f) for f, _ in cv)
     D = Z.shape[1]
+    if task == "regression" and method in CLOSED_FORM_HEADS and not exhaustive:
+        return closed_form_search(method, Z, y, cv)
     if method == "ridge":
         # SVD, not Cholesky: standardised embeddings are near-collinear (n < D, tiny std), so the
         # normal equations of the grid's small alphas are singular (116 "Singular matrix" warnings and a
         # least-squares fallback in one demo run); the SVD solves every alpha exactly
-        return _search(
-            _scaled(Ridge(solver="svd")), {"ridge__alpha": np.logspace(-6, 4, 21)}, Z, y, cv, scoring
-        )
+        return _search(_scaled(Ridge(solver="svd")), {"ridge__alpha": RIDGE_ALPHAS}, Z, y, cv, scoring)
     if method == "pls":
-        top = max(1, min(20, D, min_fit - 1))
+        top = max(1, min(MAX_PLS, D, min_fit - 1))
         grid = {"n_components": list(range(1, top + 1))}
         return _search(PLSRegression(scale=True), grid, Z, y, cv, scoring)
     if method == "kernel_ridge":
         grid = {
-            "kernelridge__alpha": [1e-3, 1e-2, 1e-1, 1.0],
-            "kernelridge__gamma": [0.1 / D, 1.0 / D, 10.0 / D],
+            "kernelridge__alpha": list(KRR_ALPHAS),
+            "kernelridge__gamma": [g / D for g in KRR_GAMMAS],
         }
         model = TransformedTargetRegressor(_scaled(KernelRidge(kernel="rbf")), transformer=StandardScaler())
         return _search(model, {f"regressor__{k}": v for k, v in grid.items()}, Z, y, cv, scoring)

@@ -12,6 +12,11 @@ Protocol (one dataset, one target, one outer :class:`~vitnirs.evaluate.splits.Sp
    metadata ids, one batched call per severity), and predicted by the already fitted models.
 3. Each (method, kind, severity) gives a record with the RMSEP and ``rmsep_ratio`` = RMSEP /
    RMSEP on the clean test spectra (severity 0).
+4. :func:`robustness_summary` makes a curve one number: the mean of ``rmsep_ratio`` over the
+   non-zero severities (1 = unaffected; 2 = the error doubles on average over the ladder).
+
+A feature control that is not a network (MiniRocket) takes ``features``, a fitted
+``(m, L) → (m, F)`` transform, in place of the model: the perturbed test rows go through it.
 
 How the baselines are fitted once: ``run_baselines`` fits on ``split.train`` and only
 predicts ``split.test``, and every preprocessing it applies to the test rows is
@@ -27,7 +32,7 @@ only, not by a new random draw.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +43,15 @@ from vitnirs.evaluate.downstream import fit_head
 from vitnirs.evaluate.metrics import regression_metrics
 from vitnirs.evaluate.splits import Split, regression_targets
 
-__all__ = ["KINDS", "SEVERITIES", "SEVERITY_UNITS", "perturb", "plot_robustness", "robustness_curves"]
+__all__ = [
+    "KINDS",
+    "SEVERITIES",
+    "SEVERITY_UNITS",
+    "perturb",
+    "plot_robustness",
+    "robustness_curves",
+    "robustness_summary",
+]
 
 KINDS = ("drift", "scatter", "noise", "shift")
 SEVERITY_UNITS = {
@@ -178,6 +191,7 @@ def robustness_curves(
     engine: str = "nirs4all",
     aom_bank: str | None = None,
     info: Any = None,
+    features: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> list[dict]:
     """RMSEP vs severity of each perturbation for the embedding heads and the baselines.
 
@@ -202,6 +216,9 @@ def robustness_curves(
         computed with ``embed_store`` when absent.
     engine : ``run_baselines`` engine (``"nirs4all"`` or the equivalent, faster ``"sklearn"``).
     aom_bank : AOM operator bank, when an ``aom_*`` baseline is asked for.
+    features : instead of ``model``, a fitted transform ``(m, L)`` spectra → ``(m, F)`` features
+        (a feature control, e.g. MiniRocket); the clean features are ``embeddings`` when given,
+        else ``features`` of every row.
 
     Returns
     -------
@@ -223,7 +240,11 @@ def robustness_curves(
     blocks = [X[te]] + [perturb(X[te], w, k, s, seed=seed) for k, s in perturbed]
     preds: dict[str, np.ndarray] = {}  # method -> (n_blocks, n_test)
     params: dict[str, dict] = {}
-    if model is not None and heads:
+    if features is not None and heads:
+        clean = embeddings.get(dataset) if isinstance(embeddings, Mapping) else embeddings
+        Z = np.asarray(features(X) if clean is None else clean, dtype=np.float64)
+        Z_blocks = [Z[te]] + [np.asarray(features(B), np.float64) for B in blocks[1:]]
+    elif model is not None and heads:
         from vitnirs.embedding import embed_spectra, meta_ids
 
         Z = _clean_embedding(store, model, info, dataset, embeddings)
@@ -232,6 +253,7 @@ def robustness_curves(
         Z_blocks = [Z[te]] + [
             np.asarray(embed_spectra(model, B, w, meta=meta, info=info), np.float64) for B in blocks[1:]
         ]
+    if (features is not None or model is not None) and heads:
         for head in heads:
             fitted, params[f"embedding+{head}"] = fit_head(head, Z[tr], y[tr], groups=split.groups, seed=seed)
             preds[f"embedding+{head}"] = np.stack(
@@ -273,6 +295,47 @@ def robustness_curves(
                 }
             )
     return records
+
+
+def robustness_summary(records: Sequence[dict]) -> list[dict]:
+    """One number per curve: the mean over the non-zero severities of RMSEP(perturbed) ÷ RMSEP(clean).
+
+    Parameters
+    ----------
+    records : records of :func:`robustness_curves` (several datasets, kinds, methods; a control's
+        records may carry a ``seed``, e.g. each untrained network).
+
+    Returns
+    -------
+    list of dict
+        One per (dataset, target, perturbation, method, seed), in first-seen order:
+        ``{"dataset", "target", "perturbation", "method", "seed", "severities" (the non-zero
+        ones), "mean_rmsep_ratio"}``; 1.0 = the perturbation does not change the error,
+        2.0 = it doubles it on average over the ladder. ``mean_rmsep_ratio`` is None when no
+        non-zero severity has a finite ratio (e.g. a clean RMSEP of 0).
+    """
+    curves: dict[tuple, list[dict]] = {}
+    for r in records:
+        key = (r["dataset"], r["target"], r["perturbation"], r["method"], r.get("seed"))
+        curves.setdefault(key, []).append(r)
+    out = []
+    for (dataset, target, kind, method, seed), rs in curves.items():
+        hurt = sorted(
+            (float(r["severity"]), float(r["metrics"]["rmsep_ratio"])) for r in rs if r["severity"] != 0
+        )
+        finite = [v for _, v in hurt if np.isfinite(v)]
+        out.append(
+            {
+                "dataset": dataset,
+                "target": target,
+                "perturbation": kind,
+                "method": method,
+                "seed": seed,
+                "severities": [s for s, _ in hurt],
+                "mean_rmsep_ratio": round(float(np.mean(finite)), 4) if finite else None,
+            }
+        )
+    return out
 
 
 def _plain(params: Mapping) -> dict:

@@ -1,13 +1,16 @@
 """Console lines for the results of pretraining and evaluation (what `vitnirs` prints).
 
-Every line says which method won; where the encoder loses, it says so.
+Every line says which method won; where the encoder loses, it says so. Methods are named in
+words (:func:`vitnirs.evaluate.names.method_label`); the per-target figures are the ``summary``
+rows of :func:`vitnirs.evaluate.summary.summary_rows`, the same numbers as the HTML report's.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from vitnirs.evaluate.summary import outcome
+from vitnirs.evaluate.names import method_label
+from vitnirs.evaluate.summary import row_outcome
 from vitnirs.pretrain_log import heldout_recon_mse
 
 
@@ -42,6 +45,7 @@ def evaluation_lines(result: dict) -> str:
     lines = [_summary_line(r) for r in result.get("summary") or []]
     lines += transfer_lines(by_seed(result.get("transfer") or []))
     lines += robustness_lines(by_seed(result.get("robustness") or []))
+    lines += fewshot_lines(result)
     lines += synthetic_lines(result.get("synthetic_checks") or [])
     return "\n".join(lines) or "  nothing to evaluate (no real dataset with targets in data.regions)"
 
@@ -53,27 +57,37 @@ def _summary_line(r: dict) -> str:
     head = f"  {r['dataset']}/{r['target']} [{r['protocol']}]: "
     if bc is None:
         return head + "no classical result"
-    text = head + f"best classical {bc['method']} {label} {bc[key]:.4g}; "
+    text = head + f"best classical: {method_label(bc['method'])}, {label} {bc[key]:.4g}; "
     if be is None:
         return text + "no embedding head"
-    verdict = outcome(
-        be[key], bc[key], higher=key == "balanced_accuracy", noise=max(bc.get("std") or 0, be.get("std") or 0)
-    )
-    text += f"best embedding {be['method']} {be[key]:.4g}, ratio {ratio:.2f} "
+    text += f"best embedding head: {method_label(be['method'])}, {be[key]:.4g}, ratio {_ratio(ratio)} "
     if r.get("best_untrained"):  # the control: the same network, untrained
-        bu = r["best_untrained"]
-        text += f"[untrained {bu['method'].split('+', 1)[-1]} {bu[key]:.4g}, pretrained/untrained {r['pretrained_vs_untrained']}] "
+        text += f"[untrained control {untrained_words(r['best_untrained'])} {r['best_untrained'][key]:.4g}, "
+        text += f"pretrained/untrained {_ratio(r.get('pretrained_vs_untrained'))}] "
     if r.get("best_snv_sg1_features"):  # the classical-features control: SNV + SG1 into the same heads
         bf = r["best_snv_sg1_features"]
-        text += f"[SNV+SG1 features {bf['method'].split('+', 1)[-1]} {bf[key]:.4g}] "
+        text += f"[{method_label(bf['method'])} {bf[key]:.4g}] "
     return (
         text
         + {
             "level": "(level: within the tolerance)",
             "worse": "(embedding worse)",
             "better": "(embedding better)",
-        }[verdict[0]]
+        }[row_outcome(r)]
     )
+
+
+def _ratio(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3f}"
+
+
+def untrained_words(best: dict) -> str:
+    """What the untrained control's number is: ``"(each seed's best head, mean of 2 seeds)"`` or, with
+    one seed, its best head (``"(ridge)"``)."""
+    seeds = best.get("seeds") or {}
+    if len(seeds) > 1:
+        return f"(each seed's best head, mean of {len(seeds)} seeds)"
+    return f"({method_label(best['method']).removeprefix('untrained network + ')})"
 
 
 def by_seed(records: list[dict]) -> list[dict]:
@@ -96,7 +110,7 @@ def transfer_lines(records: list[dict]) -> list[str]:
             for r in records:
                 if r["group"] == group and r["k"] == k and r["source"] != r["target_instrument"]:
                     by_method.setdefault(r["method"], []).append(r["metrics"]["rmsep"])
-            shown = ", ".join(f"{m} {np.median(v):.3g}" for m, v in by_method.items())
+            shown = ", ".join(f"{method_label(m)} {np.median(v):.3g}" for m, v in by_method.items())
             lines.append(
                 f"  transfer {group}, k={k} transfer samples (median RMSEP over instrument pairs): {shown}"
             )
@@ -112,7 +126,7 @@ def robustness_lines(records: list[dict]) -> list[str]:
         top = max(r["severity"] for r in mine)
         worst = {r["method"]: r["metrics"]["rmsep_ratio"] for r in mine if r["severity"] == top}
         unit = mine[0].get("severity_unit", "")
-        shown = ", ".join(f"{m} ×{v:.2f}" for m, v in worst.items())
+        shown = ", ".join(f"{method_label(m)} ×{v:.2f}" for m, v in worst.items())
         lines.append(f"  robustness {dataset}, {kind} {top:g} {unit}: RMSEP vs clean {shown}")
     return lines
 
@@ -132,3 +146,29 @@ def synthetic_lines(records: list[dict]) -> list[str]:
 
 
 HEADLINE = ("auc", "euclidean_ratio", "cosine_ratio", "top1", "top1_chance")
+FEWSHOT_WORDS = {
+    "best_classical": "best classical",
+    "untrained": "untrained network",
+    "snv_sg1": "SNV + SG1 features",
+}
+
+
+def fewshot_lines(result: dict) -> list[str]:
+    """One line per few-shot size n: the median over targets of the embedding's best median RMSEP
+    divided by the best classical one and by each control's (below 1: the embedding is better)."""
+    draws = next((r.get("draws") for r in result.get("fewshot") or []), None)
+    lines = []
+    for row in result.get("fewshot_summary") or []:
+        names = [k.removeprefix("embedding_vs_") for k in row if k.startswith("embedding_vs_")]
+        names.sort(key=lambda m: (m != "best_classical", m != "untrained"))  # then the other controls
+        shown = ", ".join(
+            f"/ {FEWSHOT_WORDS.get(m, m)} {row[f'embedding_vs_{m}']:.3f} ({row.get(f'targets_{m}')} targets)"
+            for m in names
+        )
+        head = f"  few-shot n={row['n']} ({draws} draws, median RMSEP; ratio < 1: embedding better)"
+        lines.append(f"{head}: embedding {shown}")
+    skipped = [s for s in result.get("fewshot_skipped") or [] if "n" in s]
+    if skipped:
+        what = ", ".join(f"{s['dataset']}/{s['target']} n={s['n']}" for s in skipped)
+        lines.append(f"  few-shot skipped (n not below the train rows): {what}")
+    return lines

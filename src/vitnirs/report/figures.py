@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import LogNorm, Normalize  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 
+from vitnirs.evaluate import names  # noqa: E402
 from vitnirs.pretrain_log import draw_loss_curve, read_metrics  # noqa: E402
 
 __all__ = [
@@ -53,7 +54,7 @@ def _png(fig: plt.Figure) -> bytes:
 
 def is_embedding(method: str) -> bool:
     """Whether a method name is a head on the frozen embedding (``embedding+ridge`` …)."""
-    return str(method).startswith("embedding")
+    return names.is_embedding(method)
 
 
 def main_metric(records: Sequence[dict]) -> str:
@@ -225,7 +226,8 @@ def lodo_png(records: Sequence[dict]) -> bytes | None:
             for j, proto in enumerate(present):
                 value = _mean([r for r in mine if r["method"] == method and r.get("protocol") == proto], key)
                 ax.bar(i + (j - (len(present) - 1) / 2) * width, value, width, **style[proto])
-        ax.set_xticks(np.arange(len(methods)), methods, rotation=30, ha="right", fontsize=7)
+        ax.set_xticks(np.arange(len(methods)), [names.method_label(m) for m in methods], rotation=30, ha="right",
+                      fontsize=7)  # fmt: skip
         ax.set_title(f"{dataset} / {target}", fontsize=9)
         ax.set_ylabel(key.upper() if key == "rmsep" else key)
     for ax in axes.ravel()[len(tasks) :]:
@@ -295,7 +297,7 @@ def transfer_figure(records: Sequence[dict], panels: Sequence[tuple[int, str]]) 
                 ax.text(b, a, f"{v:.3g}", ha="center", va="center", fontsize=7, color="w" if dark else "k")
         ax.set_xticks(range(len(targets)), [str(t) for t in targets], rotation=30, ha="right", fontsize=7)
         ax.set_yticks(range(len(sources)), [str(s) for s in sources], fontsize=7)
-        ax.set_title(f"{method}, k = {k}", fontsize=8)
+        ax.set_title(f"{names.method_label(method)}, k = {k}", fontsize=8)
         ax.set_xlabel("tested on", fontsize=7)
         if i % ncol == 0:
             ax.set_ylabel("fitted on", fontsize=7)
@@ -341,7 +343,7 @@ def robustness_png(records: Sequence[dict], max_tasks: int = 4) -> bytes | None:
                     (float(r["severity"]), _value(r, "rmsep")) for r in mine if r["method"] == method
                 )
                 ax.plot(*zip(*pts, strict=True), marker="o", ms=3, ls="-" if is_embedding(method) else "--",
-                        label=method)  # fmt: skip
+                        label=names.method_label(method))  # fmt: skip
             unit = next((r.get("severity_unit") for r in mine if r.get("severity_unit")), "")
             ax.set_title(f"{dataset} / {target}: {pert}", fontsize=8)
             ax.set_xlabel(f"severity ({unit})" if unit else "severity", fontsize=7)

@@ -6,9 +6,13 @@ writes one HTML file with inline CSS: no script, no external stylesheet, font or
 it can be emailed. Sections, in order: run headline, loss curves, reconstructions, embedding
 map, downstream regression table, class targets, LODO, transfer, robustness, synthetic checks,
 ablations, and the list of files the report was built from. A section whose data is missing
-says "not run in this output" (and, for class targets, strict LODO and ablations, how to run
-them). All text is escaped. Each table says its checkpoint, bank and split protocol; where the
-encoder loses to a classical method beyond the noise, a sentence says so.
+says "not run in this output" (and, for class targets, strict LODO, ablations and the model
+artefacts, how to run them); a section that cannot apply to the output (reconstructions and
+embedding map without an evaluated checkpoint, or with no real spectrum to draw) is left out.
+All text is escaped; every table scrolls inside its section when wider than the page. Each
+table says its checkpoint, bank and split protocol; where the encoder loses to a classical
+method beyond the noise, a sentence says so. The headline's per-target table is
+:func:`vitnirs.evaluate.summary.summary_rows` of the records, the very rows the console prints.
 """
 
 from __future__ import annotations
@@ -18,10 +22,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from vitnirs.evaluate.summary import row_outcome, summary_rows
 from vitnirs.evaluate.text import by_seed
 from vitnirs.pretrain_log import heldout_recon_mse, term_label
 from vitnirs.report.checks import ablation_section, synthetic_section
 from vitnirs.report.discover import RunFiles, discover
+from vitnirs.report.fewshot import fewshot_section
 from vitnirs.report.figures import embedding_map_png, loss_curve_png, reconstructions_png
 from vitnirs.report.sections import img, lodo_section, robustness_section, transfer_section
 from vitnirs.report.tables import (
@@ -44,6 +50,7 @@ SECTION_TITLES = {
     "reconstructions": "Reconstructions of masked spectra",
     "embedding-map": "Embedding map",
     "downstream": "Downstream regression",
+    "fewshot": "Few-shot calibration (learning curves)",
     "class": "Class targets",
     "lodo": "Leave-one-dataset-out (LODO)",
     "transfer": "Cross-instrument transfer",
@@ -60,11 +67,18 @@ RUN_SECTIONS = {
 }
 NOT_RUN = Html('<p class="missing">not run in this output</p>')
 HOW_TO_RUN = {
+    "fewshot": "Few-shot calibration is off by default (evaluation.fewshot: its classical draws, AOM-PLS above "
+    "all, take up to minutes per target the first time): <code>vitnirs evaluate --checkpoint RUN --store STORE --out "
+    "DIR/evaluation --set evaluation.fewshot=true</code>, then <code>vitnirs report DIR</code>.",
     "class": "No class target was evaluated: a class target is a <code>y_*</code> column with non-numeric "
     "values, or a metadata column named in <code>evaluation.class_columns</code> (default: "
     "<code>class</code>). Add one to the bank, or name an existing column, and evaluate again: "
     "<code>vitnirs evaluate --checkpoint RUN --store STORE --out DIR/evaluation --set "
     "'evaluation.class_columns=[COLUMN]'</code>, then <code>vitnirs report DIR</code>.",
+    "artefacts": "<code>vitnirs evaluate</code> writes <code>reconstructions.json</code> and "
+    "<code>embedding_map.json</code> beside <code>metrics.json</code> unless <code>evaluation.artefacts</code> "
+    "is false: <code>vitnirs evaluate --checkpoint RUN --store STORE --out DIR/evaluation --set "
+    "evaluation.artefacts=true</code>, then <code>vitnirs report DIR</code>.",
     "ablations": "No ablation in this output. Run the research tool <code>vitnirs ablate --out DIR/ablate</code> "
     "(the bundled patch_*.yaml recipes; each one pretrains and evaluates an encoder, hours on a CPU) or "
     "<code>vitnirs ablate --out DIR/ablate RECIPE.yaml ...</code>, then <code>vitnirs report DIR</code>: every "
@@ -84,6 +98,7 @@ td.head,th.head{border-left:2px solid #888}
 .missing{color:#777;font-style:italic}img{max-width:100%;display:block;margin:.5em 0}
 .note{color:#555;font-size:.9em}
 code{background:#f4f4f4;padding:0 .2em}nav a{margin-right:1em}
+.scroll{overflow-x:auto;max-width:100%}td.control,th.control{background:#f6f3fb}
 """
 
 
@@ -96,6 +111,8 @@ def _kv(items: list[tuple[str, object]]) -> Html:
 
 
 def _headline(files: RunFiles, rows: list[dict]) -> Html:
+    """The run's facts, then per target the best embedding head against the best classical
+    baseline and the untrained control (``rows``: :func:`headline_rows`)."""
     ev, demo, cfg = files.evaluation, files.demo_summary or {}, files.config or {}
     pre = demo.get("pretrain") or files.pretrain_summary or {}
     check = demo.get("synthetic_check") or {}
@@ -121,23 +138,36 @@ def _headline(files: RunFiles, rows: list[dict]) -> Html:
         ("evaluation time (s)", ev.get("seconds")),
         ("demo time (s)", demo.get("seconds")),
     ]  # fmt: skip
-    main = {}
-    for r in rows:  # the first protocol of each dataset/target is its main one (as the suite's summary)
-        main.setdefault((r["dataset"], r["target"]), r)
-    by = {o: [r for r in main.values() if r.get("outcome") == o] for o in ("better", "level", "worse")}
+    outcomes = [row_outcome(r) for r in rows]
     lines = []
-    if main:
-        lines.append(f"On the main split protocol of {len(main)} dataset/target pairs, the encoder beats the best "
-                     f"classical baseline on {len(by['better'])}, is level with it on {len(by['level'])} and "
-                     f"loses on {len(by['worse'])}.")  # fmt: skip
-        lines += [f"{r['dataset']} / {r['target']}: {r['verdict']}." for r in by["worse"] + by["level"]]
+    if rows:
+        lines.append(f"On the main split protocol of {len(rows)} dataset/target pairs, the encoder beats the best "
+                     f"classical baseline on {outcomes.count('better')}, is level with it on "
+                     f"{outcomes.count('level')} and loses on {outcomes.count('worse')}.")  # fmt: skip
     missing = [SECTION_TITLES[k] for k, section in RUN_SECTIONS.items() if not files.ran(section)]
     if missing:
         lines.append("Not run in this output: " + ", ".join(missing) + ".")
     lines += [f"Could not read: {p}" for p in files.problems]
-    body = "".join(f'<li class="{"loses" if "worse" in ln else ""}">{esc(ln)}</li>' for ln in lines)
-    rule = f'<p class="note">{esc(LEVEL_RULE)}</p>' if main else ""
-    return Html(_kv(facts) + (f"<ul>{body}</ul>" if body else "") + rule)
+    body = "".join(f"<li>{esc(ln)}</li>" for ln in lines)
+    verdicts = summary_table(
+        rows, "per target, on its main split protocol (the numbers the console printed); "
+        + ("RMSEP, lower is better" if any(r.get("task") != "classification" for r in rows) else "")
+        + (" / balanced accuracy, higher is better" if any(r.get("task") == "classification" for r in rows) else "")
+    ) if rows else ""  # fmt: skip
+    rule = f'<p class="note">{esc(LEVEL_RULE)}</p>' if rows else ""
+    return Html(_kv(facts) + (f"<ul>{body}</ul>" if body else "") + verdicts + rule)
+
+
+def headline_rows(files: RunFiles) -> list[dict]:
+    """Per dataset and target: :func:`summary_rows` of the records (what the console printed), or
+    the ``summary`` of ``metrics.json`` when there are no records or they cannot be read."""
+    base = [r for r in files.section("baselines") if r.get("metrics")]
+    if base:
+        try:
+            return summary_rows(base, files.section("downstream"), files.section("controls"))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            files.problems.append(f"summary of the records: {type(exc).__name__}: {exc}")
+    return files.section("summary")
 
 
 def _loss(files: RunFiles, extra: list[Path]) -> Html:
@@ -156,9 +186,18 @@ def _loss(files: RunFiles, extra: list[Path]) -> Html:
     return Html("".join(parts))
 
 
-def _artefact(data: Any, draw: Callable[[Any], bytes | None], alt: str, note: str) -> Html:
+def _artefact(
+    files: RunFiles, data: Any, draw: Callable[[Any], bytes | None], alt: str, note: str
+) -> Html | None:
+    """The figure of a model artefact; how to get it when the evaluation of a checkpoint did not
+    write it; None (the section is left out) when it cannot apply: no evaluated checkpoint, or
+    the file holds nothing to draw (no real spectrum)."""
     png = draw(data) if data else None
-    return Html(f"<p>{esc(note)}</p>" + img(png, alt)) if png else NOT_RUN
+    if png:
+        return Html(f"<p>{esc(note)}</p>" + img(png, alt))
+    if data is None and files.evaluation.get("checkpoint"):
+        return _not_run("artefacts")
+    return None
 
 
 def _split_tasks(records: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -180,21 +219,23 @@ def build_html(files: RunFiles) -> str:
     extra: list[Path] = []
     emap = files.embedding_map or {}
     sections = {
-        "run": _headline(files, reg_rows + cls_rows),
+        "run": _headline(files, headline_rows(files)),
         "loss": _loss(files, extra),
         "reconstructions": _artefact(
-            files.reconstructions, reconstructions_png, "reconstructions",
+            files, files.reconstructions, reconstructions_png, "reconstructions",
             "Real spectra, block-masked as in pretraining; the encoder sees the solid parts, the decoder "
             "predicts the shaded ones (per-spectrum normalised units).",
         ),
         "embedding-map": _artefact(
-            files.embedding_map, embedding_map_png, "embedding map",
+            files, files.embedding_map, embedding_map_png, "embedding map",
             f"{str(emap.get('method', 'pca')).upper()} of the frozen embeddings of {emap.get('n_points', '?')} "
             "spectra (a balanced sample per dataset; synthetic spectra hollow).",
         ),
         "downstream": comparison_table(reg_rows, "RMSEP (lower is better)", provenance(reg, ev))
-        or (summary_table(files.section("summary"), "from the summary of metrics.json (no per-method records) · "
-                          + provenance(files.section("summary"), ev)) if files.ran("summary") else NOT_RUN),
+        or (Html(summary_table(files.section("summary"), "from the summary of metrics.json (no per-method records) · "
+                               + provenance(files.section("summary"), ev)) + f'<p class="note">{esc(LEVEL_RULE)}</p>')
+            if files.ran("summary") else NOT_RUN),
+        "fewshot": fewshot_section(files.section("fewshot"), ev, reg) if files.ran("fewshot") else _not_run("fewshot"),
         "class": comparison_table(cls_rows, "balanced accuracy (higher is better)", provenance(cls, ev))
         or _not_run("class"),
         "lodo": lodo_section(files.section("lodo"), ev, reg_rows + cls_rows) if files.ran("lodo") else NOT_RUN,
@@ -207,13 +248,14 @@ def build_html(files: RunFiles) -> str:
         "ablations": ablation_section(files.ablations, files.root) if files.ablations
         else _not_run("ablations"),
     }  # fmt: skip
+    sections = {k: v for k, v in sections.items() if v is not None}  # left out: cannot apply here
     used = list(dict.fromkeys(files.used + extra))
     sections["files"] = table(
         ["file", "bytes"],
         [[p.relative_to(files.root).as_posix() if p.is_relative_to(files.root) else str(p),
           p.stat().st_size if p.exists() else "—"] for p in used],
     ) if used else NOT_RUN  # fmt: skip
-    nav = "".join(f'<a href="#{k}">{esc(t)}</a>' for k, t in SECTION_TITLES.items())
+    nav = "".join(f'<a href="#{k}">{esc(SECTION_TITLES[k])}</a>' for k in sections)
     body = "".join(
         f'<section id="{k}"><h2>{esc(SECTION_TITLES[k])}</h2>{v}</section>' for k, v in sections.items()
     )

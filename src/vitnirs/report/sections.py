@@ -4,9 +4,10 @@ fragment (figures embedded) and says in a plain sentence wherever the encoder lo
 classical method.
 
 Comparisons in these sections: the best embedding head against the best classical method of
-the same records (LODO: same dataset/target/protocol; transfer: same group/target/k, mean RMSEP
-over the off-diagonal instrument pairs; robustness: at the highest severity of a perturbation).
-Within :data:`~vitnirs.report.tables.LEVEL_TOLERANCE` the two are "level", not worse or better.
+the same records (LODO: same dataset/target/protocol; transfer: same group/target/k, median RMSEP
+over the off-diagonal instrument pairs, as the console and the README; robustness: at the highest
+severity of a perturbation). Controls (the untrained network, SNV + SG1 features) are never the
+rival. Within :data:`~vitnirs.report.tables.LEVEL_TOLERANCE` the two are "level", not worse or better.
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from __future__ import annotations
 import base64
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from vitnirs.evaluate.metrics import protocol_family
+from vitnirs.evaluate.names import is_control, method_kind, method_label
 from vitnirs.report.figures import (
     LODO_LABELS,
     is_embedding,
@@ -27,7 +29,7 @@ from vitnirs.report.figures import (
     robustness_png,
     transfer_png,
 )
-from vitnirs.report.tables import LEVEL_TOLERANCE, Html, esc, fmt, outcome, provenance, table, wrap
+from vitnirs.report.tables import LEVEL_TOLERANCE, Html, esc, fmt, method_cell, outcome, provenance, table
 
 __all__ = ["img", "lodo_section", "repeated_in_downstream", "robustness_section", "transfer_section"]
 
@@ -45,21 +47,25 @@ def _sentences(items: Sequence[tuple[bool, str]]) -> Html:
     return Html(f"<ul>{lis}</ul>" if items else "")
 
 
-def _mean(records: Sequence[dict], key: str) -> float:
+def _mean(records: Sequence[dict], key: str, stat: Callable = np.mean) -> float:
+    """``stat`` (mean, or median) of a metric over records (NaN when none has it)."""
     vals = [
         float(r["metrics"][key])
         for r in records
         if isinstance((r.get("metrics") or {}).get(key), (int, float))
     ]
-    return float(np.mean(vals)) if vals else float("nan")
+    return float(stat(vals)) if vals else float("nan")
 
 
-def _versus(records: Sequence[dict], key: str, what: str) -> tuple[bool, str] | None:
-    """Best embedding method vs best classical method of ``records`` (means per method)."""
+def _versus(
+    records: Sequence[dict], key: str, what: str, stat: Callable = np.mean
+) -> tuple[bool, str] | None:
+    """Best embedding method vs best classical method of ``records`` (``stat`` per method);
+    controls are neither."""
     higher = key != "rmsep"
     means = {
-        m: _mean([r for r in records if r["method"] == m], key)
-        for m in dict.fromkeys(r["method"] for r in records)
+        m: _mean([r for r in records if r["method"] == m], key, stat)
+        for m in dict.fromkeys(r["method"] for r in records if not is_control(r["method"]))
     }
     means = {m: v for m, v in means.items() if not np.isnan(v)}
     emb = {m: v for m, v in means.items() if is_embedding(m)}
@@ -69,6 +75,7 @@ def _versus(records: Sequence[dict], key: str, what: str) -> tuple[bool, str] | 
     pick = max if higher else min
     e, c = pick(emb, key=emb.get), pick(cla, key=cla.get)
     ev, cv = emb[e], cla[c]
+    e, c = method_label(e), method_label(c)
     result, gap, _ = outcome(ev, cv, higher=higher)
     unit = (lambda v: f"{100 * v:.1f} points") if higher else (lambda v: f"{100 * v:.1f} %")
     if result == "level":
@@ -170,7 +177,7 @@ def lodo_section(records: Sequence[dict], evaluation: dict, downstream: Sequence
             if v := _versus(mine, key, what):
                 items.append(v)
     rows = [
-        [r.get("dataset"), r.get("target"), wrap(r.get("method") or "—"),
+        [r.get("dataset"), r.get("target"), method_cell(r.get("method") or "—"),
          LODO_LABELS.get(str(r.get("protocol")), r.get("protocol")), r.get("split"),
          fmt((r.get("metrics") or {}).get(key)), fmt((r.get("metrics") or {}).get("r2")),
          r.get("error") or r.get("skipped") or ""]
@@ -213,25 +220,62 @@ def lodo_section(records: Sequence[dict], evaluation: dict, downstream: Sequence
     )
 
 
+KIND_ORDER = {"embedding": 0, "control": 1, "classical": 2}
+
+
+def _untrained_line(records: Sequence[dict], what: str) -> tuple[bool, str] | None:
+    """The untrained control of some transfer records, as a sentence (never a rival): each seed's
+    best head by median RMSEP, averaged over the seeds."""
+    ctrl = [r for r in records if str(r["method"]).startswith("untrained")]
+    best = []
+    for seed in dict.fromkeys(r.get("seed") for r in ctrl):
+        mine = [r for r in ctrl if r.get("seed") == seed]
+        medians = [
+            _mean([r for r in mine if r["method"] == m], "rmsep", np.median)
+            for m in {r["method"] for r in mine}
+        ]
+        medians = [v for v in medians if not np.isnan(v)]
+        if medians:
+            best.append(min(medians))
+    if not best:
+        return None
+    seeds = f"each seed's best head, mean of {len(best)} seeds" if len(best) > 1 else "its best head"
+    return (
+        False,
+        f"{what}: the untrained network (control, not a rival) reaches {fmt(float(np.mean(best)))} ({seeds})",
+    )
+
+
 def transfer_section(records: Sequence[dict], evaluation: dict) -> Html:
-    """Per group and target: RMSEP heatmaps (best embedding head, PLS raw), a table, verdicts."""
+    """Per group and target: RMSEP heatmaps (best embedding head, PLS raw), a table, verdicts.
+
+    Verdicts use the median RMSEP over the cross-instrument pairs (as the console); controls are
+    stated apart, never as the rival. Table columns: embedding heads, then the controls, then the
+    classical methods; the table scrolls inside the section."""
     parts = []
     for group, target in dict.fromkeys((r.get("group"), r.get("target")) for r in records):
         mine = [
             r for r in records if (r.get("group"), r.get("target")) == (group, target) and r.get("metrics")
         ]
         off = [r for r in mine if r.get("source") != r.get("target_instrument")]
-        heads = {m: _mean([r for r in off if r["method"] == m], "rmsep") for m in {r["method"] for r in off}}
+        heads = {
+            m: _mean([r for r in off if r["method"] == m], "rmsep", np.median)
+            for m in {r["method"] for r in off}
+        }
         heads = {m: v for m, v in heads.items() if is_embedding(m) and not np.isnan(v)}
         best_head = min(heads, key=heads.get) if heads else None
         ks = sorted({int(r.get("k", 0)) for r in mine})
         panels = [(k, m) for k in ks for m in (best_head, "pls_raw") if m]
-        items = [
-            v for k in ks
-            if (v := _versus([r for r in off if int(r.get("k", 0)) == k], "rmsep",
-                             f"k = {k}, mean RMSEP over the instrument pairs"))
-        ]  # fmt: skip
-        methods = list(dict.fromkeys(r["method"] for r in mine))
+        items = []
+        for k in ks:
+            at_k, what = (
+                [r for r in off if int(r.get("k", 0)) == k],
+                f"k = {k}, median RMSEP over the instrument pairs",
+            )
+            items += [
+                v for v in (_versus(at_k, "rmsep", what, np.median), _untrained_line(at_k, f"k = {k}")) if v
+            ]
+        methods = sorted(dict.fromkeys(r["method"] for r in mine), key=lambda m: KIND_ORDER[method_kind(m)])
         body = []
         for k in ks:
             for src, tgt in dict.fromkeys(
@@ -239,7 +283,8 @@ def transfer_section(records: Sequence[dict], evaluation: dict) -> Html:
             ):
                 cell = {r["method"]: r for r in mine
                         if (int(r.get("k", 0)), r["source"], r["target_instrument"]) == (k, src, tgt)}  # fmt: skip
-                best = min(cell, key=lambda m: cell[m]["metrics"].get("rmsep", np.inf))
+                rivals = [m for m in cell if not is_control(m)] or list(cell)
+                best = min(rivals, key=lambda m: cell[m]["metrics"].get("rmsep", np.inf))
                 vals = [
                     "—" if m not in cell else
                     (Html(f'<span class="win">★&nbsp;{esc(fmt(cell[m]["metrics"].get("rmsep")))}</span>')
@@ -251,17 +296,20 @@ def transfer_section(records: Sequence[dict], evaluation: dict) -> Html:
         parts.append(
             f"<h3>{esc(group)} / {esc(target)}</h3>"
             + (
-                f"<p>Heatmaps: best embedding head ({esc(best_head)}) and pls_raw; each panel has its own "
-                "logarithmic colour scale (compare the printed numbers across panels).</p>"
+                f"<p>Heatmaps: best embedding head ({esc(method_label(best_head))}) and PLS on raw spectra; each "
+                "panel has its own logarithmic colour scale (compare the printed numbers across panels).</p>"
                 if best_head
                 else ""
             )
             + img(transfer_png(mine, panels), f"transfer {group} {target}")
             + _sentences(items)
             + table(
-                ["k", "fitted on", "tested on", "protocol", *map(wrap, methods)],
+                ["k", "fitted on", "tested on", "protocol", *map(method_cell, methods)],
                 body,
-                caption="RMSEP, ★ = best of the row · " + provenance(mine, evaluation),
+                caption="RMSEP per instrument pair; columns: embedding heads, then the controls (untrained "
+                "network, SNV + SG1 features: never rivals), then the classical methods; ★ = best of the row "
+                "(controls aside); the sentences above compare medians over the cross-instrument pairs · "
+                + provenance(mine, evaluation),
             )  # fmt: skip
         )
     return Html("".join(parts))
@@ -283,7 +331,7 @@ def robustness_section(records: Sequence[dict], evaluation: dict) -> Html:
         v = _versus(at_top, "rmsep", f"{dataset} / {target}, {pert} at severity {fmt(top)} {unit}".rstrip())
         if v:
             ratios = ", ".join(
-                f"{r['method']} ×{fmt(r['metrics']['rmsep_ratio'])}"
+                f"{method_label(r['method'])} ×{fmt(r['metrics']['rmsep_ratio'])}"
                 for r in at_top
                 if "rmsep_ratio" in r["metrics"]
             )

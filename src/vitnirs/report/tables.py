@@ -8,7 +8,14 @@ best linear baseline (PLS variants, PCA + ridge, AOM), *best overall* any baseli
 ridge and SVR included), *best embedding* the best head on the frozen embedding. Regression:
 lower RMSEP wins, ratio = best embedding / best classical RMSEP (> 1: the encoder loses).
 Class targets: higher balanced accuracy wins, ratio < 1 = the encoder loses. A difference
-within the run-to-run noise is "level", not a loss (:data:`LEVEL_RULE`, :func:`outcome`).
+within the run-to-run noise is "level", not a loss (:data:`LEVEL_RULE`, :func:`outcome`). The
+bests, the ratios and the untrained control (mean over its seeds of each seed's best head) are
+picked by :func:`vitnirs.evaluate.summary.target_figures`, the function behind the console lines,
+so the report and the console show the same numbers; controls are never a rival.
+
+Every table sits in a ``<div class="scroll">`` (``overflow-x: auto``): a table wider than the
+page scrolls inside its section, never the page. Methods are named in words
+(:func:`vitnirs.evaluate.names.method_label`), the identifier of ``metrics.json`` in the tooltip.
 """
 
 from __future__ import annotations
@@ -20,10 +27,17 @@ from typing import Any
 
 import numpy as np
 
-from vitnirs.evaluate.baselines import NONLINEAR_METHODS
 from vitnirs.evaluate.metrics import protocol_family
-from vitnirs.evaluate.summary import LEVEL_RULE, LEVEL_TOLERANCE, outcome
-from vitnirs.report.figures import is_embedding
+from vitnirs.evaluate.names import FEATURE_WORDS, is_control, is_embedding, method_label
+from vitnirs.evaluate.summary import (
+    LEVEL_RULE,
+    LEVEL_TOLERANCE,
+    outcome,
+    row_gap,
+    row_outcome,
+    summarise_controls,
+    target_figures,
+)
 
 __all__ = [
     "LEVEL_RULE",
@@ -34,8 +48,10 @@ __all__ = [
     "comparison_table",
     "esc",
     "fmt",
+    "method_cell",
     "outcome",
     "provenance",
+    "scroll",
     "summary_table",
     "table",
     "wrap",
@@ -69,9 +85,22 @@ def wrap(name: Any) -> Html:
     return Html(text)
 
 
+def method_cell(method: Any) -> Html:
+    """A method in words (:func:`~vitnirs.evaluate.names.method_label`), its identifier as tooltip."""
+    label = method_label(method)
+    if label == str(method):
+        return wrap(method)
+    return Html(f'<span title="{esc(method)}">{esc(label)}</span>')
+
+
+def scroll(table_html: str) -> Html:
+    """A table inside a horizontally scrolling box: wider than its section, it scrolls there."""
+    return Html(f'<div class="scroll">{table_html}</div>')
+
+
 def table(headers: Sequence[Any], rows: Iterable[Sequence[Any]], *, caption: Any = None,
           row_classes: Sequence[str] | None = None) -> Html:  # fmt: skip
-    """An HTML table; cells are escaped unless :class:`Html`."""
+    """An HTML table in a scroll box (:func:`scroll`); cells are escaped unless :class:`Html`."""
     rows = list(rows)
     classes = list(row_classes or [""] * len(rows))
     head = "".join(f"<th>{esc(h)}</th>" for h in headers)
@@ -80,7 +109,7 @@ def table(headers: Sequence[Any], rows: Iterable[Sequence[Any]], *, caption: Any
         for row, c in zip(rows, classes, strict=True)
     )
     cap = f"<caption>{esc(caption)}</caption>" if caption is not None else ""
-    return Html(f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    return scroll(f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
 
 def provenance(records: Sequence[dict], evaluation: dict, protocol: str | None = None) -> str:
@@ -146,35 +175,40 @@ def compare(
 ) -> list[dict]:
     """One row per (dataset, target, protocol): the methods' scores, the bests, ratio and verdict.
 
+    The bests, ratios and controls are those of :func:`vitnirs.evaluate.summary.target_figures`
+    (the console's): the untrained control is the mean over its seeds of each seed's best head.
+
     Returns
     -------
     list of dict
         ``{"dataset", "target", "protocol", "key", "scores": {method: aggregated record},
         "best_classical", "best_overall", "best_embedding", "winner" (records or None),
         "ratio", "outcome" ("worse" / "level" / "better" or None), "loses" (bool or None: worse
-        beyond the tolerance), "verdict" (a sentence), "untrained" and "snv_sg1" (the best head on
-        the untrained network's embedding and on SNV + SG1 features, from ``controls``, or None)}``.
+        beyond the tolerance), "verdict" (a sentence), "untrained", "snv_sg1" and "minirocket"
+        (the untrained control, the best head on SNV + SG1 / MiniRocket features, from
+        ``controls``, or None),
+        "pretrained_vs_untrained", "embedding_vs_snv_sg1_features"}``.
     """
     key, higher = ("balanced_accuracy", True) if classification else ("rmsep", False)
     rows = []
-    agg = aggregate(records)
-    ctrl = aggregate(list(controls)) if controls else []
+    agg = [r for r in aggregate(records) if not is_control(r["method"])]
+    ctrl = summarise_controls(controls, aggregate) if controls else []
     for dataset, target, proto in dict.fromkeys((r["dataset"], r["target"], r["protocol"]) for r in agg):
-        mine = [r for r in agg if (r["dataset"], r["target"], r["protocol"]) == (dataset, target, proto)]
-        base = [r for r in mine if not is_embedding(r["method"])]
-        emb = [r for r in mine if is_embedding(r["method"])]
-        bc = _best([r for r in base if r["method"] not in NONLINEAR_METHODS], key, higher)
-        bo, be = _best(base, key, higher), _best(emb, key, higher)
-        ratio = be["metrics"][key] / bc["metrics"][key] if be and bc and bc["metrics"][key] else None
+        here = (dataset, target, proto)
+        mine = [r for r in agg if (r["dataset"], r["target"], r["protocol"]) == here]
+        fig = target_figures(
+            mine, [r for r in ctrl if (r["dataset"], r["target"], r["protocol"]) == here], higher=higher
+        )
+        bc, bo, be = fig["best_classical"], fig["best_overall"], fig["best_embedding"]
         text, result = verdict(be, bc, bo, key, higher)
         rows.append({
             "dataset": dataset, "target": target, "protocol": proto, "key": key,
             "scores": {r["method"]: r for r in mine}, "best_classical": bc, "best_overall": bo,
-            "best_embedding": be, "winner": _best(mine, key, higher), "ratio": ratio, "outcome": result,
-            "loses": None if result is None else result == "worse", "verdict": text,
-            **{name: _best([r for r in ctrl if (r["dataset"], r["target"], r["protocol"]) == (dataset, target, proto)
-                            and str(r["method"]).startswith(name + "+")], key, higher)
-               for name in ("untrained", "snv_sg1")},
+            "best_embedding": be, "winner": _best(mine, key, higher), "ratio": fig["embedding_vs_best_classical"],
+            "outcome": result, "loses": None if result is None else result == "worse", "verdict": text,
+            "untrained": fig["best_untrained"], "pretrained_vs_untrained": fig["pretrained_vs_untrained"],
+            "snv_sg1": fig["best_snv_sg1_features"], "minirocket": fig["best_minirocket_features"],
+            "embedding_vs_snv_sg1_features": fig["embedding_vs_snv_sg1_features"],
         })  # fmt: skip
     return rows
 
@@ -191,16 +225,17 @@ def verdict(
     e, c = be["metrics"][key], bc["metrics"][key]
     result, gap, tol = outcome(e, c, higher=higher, noise=max(_spread(be, key), _spread(bc, key)))
     unit = (lambda v: f"{100 * v:.1f} points") if higher else (lambda v: f"{100 * v:.1f} %")
+    name, other = method_label(bc["method"]), method_label((bo or {}).get("method"))
     if result == "worse":
         what = "of balanced accuracy" if higher else ""
-        return f"the encoder is worse than {bc['method']} by {unit(gap)} {what}".rstrip(), result
+        return f"the encoder is worse than {name} by {unit(gap)} {what}".rstrip() + ".", result
     if result == "level":
-        text = f"level with {bc['method']} ({unit(abs(gap))} apart, within the {unit(tol)} tolerance)"
+        text = f"level with {name} ({unit(abs(gap))} apart, within the {unit(tol)} tolerance)"
     else:
-        text = f"the encoder beats {bc['method']} by {unit(-gap)}"
+        text = f"the encoder beats {name} by {unit(-gap)}"
     if bo is not None and bo is not bc and (bo["metrics"][key] > e if higher else bo["metrics"][key] < e):
-        text += f"; the non-linear baseline {bo['method']} does better still ({fmt(bo['metrics'][key])})"
-    return text, result
+        text += f"; the non-linear baseline {other} does better still ({fmt(bo['metrics'][key])})"
+    return text + ".", result
 
 
 def _cell(r: dict | None, key: str, winner: dict | None, *, classical: dict | None = None) -> Any:
@@ -228,93 +263,138 @@ def spread_note(rows: Sequence[dict]) -> str:
     return "one test split per protocol, so no ± spread"
 
 
-def _control_text(r: dict) -> str:
-    """`` Untrained control: … Classical features: …`` for a row with controls, else ``""``."""
-    u, f, be, key = r.get("untrained"), r.get("snv_sg1"), r.get("best_embedding"), r["key"]
-    text = ""
-    if f is not None and be is not None:
-        text = f" Classical features (SNV + SG1 into the same heads): {f['method']} {fmt(f['metrics'][key])}."
-    if u is None or be is None or not u["metrics"][key]:
-        return text
-    ratio = be["metrics"][key] / u["metrics"][key]
-    if key == "rmsep":
-        said = "pretraining helped" if ratio < 1 else "pretraining did not help"
-    else:
-        said = "pretraining helped" if ratio > 1 else "pretraining did not help"
-    return (
-        f" Untrained control (the same network, never trained): {u['method']} {fmt(u['metrics'][key])}; "
-        f"pretrained / untrained {ratio:.2f} ({said})." + text
-    )
+def control_cell(control: dict | None, key: str) -> Html:
+    """The untrained control (or SNV + SG1 features) as a cell: its score; each seed's in the tooltip."""
+    if control is None:
+        return Html("—")
+    seeds = control.get("seeds") or {}
+    text = esc(fmt(control["metrics"].get(key)))
+    if len(seeds) > 1:
+        each = ", ".join(f"seed {s}: {fmt(v)}" for s, v in seeds.items())
+        return Html(f'<span title="mean of {len(seeds)} seeds ({esc(each)})">{text}</span>')
+    return Html(f'<span title="{esc(method_label(control["method"]))}">{text}</span>')
+
+
+CONTROL_NOTE = (
+    "Controls, never rivals: the untrained network (the same architecture, never trained, the same "
+    "heads; each seed's best head, averaged over the seeds) and the same heads on classical features "
+    "(SNV + SG1, MiniRocket when run). Pretrained ÷ untrained < 1 for RMSEP (> 1 for balanced "
+    "accuracy): pretraining helped."
+)
 
 
 def comparison_table(rows: Sequence[dict], caption: str, provenance_text: str = "") -> Html:
     """The downstream table: each baseline (the best classical one underlined), each embedding head,
-    the ratio; the verdict in a full-width line under each row, names that break at ``_`` and a
-    line break before ``±``, so that ten methods fit a 1,400 px screen."""
+    the embedding ÷ best classical ratio, then the controls (untrained network, pretrained ÷
+    untrained, SNV + SG1 features) next to the heads; the verdict in a full-width line under
+    each row. Method names in words; the table scrolls inside its section when wider."""
     if not rows:
         return Html("")
     key = rows[0]["key"]
     methods = list(dict.fromkeys(m for r in rows for m in r["scores"]))
     base = [m for m in methods if not is_embedding(m)]
     heads = [m for m in methods if is_embedding(m)]
+    untrained = any(r.get("untrained") for r in rows)
+    others = [c for c in ("snv_sg1", "minirocket") if any(r.get(c) for r in rows)]
+    controls = untrained or bool(others)
+    n_seeds = max((len((r.get("untrained") or {}).get("seeds") or {}) for r in rows), default=0)
+    seeds = f", mean of {n_seeds} seeds" if n_seeds > 1 else ""
+    extra = [f"untrained network (control{seeds})", "pretrained ÷ untrained"] if untrained else []
+    extra += [f"{FEATURE_WORDS[c]} (control)" for c in others]
     head = "".join(f"<th>{esc(h)}</th>" for h in ("dataset", "target", "protocol"))
-    head += "".join(f"<th>{wrap(m)}</th>" for m in base)
-    head += "".join(f'<th class="head">{wrap(m)}</th>' for m in heads)
-    head += f"<th>{wrap('embedding / best classical')}</th>"
-    ncol = 4 + len(base) + len(heads)
+    head += "".join(f"<th>{method_cell(m)}</th>" for m in base)
+    head += "".join(f'<th class="head">{method_cell(m)}</th>' for m in heads)
+    head += "<th>embedding ÷ best classical</th>"
+    head += "".join(f'<th class="control">{esc(h)}</th>' for h in extra) if controls else ""
+    ncol = 4 + len(base) + len(heads) + len(extra)
     bodies = []
     for r in rows:
         w, bc = r["winner"], r["best_classical"]
         n = max((s.get("n_splits", 1) for s in r["scores"].values()), default=1)
         cells = [wrap(r["dataset"]), wrap(r["target"]), wrap(r["protocol"]) + (f" (×{n})" if n > 1 else "")]
-        cells += [esc(_cell(r["scores"].get(m), key, w, classical=bc)) for m in base]
-        cells += [esc(_cell(r["scores"].get(m), key, w)) for m in heads]
-        cells += [esc(fmt(r["ratio"]))]
-        tds = "".join(f'<td class="head">{c}</td>' if len(base) + 3 <= i < len(base) + 3 + len(heads)
-                      else f"<td>{c}</td>" for i, c in enumerate(cells))  # fmt: skip
+        tds = "".join(f"<td>{c}</td>" for c in cells)
+        tds += "".join(f"<td>{esc(_cell(r['scores'].get(m), key, w, classical=bc))}</td>" for m in base)
+        tds += "".join(f'<td class="head">{esc(_cell(r["scores"].get(m), key, w))}</td>' for m in heads)
+        tds += f"<td>{esc(fmt(r['ratio']))}</td>"
+        if untrained:
+            tds += f'<td class="control">{control_cell(r.get("untrained"), key)}</td>'
+            tds += f'<td class="control">{esc(fmt(r.get("pretrained_vs_untrained")))}</td>'
+        tds += "".join(f'<td class="control">{control_cell(r.get(c), key)}</td>' for c in others)
         cls = {"worse": "loses", "better": "wins", "level": "level"}.get(r.get("outcome") or "", "")
-        text = esc(r["verdict"] + _control_text(r))
+        text = esc(r["verdict"])
         bodies.append(f'<tbody class="{cls}"><tr>{tds}</tr><tr class="verdict"><td colspan="{ncol}">'
                       f"{'<b>' + text + '</b>' if r['loses'] else text}</td></tr></tbody>")  # fmt: skip
     cap = f"{caption}; {spread_note(rows)}; ★ = best of the row; "
     cap += "underlined = best classical (linear) baseline"
     cap += f" · {provenance_text}" if provenance_text else ""
+    note = f'<p class="note">{esc(LEVEL_RULE)}</p>'
+    note += f'<p class="note">{esc(CONTROL_NOTE)}</p>' if controls else ""
     return Html(
-        f'<table class="compare"><caption>{esc(cap)}</caption><thead><tr>{head}</tr></thead>'
-        + "".join(bodies)
-        + f'</table><p class="note">{esc(LEVEL_RULE)}</p>'
+        scroll(
+            f'<table class="compare"><caption>{esc(cap)}</caption><thead><tr>{head}</tr></thead>'
+            + "".join(bodies)
+            + "</table>"
+        )
+        + note
     )
+
+
+PRETRAINING = {"better": "helped", "level": "level (within the tolerance)", "worse": "did not help"}
 
 
 def summary_table(summary: Sequence[dict], caption: str) -> Html:
-    """The ``summary`` section of ``metrics.json`` as a table (used when its records are absent)."""
+    """Rows of :func:`vitnirs.evaluate.summary.summary_rows` (the console's lines, ``metrics.json``'s
+    ``summary``) as a table: per target, the best embedding head against the best classical
+    baseline and against the untrained control (a column each), with the verdicts of
+    :func:`~vitnirs.evaluate.summary.row_outcome`."""
 
-    def best(b: Any) -> str:
+    def best(b: Any, key: str) -> Html:
         if not isinstance(b, dict):
-            return "—"
-        value = next((b[k] for k in ("rmsep", "balanced_accuracy") if k in b), None)
-        return f"{b.get('method')}: {fmt(value)}"
+            return Html("—")
+        return Html(f"{method_cell(b.get('method'))}: {esc(fmt(b.get(key)))}")
 
+    controls = any(r.get("best_untrained") for r in summary)
     body, classes = [], []
     for r in summary:
-        ratio, bc = r.get("embedding_vs_best_classical"), r.get("best_classical") or {}
-        higher = r.get("task") == "classification"
-        result = None
-        if isinstance(ratio, (int, float)):
-            c = bc.get("balanced_accuracy") if higher else None
-            c = float(c) if isinstance(c, (int, float)) else 1.0  # class: points need the accuracy
-            result = outcome(ratio * c, c, higher=higher)[0]
+        key = "balanced_accuracy" if r.get("task") == "classification" else "rmsep"
+        ratio, bc, bo = (
+            r.get("embedding_vs_best_classical"),
+            r.get("best_classical") or {},
+            r.get("best_overall"),
+        )
+        result, gap, tol = row_gap(r) or (None, 0.0, 0.0)
+        name = method_label(bc.get("method"))
+        unit = (lambda v: f"{100 * v:.1f} points") if key != "rmsep" else (lambda v: f"{100 * v:.1f} %")
         text = {
             None: "no comparison",
-            "worse": f"the encoder is worse than {bc.get('method')} (ratio {fmt(ratio)})",
-            "level": f"level with {bc.get('method')} (ratio {fmt(ratio)}, within the tolerance)",
-            "better": f"the encoder beats {bc.get('method')} (ratio {fmt(ratio)})",
+            "worse": f"the encoder is worse than {name} by {unit(gap)}",
+            "level": f"level with {name} ({unit(abs(gap))} apart, within the {unit(tol)} tolerance)",
+            "better": f"the encoder beats {name} by {unit(-gap)}",
         }[result]
-        body.append([r.get("dataset"), r.get("target"), r.get("protocol"), best(r.get("best_classical")),
-                     best(r.get("best_overall")), best(r.get("best_embedding")), fmt(ratio), text])  # fmt: skip
+        e = (r.get("best_embedding") or {}).get(key)
+        if result in ("better", "level") and isinstance(bo, dict) and bo.get("method") != bc.get("method"):
+            o = bo.get(key)
+            if (
+                isinstance(o, (int, float))
+                and isinstance(e, (int, float))
+                and (o > e if key != "rmsep" else o < e)
+            ):
+                text += (
+                    f"; the non-linear baseline {method_label(bo.get('method'))} does better still ({fmt(o)})"
+                )
+        row = [r.get("dataset"), r.get("target"), r.get("protocol"), best(bc or None, key),
+               best(r.get("best_embedding"), key), fmt(ratio), text + "."]  # fmt: skip
+        if controls:
+            u = r.get("best_untrained")
+            cell = control_cell({**u, "metrics": {key: u.get(key)}}, key) if isinstance(u, dict) else "—"
+            helped = PRETRAINING.get(row_outcome(r, "best_untrained") or "", "—")
+            row += [cell, fmt(r.get("pretrained_vs_untrained")), helped]
+        body.append(row)
         classes.append({"worse": "loses", "better": "wins", "level": "level"}.get(result or "", ""))
-    headers = ["dataset", "target", "protocol", "best classical", "best overall", "best embedding",
-               "embedding / best classical", "verdict"]  # fmt: skip
-    return Html(
-        table(headers, body, caption=caption, row_classes=classes) + f'<p class="note">{esc(LEVEL_RULE)}</p>'
-    )
+    headers = ["dataset", "target", "protocol", "best classical", "best embedding head",
+               "embedding ÷ best classical", "verdict"]  # fmt: skip
+    if controls:
+        n_seeds = max((len((r.get("best_untrained") or {}).get("seeds") or {}) for r in summary), default=0)
+        seeds = f", mean of {n_seeds} seeds" if n_seeds > 1 else ""
+        headers += [f"untrained network (control{seeds})", "pretrained ÷ untrained", "pretraining"]
+    return table(headers, body, caption=caption, row_classes=classes)

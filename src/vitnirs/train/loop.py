@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from vitnirs.batching.collate import BatchSettings
 from vitnirs.batching.contract import PAD_WAVELENGTH
-from vitnirs.checkpoint import latest_checkpoint, model_spec_from_config, read_meta
+from vitnirs.checkpoint import latest_checkpoint, model_spec_from_config, read_meta, weights_sha256
 from vitnirs.config import Config, save_config
 from vitnirs.errors import VitnirsError
 from vitnirs.train.checkpoint import (
@@ -156,6 +156,9 @@ def pretrain(
             png = plot_loss_curve(run_dir / "metrics.jsonl", run_dir / "loss_curve.png")
             summary["loss_curve"] = str(png) if png else None
             summary.setdefault("checkpoint", str(latest_checkpoint(run_dir) or ""))
+            if summary["checkpoint"]:  # the identity of its weights (results files record the same hash)
+                summary["weights_sha256"] = weights_sha256(summary["checkpoint"])
+            summary["store"] = str(Path(store).resolve())  # the model card reads regions and counts there
         return summary
     finally:
         cleanup()

@@ -1,7 +1,12 @@
 """The periodic probe of a pretraining run: held-out masked reconstruction MSE, the separability of
 synthetic vs real embeddings (the roadmap's utility check, run during training), and the
 embedding's effective rank and median per-dimension std (``metrics.jsonl``:
-``embedding_effective_rank``, ``embedding_dim_std``)."""
+``embedding_effective_rank``, ``embedding_dim_std``).
+
+A probe that finds a collapse or a separable synthetic mix warns (``UserWarning``, once per
+run and kind: every probe's figures are in ``metrics.jsonl``). The warnings are raised from
+plain methods (``torch.no_grad`` as a context, not a decorator), so that they name the
+training loop, not torch's decorator wrapper, as where they come from."""
 
 from __future__ import annotations
 
@@ -67,7 +72,14 @@ class Probe:
         model.train(was_training)
         return float(np.mean(losses))
 
-    @torch.no_grad()
+    def _warn_once(self, kind: str, message: str) -> None:
+        """Warn of ``kind`` the first time this probe finds it (a probe built without ``__init__``,
+        as tests do, warns too); ``stacklevel`` 3 names the caller of :meth:`__call__`."""
+        warned = self.__dict__.setdefault("warned", set())
+        if kind not in warned:
+            warned.add(kind)
+            warnings.warn(message, UserWarning, stacklevel=3)
+
     def __call__(self, model: torch.nn.Module) -> dict[str, Any]:
         from sklearn.linear_model import LogisticRegression
         from sklearn.metrics import roc_auc_score
@@ -77,7 +89,7 @@ class Probe:
 
         was_training, embs = model.training, []
         model.eval()
-        with self._autocast():
+        with torch.no_grad(), self._autocast():
             for b in map(lambda b: to_device(b, self.device), self.batches):
                 embs.append(
                     model.encode(
@@ -94,12 +106,12 @@ class Probe:
             "embedding_dim_std": stats["dim_std_median"],
         }
         if stats["effective_rank"] < RANK_WARNING:
-            warnings.warn(
+            self._warn_once(
+                "collapse",
                 f"embedding collapse: effective rank {stats['effective_rank']:.2f} < {RANK_WARNING:g} on the "
                 f"probe batch ({X.shape[0]} spectra, {X.shape[1]} dimensions, median dim std "
-                f"{stats['dim_std_median']:.3g}); the objective is squeezing the embedding",
-                UserWarning,
-                stacklevel=2,
+                f"{stats['dim_std_median']:.3g}); the objective is squeezing the embedding (every probe: "
+                "embedding_effective_rank in metrics.jsonl)",
             )
         if min(y.sum(), len(y) - y.sum()) < 10:
             return out  # too few synthetic or real spectra to judge
@@ -107,11 +119,12 @@ class Probe:
         clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X_fit, y_fit)
         auc = float(roc_auc_score(y_test, clf.predict_proba(X_test)[:, 1]))
         if auc > AUC_WARNING:
-            warnings.warn(
-                f"synthetic vs real embeddings are separable (probe AUC {auc:.3f} > {AUC_WARNING}): "
-                "the encoder learns what tells synthetic spectra apart; consider a lower p_synth",
-                UserWarning,
-                stacklevel=2,
+            self._warn_once(
+                "separable",
+                f"synthetic and real spectra are separable in the embedding (probe AUC {auc:.3f} > "
+                f"{AUC_WARNING}; raw spectra often are too). If it stays near 1, the encoder may be learning "
+                "what tells them apart: try a lower training_strategy.p_synth (every probe: probe_auc in "
+                "metrics.jsonl)",
             )
         self.last_auc = out["probe_auc"] = auc
         return out

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 from vitnirs.config import Config, load_config
+from vitnirs.data.prepare import PrepareReport
+from vitnirs.data.signal import SIGNAL_TYPES, UNITS
 from vitnirs.errors import VitnirsError
 from vitnirs.evaluate.text import evaluation_lines, pretrain_line
 from vitnirs.workflows.sources import (
@@ -93,6 +95,39 @@ def args_progress(args: argparse.Namespace) -> bool:
     return not args.no_progress
 
 
+# vitnirs.model.readout.READOUTS, spelt out here so that `vitnirs --help` does not import torch;
+# tests/test_cli_newcomer.py checks that the two agree.
+READOUT_CHOICES = ("mean", "mean+std", "mean+level", "mean+max", "groups4", "groups8")
+
+
+def add_declaration_options(p: argparse.ArgumentParser, files: str) -> None:
+    """``--unit`` and ``--signal-type``, one wording for every command that reads spectra files
+    (``prepare``, ``embed``, ``finetune``); ``files`` says which (``"the bank's files"``). The
+    values are checked where the files are read (:func:`vitnirs.data.declarations.declaration`),
+    which also takes the usual aliases (``A``, ``%R``, ``wavenumber``)."""
+    p.add_argument(
+        "--unit",
+        metavar="UNIT",
+        help=f"axis unit of {files}: {' or '.join(UNITS)}; wins over any other declaration "
+        "(data.declarations, a manifest.json beside the files); undeclared: guessed, with a warning",
+    )
+    signal_help = (
+        f"signal type of {files}: {', '.join(SIGNAL_TYPES)} (reflectance and transmittance become "
+        "absorbance, log10(1/R)); wins over any other declaration; undeclared: guessed, with a warning"
+    )
+    p.add_argument("--signal-type", metavar="TYPE", help=signal_help.replace("%", "%%"))  # argparse %-formats
+
+
+def print_prepare_notes(report: PrepareReport) -> None:
+    """The warnings of the prepared files (at most 3 per file) and the skipped files, on stderr."""
+    from vitnirs.data.prepare import describe_skipped, warning_lines
+
+    for line in warning_lines(report):
+        print(f"  warning {line}", file=sys.stderr)
+    for entry in report.skipped:
+        print(f"  skipped {describe_skipped(entry)}", file=sys.stderr)
+
+
 # ----------------------------------------------------------------------------- prepare
 def cmd_prepare(args: argparse.Namespace) -> int:
     cfg = args_config(args)
@@ -105,12 +140,7 @@ def cmd_prepare(args: argparse.Namespace) -> int:
         workers=args.workers, progress=args_progress(args),
     )  # fmt: skip
     print(report.summary())
-    from vitnirs.data.prepare import describe_skipped, warning_lines
-
-    for line in warning_lines(report):
-        print(f"  warning {line}", file=sys.stderr)
-    for entry in report.skipped:
-        print(f"  skipped {describe_skipped(entry)}", file=sys.stderr)
+    print_prepare_notes(report)
     if report.skipped and bank is not None and Path(bank).is_file():
         return 2  # a single-file run that could not use its file is a failure
     if not report.manifest["datasets"]:
@@ -221,7 +251,7 @@ def cmd_pretrain(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from vitnirs.workflows.evaluation import evaluate
+    from vitnirs.workflows.evaluation import evaluate, step_seconds_line
 
     cfg = args_config(args)
     store = args.store or cfg.data.store_dir
@@ -231,6 +261,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         cfg, checkpoint=args.checkpoint, store=store, out=args.out, progress=args_progress(args)
     )
     print(evaluation_lines(result))
+    print(step_seconds_line(result))
     print(f"metrics: {Path(args.out) / 'metrics.json'}")
     return 0
 
@@ -252,13 +283,19 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     if args.store:
+        if args.unit or args.signal_type:
+            raise VitnirsError(
+                "--unit/--signal-type declare the files of --bank; a --store is already prepared"
+            )
         store = PreparedStore(args.store)
     else:
         print(f"prepare: {args.bank} → {out / 'store'}")
         report = prepare_sources(
-            load_config(None, ()), out / "store", bank=args.bank, synth=0, progress=args_progress(args)
-        )
+            load_config(None, ()), out / "store", bank=args.bank, unit=args.unit,
+            signal_type=args.signal_type, synth=0, progress=args_progress(args),
+        )  # fmt: skip
         print(report.summary())
+        print_prepare_notes(report)
         store = PreparedStore(out / "store")
     candidates = [n for n in store.names(kind="real") if set(args.target) <= set(store.records[n]["targets"])]
     dataset = args.dataset or (candidates[0] if len(candidates) == 1 else None)
@@ -299,7 +336,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
 
     out = embed_csv(
         args.input, args.out, checkpoint=args.checkpoint, batch_size=args.batch_size, device=args.device,
-        unit=args.unit, signal_type=args.signal_type, reference=args.reference, progress=args_progress(args),
+        unit=args.unit, signal_type=args.signal_type, readout=args.readout, reference=args.reference,
+        progress=args_progress(args),
     )  # fmt: skip
     print(f"embeddings → {out}")
     return 0

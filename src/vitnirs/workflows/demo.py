@@ -46,7 +46,7 @@ def _run(cfg: Config, out: str | Path, *, workers: int | None, progress: bool, t
     from vitnirs.checkpoint import latest_checkpoint
     from vitnirs.report import write_report
     from vitnirs.train.loop import pretrain
-    from vitnirs.workflows.evaluation import evaluate
+    from vitnirs.workflows.evaluation import evaluate, step_seconds_line
 
     started, out = time.perf_counter(), Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -71,9 +71,12 @@ def _run(cfg: Config, out: str | Path, *, workers: int | None, progress: bool, t
     evaluation = evaluate(cfg, checkpoint=run["checkpoint"], store=out / "store", out=out / "evaluation",
                           progress=progress)  # fmt: skip
     print(evaluation_lines(evaluation))
+    print(f"  {step_seconds_line(evaluation)}")  # where the evaluation's time went
 
     print(f"[4/4] report → {out / 'report.html'}")
+    report_started = time.perf_counter()
     report = write_report(out)
+    print(f"  report: {time.perf_counter() - report_started:.1f} s")
     summary = {
         "store": str(out / "store"),
         "pretrain_run": str(run_dir),

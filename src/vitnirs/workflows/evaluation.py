@@ -14,15 +14,23 @@ n_train, n_test, metrics, std, checkpoint, bank, …}``):
 
 - ``baselines``, ``downstream``: one record per split; ``summary``: per dataset and target
   the best classical, best overall and best embedding (mean ± std over repeated splits);
+- ``fewshot``: per dataset, target, method and n, the test RMSEP of ``evaluation.fewshot_draws``
+  fixed draws of n train rows (every head on every feature source, and pls_raw / snv_sg1_pls /
+  aom_pls; :mod:`~vitnirs.evaluate.fewshot`), ``rmsep_draws`` and their ``rmsep_median``;
+  ``fewshot_summary``: per n, the median over targets of embedding / best classical and
+  embedding / each control; ``fewshot_skipped``: the sizes (and heads) that could not run;
 - ``transfer``: cross-instrument pairs (:mod:`~vitnirs.evaluate.transfer`), k = 0/5/10;
 - ``lodo``: the *downstream-only* kind (encoder pretrained on every dataset, this one's
   spectra included, never its targets) for ``evaluation.lodo_datasets``; the strict kind is
   ``vitnirs lodo`` (one pretraining per left-out dataset);
 - ``robustness``: test spectra perturbed at increasing severity, nothing refitted;
+  ``robustness_summary``: one number per curve, the mean over the non-zero severities of
+  RMSEP(perturbed) ÷ RMSEP(clean) (:func:`~vitnirs.evaluate.robustness.robustness_summary`);
 - ``synthetic_checks``: real-vs-synthetic separability, paired-view invariance;
 - ``controls``: the same heads on each untrained network (``untrained+<head>``, its ``seed``)
-  and on SNV + SG1 features (``snv_sg1+<head>``); the transfer and robustness sections hold
-  the same controls as their own methods;
+  and on SNV + SG1 features (``snv_sg1+<head>``), with ``evaluation.minirocket_control`` on
+  MiniRocket features (``minirocket+<head>``, :mod:`~vitnirs.evaluate.minirocket`); the transfer
+  and robustness sections hold the same controls as their own methods;
 - ``collapse``: per embedding (``embedding``, ``untrained_seed<s>``) and evaluated dataset,
   :func:`vitnirs.embedding.collapse_stats` (effective rank, per-dimension std).
 
@@ -50,10 +58,14 @@ from vitnirs.config import Config
 from vitnirs.data.store import PreparedStore
 from vitnirs.evaluate.baselines import CLASS_METHODS, BaselineCache, cached_baselines, snv_sg1_features
 from vitnirs.evaluate.downstream import CLASSIFICATION_HEADS, run_heads
+from vitnirs.evaluate.minirocket import MiniRocketControl
+from vitnirs.evaluate.robustness import robustness_summary
 from vitnirs.evaluate.splits import class_targets, make_splits, regression_targets
 from vitnirs.evaluate.summary import summary_rows
 
-SECTIONS = ("baselines", "downstream", "controls", "lodo", "transfer", "synthetic_checks", "robustness")
+SECTIONS = (
+    "baselines", "downstream", "controls", "fewshot", "lodo", "transfer", "synthetic_checks", "robustness",
+)  # fmt: skip
 
 
 def evaluation_tasks(store: PreparedStore, cfg: Config) -> list[tuple[str, str, str]]:
@@ -129,7 +141,13 @@ def evaluate(
     def classical_features(name: str) -> np.ndarray:  # SNV + SG1 of the spectra: the classical control
         return snv_sg1_features(np.asarray(store.values(name), dtype=np.float64))
 
+    # MiniRocket fitted (no target) on each dataset's rows, the untrained time-series control; needs aeon
+    minirocket = MiniRocketControl(store, seed=seed, cache=cache) if ev.minirocket_control else None
+
     result: dict[str, Any] = {**common, "embedding_dim": None, "targets_in_pretraining": used_targets}
+    from vitnirs.checkpoint import weights_sha256
+
+    result["weights_sha256"] = weights_sha256(info.checkpoint)  # the weights scored (vitnirs export checks)
     result["metadata"] = cfg.evaluation.metadata  # the metadata rule the embeddings were made under
     result["readout"] = cfg.evaluation.readout
     if used_targets:  # the fairness rule is broken: say so in the file and on the console
@@ -140,16 +158,23 @@ def evaluate(
         print(f"warning: {result['warning']}", file=sys.stderr)
     result |= {s: [] for s in SECTIONS}
     tasks, skipped = evaluation_tasks(store, cfg), set()
+    seconds: dict[str, float] = {}  # where the time goes: metrics.json step_seconds
+    result["not_readable"] = unreadable_datasets(
+        model, info, store, list(dict.fromkeys(d for d, _, _ in tasks))
+    )
+    tasks = [t for t in tasks if t[0] not in result["not_readable"]]
     for dataset, target, task in tqdm(tasks, desc="evaluate", unit="target", disable=not progress):
         X = np.asarray(store.values(dataset), dtype=np.float64)
         y = target_values(store, cfg, dataset, target, task)
         splits = make_splits(store.metadata(dataset), X, y, seed=seed, n_repeats=ev.repeats)
         tag = {"dataset": dataset, "target": target, "task": task, **common, "std": None}
         methods = list(CLASS_METHODS) if task == "classification" else list(ev.baseline_methods)
+        t0 = time.perf_counter()
         records = cached_baselines(
             cache, store.records[dataset]["content_hash"], target, X, y, splits,
             methods=methods, seed=seed, aom_bank=ev.aom_bank,
         )  # fmt: skip
+        _add_seconds(seconds, "classical baselines", t0)
         per_split = [s for s in splits for _ in methods]  # records come split-major, method-minor
         result["baselines"] += [
             {**r, **tag, "split_note": s.note} for r, s in zip(records, per_split, strict=True)
@@ -158,12 +183,19 @@ def evaluate(
         encoders += [("untrained", untrained_embedding(s), "controls", {"seed": s}) for s in untrained]
         if ev.classical_control:
             encoders.append(("snv_sg1", classical_features, "controls", {}))
+        if minirocket is not None:
+            encoders.append(("minirocket", minirocket, "controls", {}))
         for split in splits:
             for prefix, embed, section, extra in encoders:
-                for r in run_heads(
+                t0 = time.perf_counter()  # the embedding (made once per dataset) and the heads' fits
+                # the MiniRocket control's heads are cached: nothing of the checkpoint is in them
+                heads = minirocket.run_heads if prefix == "minirocket" else run_heads
+                fitted = heads(
                     embed(dataset), y, split.train, split.test, groups=split.groups,
                     methods=_heads(ev.downstream_methods, task), task=task, seed=seed,
-                ):  # fmt: skip
+                )  # fmt: skip
+                _add_seconds(seconds, "embedding heads" if prefix == "embedding" else f"{prefix} control", t0)
+                for r in fitted:
                     if r.get("metrics") is None:  # a head that cannot run here (TabPFN without weights)
                         skipped.add(r["skipped"])
                         continue
@@ -172,12 +204,26 @@ def evaluate(
                     )
     result["skipped_heads"] = sorted(skipped)
     reg_tasks = [(d, t) for d, t, task in tasks if task == "regression"]
-    step = _stepper(progress)
+    if progress:
+        for name, spent in seconds.items():  # the per-target loop, as the steps below print theirs
+            print(f"  {name}: {spent:.1f} s", flush=True)
+    step = _stepper(progress, seconds)
     controls = {
         "untrained": untrained,
         "untrained_embeddings": untrained_embeddings,
         "classical": classical_features,
+        "minirocket": minirocket,
     }
+    if ev.fewshot and reg_tasks:  # few-shot calibration on the feature sources of the loop above
+        from vitnirs.evaluate.fewshot import fewshot_section, fewshot_summary
+
+        sources = [(prefix, embed, extra) for prefix, embed, _, extra in encoders]
+        shots, result["fewshot_skipped"] = step("few-shot", lambda: fewshot_section(
+            store, cfg, reg_tasks, sources, cache=cache, heads=_heads(ev.downstream_methods, "regression"),
+        ))  # fmt: skip
+        stamp = {**common, **{k: result[k] for k in ("weights_sha256",) if result.get(k)}}
+        result["fewshot"] = [r | stamp for r in shots]
+        result["fewshot_summary"] = fewshot_summary(shots)
     if ev.transfer:
         result["transfer"] = step(
             "transfer", lambda: _transfer(store, (model, info), cfg, common, embeddings, controls, progress)
@@ -191,6 +237,7 @@ def evaluate(
             "robustness",
             lambda: _robustness(store, (model, info), cfg, common, embedding, controls, reg_tasks),
         )
+        result["robustness_summary"] = robustness_summary(result["robustness"])  # one number per curve
     if ev.synthetic_checks:
         result["synthetic_checks"] = step(
             "synthetic checks", lambda: _synthetic_checks(store, (model, info), cfg, common, embeddings)
@@ -216,9 +263,30 @@ def evaluate(
             n: collapse_stats(done[n]) for n in evaluated if n in done
         }
     result["summary"] = summary_rows(result["baselines"], result["downstream"], result["controls"])
+    result["step_seconds"] = {name: round(spent, 1) for name, spent in seconds.items()}
     result["seconds"] = round(time.perf_counter() - started, 1)
     _write_json(out / "metrics.json", result)
     return result
+
+
+def unreadable_datasets(
+    model: Any, info: CheckpointInfo, store: PreparedStore, names: list[str]
+) -> dict[str, str]:
+    """The coverage rule (:mod:`vitnirs.data.coverage`) on each dataset: ``{name: reason}`` of those
+    the checkpoint cannot read (left out of the evaluation, said on stderr); partial coverage is
+    said on stderr and evaluated."""
+    from vitnirs.data.coverage import CoverageError
+    from vitnirs.embedding import check_readable
+
+    out = {}
+    for name in names:
+        try:
+            notes = check_readable(model, info, np.asarray(store.wavelengths_nm(name)), source=name)
+        except CoverageError as err:
+            out[name], notes = str(err), [f"{err} (left out of the evaluation)"]
+        for note in notes:
+            print(f"warning: {note}", file=sys.stderr)
+    return out
 
 
 def _heads(methods: list[str], task: str) -> list[str]:
@@ -231,15 +299,30 @@ def _n_classes(labels: np.ndarray) -> int:
     return len({v for v in labels if v is not None})
 
 
-def _stepper(progress: bool) -> Callable[[str, Callable[[], Any]], Any]:
+def _stepper(progress: bool, seconds: dict[str, float]) -> Callable[[str, Callable[[], Any]], Any]:
+    """``step(name, fn)``: run ``fn``, record its seconds in ``seconds[name]`` (printed with ``progress``)."""
+
     def step(name: str, fn: Callable[[], Any]) -> Any:
         t0 = time.perf_counter()
         value = fn()
+        _add_seconds(seconds, name, t0)
         if progress:
-            print(f"  {name}: {time.perf_counter() - t0:.1f} s", flush=True)
+            print(f"  {name}: {seconds[name]:.1f} s", flush=True)
         return value
 
     return step
+
+
+def _add_seconds(seconds: dict[str, float], name: str, t0: float) -> None:
+    """Add the seconds since ``t0`` to ``seconds[name]``."""
+    seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
+
+
+def step_seconds_line(result: dict) -> str:
+    """``evaluation 412.3 s: classical baselines 120.5 s, embedding heads 30.1 s, …, transfer 200.2 s, …``:
+    where an evaluation's time went (``metrics.json``'s ``step_seconds``, in the order they ran)."""
+    steps = ", ".join(f"{name} {s:.1f} s" for name, s in (result.get("step_seconds") or {}).items())
+    return f"evaluation {result.get('seconds', 0.0):.1f} s" + (f": {steps}" if steps else "")
 
 
 # ----------------------------------------------------------------------------- sections
@@ -286,6 +369,8 @@ def _transfer(
             features = {n: controls["classical"](n) for n in names}
             recs = transfer_pairs(store, None, groups=one, baselines=(), embeddings=features, **control_kw)
             records += [_renamed(r, "snv_sg1") for r in recs]
+        if controls["minirocket"] is not None and same_grid:  # one fit on every instrument's rows; cached
+            records += [_renamed(r, "minirocket") for r in controls["minirocket"].transfer(one, **control_kw)]
     return [{**r, **common, "std": None} for r in records]
 
 
@@ -335,6 +420,9 @@ def _robustness(
                 store, net, dataset, target, split, baselines=(), embeddings=None if Z is None else {dataset: Z}, **kw
             )  # fmt: skip
             records += [_renamed(r, "untrained", seed=s) for r in recs]
+        if controls["minirocket"] is not None:  # the transform fitted on the clean rows maps perturbed ones
+            recs = controls["minirocket"].robustness(dataset, target, split, **kw)  # cached
+            records += [_renamed(r, "minirocket") for r in recs]
     return [{**r, **common} for r in records]
 
 

@@ -3,13 +3,20 @@
 A portable checkpoint is a pretraining checkpoint directory without ``trainer.pt``::
 
     OUT_DIR/
-        model.safetensors   the weights, bfloat16 by default (the loader casts to float32)
+        model.safetensors   the weights, float32 by default (bfloat16 when asked: the loader casts
+                            them back to float32)
         config.json         the checkpoint's config.json (config, model spec, normalisation
                             constants, format_version) plus "portable": true and "dtype"
-        model_card.md       data and licences, steps, losses, downstream results
+        model_card.md       data, regions and licences, steps, losses, downstream results of
+                            these same weights
 
 :func:`vitnirs.embedding.load_encoder` reads it like any checkpoint directory; a directory of
 another ``format_version`` is refused by :func:`vitnirs.train.checkpoint.read_checkpoint_config`.
+
+Why float32 by default: bfloat16 halves the file but moved the shipped model's embeddings by a
+median 17 % of their per-dimension spread on corn m5 (``benchmarks/export_dtype.py``,
+``benchmarks/results/export_dtype.json``), so results measured on the float32 weights (the
+scorecard, a downstream file) would no longer hold exactly for the exported ones.
 
 >>> export_checkpoint("runs/x/checkpoints/step_0004000", "portable_x")  # doctest: +SKIP
 PosixPath('portable_x')
@@ -42,7 +49,7 @@ def export_checkpoint(
     checkpoint_dir: str | Path,
     out_dir: str | Path,
     *,
-    dtype: str = "bfloat16",
+    dtype: str = "float32",
     card_inputs: CardInputs | None = None,
     readout: str | None = None,
     overwrite: bool = False,
@@ -58,11 +65,14 @@ def export_checkpoint(
         renamed into place (:func:`vitnirs.checkpoint.write_checkpoint`), so it is either
         complete or absent.
     dtype:
-        ``"bfloat16"`` (half the size; about 3 significant digits per weight) or ``"float32"``
-        (bit-identical weights). Floating-point tensors only; integer buffers are kept.
+        ``"float32"`` (bit-identical weights: the same ``weights_sha256``, so results measured on
+        the checkpoint hold for the export) or ``"bfloat16"`` (half the size; about 3 significant
+        digits per weight, which moves the embeddings: see the module docstring). Floating-point
+        tensors only; integer buffers are kept.
     card_inputs:
         The files ``model_card.md`` is built from. When its ``run_dir`` is unset and the
-        checkpoint lies in ``RUN_DIR/checkpoints/``, ``RUN_DIR`` is used.
+        checkpoint lies in ``RUN_DIR/checkpoints/``, ``RUN_DIR`` is used; its ``source`` is set to
+        the checkpoint exported.
     readout:
         The readout the checkpoint is meant to be used with (one of
         :data:`vitnirs.model.readout.READOUTS`), recorded as the config's ``evaluation.readout``:
@@ -93,6 +103,7 @@ def export_checkpoint(
     inputs = card_inputs or CardInputs()
     if inputs.run_dir is None and src.parent.name == "checkpoints":
         inputs = replace(inputs, run_dir=src.parent.parent)
+    inputs = replace(inputs, source=src)
 
     def card(tmp: Path) -> None:  # built from the files just written
         (tmp / CARD_FILE).write_text(build_model_card(tmp, inputs), encoding="utf-8")
@@ -105,7 +116,7 @@ def export_from_args(
     checkpoint: str,
     out: str,
     *,
-    dtype: str = "bfloat16",
+    dtype: str = "float32",
     run_dir: str | None = None,
     downstream: str | None = None,
     store: str | None = None,

@@ -3,9 +3,11 @@
 Every number in the card is read from a file: the checkpoint's ``config.json`` (step,
 preset, recipe, the datasets it saw) and ``model.safetensors`` (parameter count, size),
 the pretraining run's ``pretrain_summary.json`` and ``metrics.jsonl`` (losses), a prepared
-store's ``manifest.json`` (kind and spectrum count per dataset), bank manifests (licence
-per dataset) and a ``benchmarks/downstream.py`` JSON (downstream and cross-instrument
-results). What no file says is written as ``unknown``; the only free text is
+store's ``manifest.json`` (kind, region, spectrum count and wavelengths per dataset), bank
+manifests (licence per dataset) and a ``benchmarks/downstream.py`` JSON (downstream and
+cross-instrument results), used only when it scored these weights
+(:mod:`vitnirs.workflows.card_sources` finds the store and checks the weights hash). What no
+file says is written as ``unknown`` or ``not recorded``; the only free text is
 :attr:`CardInputs.hardware` and :attr:`CardInputs.notes`.
 
 >>> text = build_model_card("out/portable", CardInputs(run_dir="runs/x"))  # doctest: +SKIP
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ from vitnirs.checkpoint import CONFIG_FILE, MODEL_FILE, recommended_readout
 from vitnirs.errors import VitnirsError
 from vitnirs.pretrain_log import heldout_recon_mse, term_label
 from vitnirs.workflows.card_scorecard import scorecard_lines, scorecard_verdicts
+from vitnirs.workflows.card_sources import find_store, matching_downstream, region_lines
 
 __all__ = ["CardInputs", "build_model_card", "verdicts"]
 
@@ -36,9 +40,11 @@ class CardInputs:
     run_dir:
         The pretraining run directory (``pretrain_summary.json``, ``metrics.jsonl``).
     downstream:
-        A results JSON written by ``benchmarks/downstream.py``.
+        A results JSON written by ``benchmarks/downstream.py``; shown only when its
+        ``weights_sha256`` is this checkpoint's (or ``source``'s), otherwise ignored with a warning.
     store_dir:
-        The prepared store the run read (its ``manifest.json``: kind, spectra, source).
+        The prepared store the run read (its ``manifest.json``: kind, region, spectra, wavelengths).
+        None: the one the run recorded, else ``RUN_DIR/store`` or ``RUN_DIR/../store`` when present.
     bank_manifests:
         Bank ``manifest.json`` files with a ``licence`` per dataset file (e.g. ../shared/xbank).
     hardware:
@@ -49,6 +55,9 @@ class CardInputs:
         A representation-study JSON (``study_full.json``) and the names of its entries to show:
         the first is this model, the others (e.g. its recipe's other seed) go beside it, with the
         untrained and classical-features controls (:mod:`vitnirs.workflows.card_scorecard`).
+    source:
+        The checkpoint this one was exported from (set by :func:`vitnirs.workflows.export.export_checkpoint`):
+        a downstream file that scored its float32 weights is shown for a bfloat16 export, saying so.
     """
 
     run_dir: str | Path | None = None
@@ -59,6 +68,7 @@ class CardInputs:
     notes: tuple[str, ...] = ()
     scorecard: str | Path | None = None
     scorecard_entries: tuple[str, ...] = ()
+    source: str | Path | None = None
 
 
 def read_json(path: str | Path | None, what: str) -> Any:
@@ -174,15 +184,19 @@ def build_model_card(checkpoint_dir: str | Path, inputs: CardInputs | None = Non
     config = meta.get("config", {})
     info_readout = recommended_readout(meta)
     datasets = list(meta.get("normalization", {}).get("datasets") or [])
-    store = (
-        read_json(Path(inputs.store_dir) / "manifest.json", "store manifest") if inputs.store_dir else None
-    )
-    banks = [read_json(p, "bank manifest") for p in inputs.bank_manifests]
-    table, data_summary = dataset_rows(datasets, store, banks)
     run = Path(inputs.run_dir) if inputs.run_dir else None
     summary = _optional_json(run / "pretrain_summary.json") if run else None
     metrics = _last_metrics(run / "metrics.jsonl") if run else None
-    downstream = read_json(inputs.downstream, "downstream results")
+    store_dir = find_store(inputs.store_dir, run, summary=summary, config=config)
+    store = read_json(store_dir / "manifest.json", "store manifest") if store_dir else None
+    banks = [read_json(p, "bank manifest") for p in inputs.bank_manifests]
+    table, data_summary = dataset_rows(datasets, store, banks)
+    regions = (config.get("data") or {}).get("regions") or meta.get("normalization", {}).get("regions")
+    regions_glance, regions_data = region_lines(regions, datasets, store)
+    downstream, scored = matching_downstream(
+        read_json(inputs.downstream, "downstream results"), inputs.downstream, checkpoint=ckpt,
+        source=Path(inputs.source) if inputs.source else None,
+    )  # fmt: skip
     study, shown = read_json(inputs.scorecard, "scorecard"), list(inputs.scorecard_entries)
 
     preset = meta.get("model", {}).get("preset", "unknown")
@@ -197,6 +211,7 @@ def build_model_card(checkpoint_dir: str | Path, inputs: CardInputs | None = Non
         "",
         f"- Trained on: {inputs.hardware}; {_num(meta.get('step'), ',')} steps.",
         f"- Data: {data_summary[0][2:]}",
+        f"- {regions_glance}",
         *(f"- {v}" for v in scorecard_verdicts(study, shown)),
         *(f"- {v}" for v in verdicts(downstream)),
         "",
@@ -214,6 +229,7 @@ def build_model_card(checkpoint_dir: str | Path, inputs: CardInputs | None = Non
         "## Data it saw",
         "",
         *data_summary,
+        *regions_data,
         "",
         *table,
         "",
@@ -227,7 +243,7 @@ def build_model_card(checkpoint_dir: str | Path, inputs: CardInputs | None = Non
         "",
         "## Downstream results",
         "",
-        *downstream_lines(downstream),
+        *downstream_lines(downstream, scored),
         "",
         "## Use",
         "",
@@ -274,6 +290,14 @@ def _package_licence(name: str) -> str | None:
     return f"{licence} (pip metadata of {dist} {meta.get('Version')})" if licence else None
 
 
+def _source(record: dict[str, Any]) -> str:
+    """A store record's source (``demo:LimeSoDa/…``); a file path by its name only (no local paths)."""
+    source = str(record.get("source") or "")
+    if not source:
+        return "unknown"
+    return source if re.match(r"[a-z]+:[^/\\]", source) else Path(source).name
+
+
 def dataset_rows(
     datasets: list[str], store: dict[str, Any] | None, banks: list[dict[str, Any]]
 ) -> tuple[list[str], list[str]]:
@@ -286,7 +310,7 @@ def dataset_rows(
     by_file = {Path(r["file"]).stem: r for bank in banks for r in bank.get("datasets", []) if "file" in r}
     by_name = {r["name"]: r for r in (store or {}).get("datasets", [])}
     table = ["| dataset | kind | spectra | region | source | licence |", "|---|---|---|---|---|---|"]
-    totals: dict[str, list[int]] = {}
+    totals: dict[str, list[int | None]] = {}
     licences: dict[str, int] = {}
     synthetic: list[dict[str, Any]] = []
     for name in datasets:
@@ -294,7 +318,7 @@ def dataset_rows(
         b = by_file.get(Path(s.get("file") or name).stem) or by_file.get(name, {})
         kind = s.get("kind") or ("real" if b else "unknown")
         n = s.get("n_rows", b.get("n_rows"))
-        totals.setdefault(kind, []).append(int(n) if n is not None else 0)
+        totals.setdefault(kind, []).append(int(n) if n is not None else None)
         if kind == "synthetic":
             synthetic.append(s)
             continue
@@ -303,7 +327,7 @@ def dataset_rows(
         spectra = "unknown" if n is None else f"{int(n):,}"
         region = s.get("region", b.get("region", "unknown"))
         table.append(
-            f"| {name} | {kind} | {spectra} | {region} | {b.get('package') or 'unknown'} | {licence} |"
+            f"| {name} | {kind} | {spectra} | {region} | {b.get('package') or _source(s)} | {licence} |"
         )
     if synthetic:
         sources = sorted({str(r.get("source", "unknown")).split(" ")[0] for r in synthetic})
@@ -312,10 +336,15 @@ def dataset_rows(
             f"| {len(synthetic)} synthetic datasets | synthetic | {sum(int(r.get('n_rows', 0)) for r in synthetic):,} | "
             f"{', '.join(regions)} | {', '.join(sources)} | none (generated spectra) |"
         )
-    parts = [f"{len(v)} {k} ({sum(v):,} spectra)" for k, v in sorted(totals.items())]
+    counted = {k: [n for n in v if n is not None] for k, v in totals.items()}
+    parts = [
+        f"{len(v)} {k} ({f'{sum(counted[k]):,} spectra' if len(counted[k]) == len(v) else 'spectra unknown'})"
+        for k, v in sorted(totals.items())
+    ]
+    source = "spectrum counts from the prepared store's manifest" if store else "no prepared store found"
     summary = [
         f"- {len(datasets)} datasets (`normalization.datasets` of the checkpoint): {', '.join(parts) or 'none listed'}; "
-        "spectrum counts from the prepared store's manifest.",
+        f"{source}.",
         "- Licences of the real data (bank manifest, else the package's pip metadata); the code of vitnirs "
         "is MIT, check these before redistributing the weights:",
         *(f"  - {lic}: {k} dataset{'s' if k > 1 else ''}" for lic, k in sorted(licences.items())),
@@ -331,8 +360,10 @@ def pretraining_lines(summary: dict[str, Any] | None, last: dict[str, Any] | Non
     out = []
     if summary:
         final = ", ".join(f"{term_label(k)} {v:.4g}" for k, v in (summary.get("final") or {}).items())
+        seconds = summary.get("seconds")
+        took = "(duration not recorded)" if seconds is None else f"in {seconds / 60:.1f} min"
         out += [
-            f"- {_num(summary.get('steps'), ',')} steps in {summary.get('seconds', float('nan')) / 60:.1f} min, "
+            f"- {_num(summary.get('steps'), ',')} steps {took}, "
             f"{summary.get('spectra_per_s', 'unknown')} spectra/s (`pretrain_summary.json`).",
             f"- Training losses of the last step: {final or 'unknown'}.",
             f"- Held-out masked reconstruction MSE: {_num(heldout_recon_mse(summary, 'start'))} at the start "
@@ -391,14 +422,19 @@ def verdicts(results: dict[str, Any] | None) -> list[str]:
     return out
 
 
-def downstream_lines(results: dict[str, Any] | None) -> list[str]:
-    """Per-target table and transfer medians against PLS, per bank, then the verdicts."""
+def downstream_lines(results: dict[str, Any] | None, scored: str | None = None) -> list[str]:
+    """Per-target table and transfer medians against PLS, per bank, then the verdicts.
+
+    ``scored`` says which weights the results scored, or why a given file is not shown
+    (:func:`vitnirs.workflows.card_sources.matching_downstream`).
+    """
     if results is None:
-        return ["- unknown (no `benchmarks/downstream.py` results were given)."]
+        return [f"- unknown ({scored or 'no `benchmarks/downstream.py` results were given'})."]
     name = Path(str(results.get("checkpoint", "unknown"))).name
     out = [
-        f"From `benchmarks/downstream.py` (checkpoint `{name}`). Ratio = best embedding head / best "
-        "classical calibration (RMSEP: lower is better; balanced accuracy: higher is better).",
+        f"From `benchmarks/downstream.py` on checkpoint `{name}`{f': {scored}' if scored else ''}. "
+        "Ratio = best embedding head / best classical calibration (RMSEP: lower is better; balanced "
+        "accuracy: higher is better).",
     ]
     for bank, res in (results.get("banks") or {}).items():
         out += [
