@@ -37,7 +37,9 @@ def _corn_like(n: int = 60, seed: int = 0):
 @pytest.fixture(scope="module")
 def scored(tmp_path_factory):
     # the scorecards run the MiniRocket control: aeon comes with the eval extra (.ci/run installs it)
-    pytest.importorskip("aeon", reason="the scorecard's MiniRocket control needs aeon: pip install -e '.[eval]'")
+    pytest.importorskip(
+        "aeon", reason="the scorecard's MiniRocket control needs aeon: pip install -e '.[eval]'"
+    )
     root = tmp_path_factory.mktemp("study")
     prepare(table_jobs(_corn_like(), "real"), root / "store", progress=False)
     ckpt = tiny_checkpoint(root / "run")
