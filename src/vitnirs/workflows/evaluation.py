@@ -163,6 +163,13 @@ def evaluate(
         model, info, store, list(dict.fromkeys(d for d, _, _ in tasks))
     )
     tasks = [t for t in tasks if t[0] not in result["not_readable"]]
+    # the feature sources, each into the same heads: (prefix, dataset -> (n, D) features, section, record fields)
+    encoders = [("embedding", embedding, "downstream", {})]
+    encoders += [("untrained", untrained_embedding(s), "controls", {"seed": s}) for s in untrained]
+    if ev.classical_control:
+        encoders.append(("snv_sg1", classical_features, "controls", {}))
+    if minirocket is not None:
+        encoders.append(("minirocket", minirocket, "controls", {}))
     for dataset, target, task in tqdm(tasks, desc="evaluate", unit="target", disable=not progress):
         X = np.asarray(store.values(dataset), dtype=np.float64)
         y = target_values(store, cfg, dataset, target, task)
@@ -179,12 +186,6 @@ def evaluate(
         result["baselines"] += [
             {**r, **tag, "split_note": s.note} for r, s in zip(records, per_split, strict=True)
         ]
-        encoders = [("embedding", embedding, "downstream", {})]
-        encoders += [("untrained", untrained_embedding(s), "controls", {"seed": s}) for s in untrained]
-        if ev.classical_control:
-            encoders.append(("snv_sg1", classical_features, "controls", {}))
-        if minirocket is not None:
-            encoders.append(("minirocket", minirocket, "controls", {}))
         for split in splits:
             for prefix, embed, section, extra in encoders:
                 t0 = time.perf_counter()  # the embedding (made once per dataset) and the heads' fits
