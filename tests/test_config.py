@@ -191,7 +191,8 @@ BATCH_FIELDS = {
     ("training", "pad_multiple"): "pad_multiple", ("losses", "contrastive_weight"): "two_views",
     ("training_strategy", "p_synth"): "p_synth", ("training_strategy", "dataset_weights"): "dataset_weights",
     ("training_strategy", "sampling"): "sampling", ("training_strategy", "curriculum_steps"): "curriculum_steps",
-    ("training_strategy", "p_meta_unknown"): "p_meta_unknown",
+    ("training_strategy", "p_meta_unknown"): "p_meta_unknown", ("training_strategy", "p_mix"): "p_mix",
+    ("training_strategy", "mix_group"): "mix_group", ("training_strategy", "mix_max_components"): "mix_max_components",
     ("masking", "mask_ratio"): "mask_ratio", ("masking", "min_block_size"): "min_block",
     ("masking", "max_block_size"): "max_block",
     **{("augmentation", k): k for k in (
@@ -204,7 +205,7 @@ CHANGED = {
     "batch_size": 3, "token_budget": 999, "seed": 7, "max_points": 100, "pad_multiple": 4,
     "contrastive_weight": 0.5, "p_synth": 0.9, "dataset_weights": {"a": 2.0}, "sampling": "proportional",
     "curriculum_steps": 11, "mask_ratio": 0.4, "min_block_size": 2, "max_block_size": 9,
-    "crop_min_fraction": 0.8, "subsample_min_fraction": 0.7,
+    "crop_min_fraction": 0.8, "subsample_min_fraction": 0.7, "mix_group": 5, "mix_max_components": 3,
 }  # fmt: skip
 
 

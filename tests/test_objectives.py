@@ -81,7 +81,7 @@ def spy_encoder(model) -> list[dict]:
 # ----------------------------------------------------------------------------- discovery, config
 def test_term_classes_are_the_package_terms_each_with_a_config_key():
     classes = term_classes()
-    assert set(classes) == {"mae", "baseline", "contrastive", "semi_supervised"}
+    assert set(classes) == {"mae", "mae_clean", "baseline", "contrastive", "semi_supervised", "fewshot_ridge"}
     assert "probe_term" not in classes and "teacher_term" not in classes  # tests' terms stay out
     for name, cls in classes.items():
         assert cls.name == name and issubclass(cls, ObjectiveTerm)
@@ -228,3 +228,31 @@ def test_reconstruction_target_defaults_to_the_tokens_own_content():
     visible = out.input.valid & ~out.input.masked
     other = torch.where(visible[..., None], out.input.content + 5.0, out.input.content)
     assert torch.equal(model.reconstruction_loss(out, target=other), default)
+
+
+# ----------------------------------------------------------------------------- the clean target (mae_clean)
+def test_the_clean_target_ignores_the_views_nuisance():
+    from vitnirs.train.objectives.clean_reconstruction import CleanReconstruction, clean_content
+
+    batch = pretrain_batch()
+    model = tiny()
+    out = model.forward_encoder(batch)
+    target = clean_content(model, out, batch)
+    # the clean content on the input's tokens is the tokenizer's content of the clean view
+    clean = model.forward_encoder({**batch, "values": batch["clean_values"], "level": batch["clean_level"]})
+    torch.testing.assert_close(target, clean.input.content, atol=1e-6, rtol=1e-6)
+    # a stronger nuisance on the input view moves the input's own content, never the clean target
+    drift = torch.linspace(0, 3, batch["values"].shape[1]).expand_as(batch["values"])
+    drifted = {**batch, "values": torch.where(batch["valid"], batch["values"] + drift, 0.0)}
+    out2 = model.forward_encoder(drifted)
+    assert not torch.allclose(out2.input.content, out.input.content, atol=1e-3)
+    torch.testing.assert_close(clean_content(model, out2, drifted), target, atol=1e-6, rtol=0)
+    # the term's loss is masked prediction against that target; with no nuisance it is today's mae
+    term = PretrainObjective(model, [CleanReconstruction(1.0)])
+    _, logged = term(batch)
+    assert logged["mae_clean"].item() == pytest.approx(
+        model.reconstruction_loss(out, target=target).item(), rel=1e-5
+    )
+    same = {**batch, "clean_values": batch["values"], "clean_level": batch["level"]}
+    _, logged_same = term(same)
+    assert logged_same["mae_clean"].item() == pytest.approx(model(batch)[0].item(), rel=1e-5)

@@ -207,6 +207,26 @@ def test_sg_channels_equal_scipy_savgol_filter_on_the_lattice(channels):
         assert (out[0, :a, c] == 0).all() and (out[0, b:, c] == 0).all()  # 0 where not covered
 
 
+def test_snv_dt_is_scipy_detrend_and_ignores_an_offset_and_a_log_lambda_tilt():
+    tok = PatchTokenizer(d_model=8, channels=("snv_dt", "absorbance"), lattice_step=STEP)
+    a, b = 650, 900
+    grid = tok.lattice[a:b]
+    lam = grid.double().numpy()
+    raw = 0.3 + 0.7 * np.exp(-(((lam - 1300) / 40) ** 2)) + 0.5 * np.exp(-(((lam - 1450) / 25) ** 2))
+    from scipy.signal import detrend
+
+    def channels(values: np.ndarray) -> torch.Tensor:
+        x, _, ok, _ = padded([(lam, values)])
+        return tok.channel_values(x, grid[None], ok)[0][0, a:b]  # [K, 2]
+
+    out = channels(raw).double().numpy()
+    ref = detrend(raw)  # linear detrend along the lattice index (log lambda)
+    assert np.abs(out[:, 0] - ref / ref.std()).max() < 1e-4
+    drifted = channels(raw + 0.4 + 0.8 * np.log(lam / 1000.0))  # offset + a tilt in log lambda
+    assert (drifted[:, 0] - channels(raw)[:, 0]).abs().max() < 1e-4  # snv_dt unchanged
+    assert (drifted[:, 1] - channels(raw)[:, 1]).abs().max() > 0.05  # absorbance (SNV) moved
+
+
 # ----------------------------------------------------------------------------- 5. padding invariance
 def _spectrum(lo: float, step: float, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)

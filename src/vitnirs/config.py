@@ -122,6 +122,17 @@ class TrainingStrategyConfig(_Section):
     )
     steps_per_dataset_k: int = Field(200, ge=1, description="K: steps per dataset in a virtual epoch.")
     p_synth: Probability = Field(0.3, description="Probability that a sample is replaced by a synthetic one.")
+    p_mix: Probability = Field(
+        0.0,
+        description="Share of a batch's slots filled with mixtures of real spectra: groups of mix_group convex "
+        "combinations (Dirichlet weights) of the same 2 to mix_max_components spectra of one real dataset; the "
+        "batch carries each row's group (mix_group) and weights (mix_weights). Absorbance is linear in "
+        "concentration: a mixture is a plausible new sample of that matrix.",
+    )
+    mix_group: int = Field(8, ge=2, description="Mixtures per group (one dataset, the same base spectra).")
+    mix_max_components: int = Field(
+        4, ge=2, le=4, description="Most base spectra in a mixture (2 to this many, drawn per group)."
+    )
     p_meta_unknown: Probability = Field(
         0.0,
         description="Probability that a spectrum's metadata ids are set to unknown (0) in a view during pretraining: "
@@ -243,10 +254,11 @@ class ModelConfig(_Section):
         description="Feed each spectrum's (mean, log std), removed by the per-spectrum normalisation, to the "
         "encoder as a token; false keeps the token but blanks its input (the level-token ablation).",
     )
-    channels: list[Literal["absorbance", "sg1", "sg2"]] = Field(
+    channels: list[Literal["absorbance", "snv_dt", "sg1", "sg2"]] = Field(
         ["absorbance", "sg1"],
         min_length=1,
         description="Values per lattice point; absorbance is the per-spectrum z-scored spectrum (its SNV), "
+        "snv_dt the same linearly detrended in log wavelength (SNV-DT: an offset and a tilt leave it unchanged), "
         "sg1/sg2 its Savitzky-Golay 1st/2nd derivative, each standardised.",
     )
     patch_size: int = Field(8, ge=1, description="Lattice points per patch token.")
@@ -333,6 +345,12 @@ class LossesConfig(_Section):
     """Weights of the pretraining losses (alias: training.lambda_baseline)."""
 
     mae_weight: float = Field(1.0, ge=0, description="Weight of the masked reconstruction loss.")
+    mae_clean_weight: float = Field(
+        0.0,
+        ge=0,
+        description="Weight of masked prediction of the clean spectrum: the encoder reads the nuisance view, "
+        "the decoder predicts the masked patches of the same spectrum before its nuisances.",
+    )
     baseline_consistency_weight: float = Field(
         0.1, ge=0, description="Weight of the baseline consistency loss (alias: training.lambda_baseline)."
     )
@@ -350,6 +368,19 @@ class LossesConfig(_Section):
         ge=0,
         description="Weight of the optional semi-supervised head (a per-dataset linear map from the embedding "
         "to the dataset's first numeric y_*, standardised); needs training_strategy.use_targets_in_pretraining.",
+    )
+    fewshot_ridge_weight: float = Field(
+        0.0,
+        ge=0,
+        description="Weight of the few-shot ridge loss (MetaOptNet style): in each group of mixtures of real "
+        "spectra, a closed-form ridge fitted on the first half's embeddings predicts the other half's mixing "
+        "weights; its query error over the weights' variance (~1 = no better than the mean). 0 disables it.",
+    )
+    fewshot_ridge_lambda: float = Field(
+        0.1,
+        gt=0,
+        description="Ridge penalty of the few-shot ridge loss, relative to the mean squared norm of the centred "
+        "support embeddings (so the loss does not depend on the embedding's scale).",
     )
 
     @property
@@ -469,6 +500,16 @@ class EvaluationConfig(_Section):
     fewshot_draws: int = Field(
         10, ge=1, description="Draws of n rows per few-shot size (seeded by training.seed, the draw and n)."
     )
+    nuisance_projection: int = Field(
+        0,
+        ge=0,
+        description="Nuisance projection at the readout (EPO on the embedding; vitnirs.evaluate.projection): "
+        "the number of directions removed from every encoder embedding (the pretrained one and the untrained "
+        "controls), per dataset: the top right singular vectors of the embedding differences between each "
+        "spectrum with a baseline drift or a scatter and the clean one, fitted on the dataset's rows (no target; "
+        "transfer: on the union of the instrument group's rows) and removed from train, test and perturbed "
+        "rows alike. 0 = off.",
+    )
 
 
 class Config(_Section):
@@ -485,10 +526,10 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _something_to_reconstruct(self) -> Config:
-        if self.masking.mask_ratio == 0 and self.losses.mae_weight > 0:
+        if self.masking.mask_ratio == 0 and (self.losses.mae_weight > 0 or self.losses.mae_clean_weight > 0):
             raise ValueError(
-                "masking.mask_ratio is 0 (unmasked views) but losses.mae_weight > 0: there is nothing to "
-                "reconstruct; set losses.mae_weight: 0 and give another loss a weight"
+                "masking.mask_ratio is 0 (unmasked views) but losses.mae_weight or mae_clean_weight > 0: there "
+                "is nothing to reconstruct; set them to 0 and give another loss a weight"
             )
         return self
 

@@ -50,6 +50,10 @@ class BatchSettings:
     seed: int
     two_views: bool
     p_meta_unknown: float  # metadata ids of a row set to unknown (0), per view
+    # mixtures of real spectra (vitnirs.batching.mixtures)
+    p_mix: float
+    mix_group: int
+    mix_max_components: int
     # augmentation (vitnirs.batching.augment.Augmenter)
     p_baseline_drift: float
     p_scatter: float
@@ -78,7 +82,8 @@ class BatchSettings:
             batch_size=t.batch_size, token_budget=t.token_budget, p_synth=ts.p_synth,
             dataset_weights=dict(ts.dataset_weights) or None, sampling=ts.sampling,
             curriculum_steps=ts.curriculum_steps, seed=t.seed, two_views=cfg.losses.two_views,
-            p_meta_unknown=ts.p_meta_unknown,
+            p_meta_unknown=ts.p_meta_unknown, p_mix=ts.p_mix, mix_group=ts.mix_group,
+            mix_max_components=ts.mix_max_components,
             p_baseline_drift=a.p_baseline_drift, p_scatter=a.p_scatter, p_noise=a.p_noise,
             p_band_mask=a.p_band_mask, p_shift=a.p_shift, p_blur=a.p_blur, p_response=a.p_response,
             p_crop=a.p_crop,

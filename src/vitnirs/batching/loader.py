@@ -18,7 +18,8 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from vitnirs.batching.augment import Augmenter
 from vitnirs.batching.collate import BatchSettings, RawRows, build_view, pad_flat
 from vitnirs.batching.contract import PAD_WAVELENGTH, build_meta_vocab, encode_meta, meta_field_values
-from vitnirs.batching.sampler import DatasetSampler, steps_per_epoch
+from vitnirs.batching.mixtures import MAX_COMPONENTS, cat_rows, mix_rows, plan_mixtures
+from vitnirs.batching.sampler import DatasetSampler, step_rng, steps_per_epoch
 from vitnirs.data.store import PreparedStore
 
 __all__ = ["BatchSettings", "PretrainData", "PretrainIterable", "make_loader", "steps_per_epoch"]
@@ -197,22 +198,44 @@ class PretrainData:
         )
 
     def batch(self, step: int) -> dict:
-        """The batch of ``step`` (see ``vitnirs.batching``); deterministic in (seed, rank, step)."""
+        """The batch of ``step`` (see ``vitnirs.batching``); deterministic in (seed, rank, step).
+
+        With ``p_mix`` > 0 its last rows are mixtures of real spectra (:mod:`vitnirs.batching.mixtures`)
+        and it carries ``mix_group`` long (B,) (-1: not a mixture) and ``mix_weights`` (B, 4).
+        """
         dataset_idx, row_idx = self.sampler.draw(step)
-        raw = self.gather(dataset_idx, row_idx)
-        out = build_view(raw, self.settings, step=step, rank=self.rank, stream=0, augment=self.augmenter)
+        s = self.settings
+        plan = plan_mixtures(
+            dataset_idx, self.sizes, self.synthetic, p_mix=s.p_mix, group=s.mix_group,
+            max_components=s.mix_max_components, rng=step_rng(s.seed, self.rank, step, stream=7),
+        )  # fmt: skip
+        keep = len(dataset_idx) - (plan.n_rows if plan else 0)  # the sampled slots that stay
+        dataset_idx, row_idx = dataset_idx[:keep], row_idx[:keep]
+        mixed = mix_rows(self.gather(plan.dataset, plan.rows), plan.weights) if plan else None
+
+        def rows(datasets: np.ndarray) -> RawRows:
+            raw = self.gather(datasets, row_idx) if keep else None
+            return mixed if raw is None else raw if mixed is None else cat_rows(raw, mixed)
+
+        raw = rows(dataset_idx)
+        out = build_view(raw, s, step=step, rank=self.rank, stream=0, augment=self.augmenter)
+        if plan is not None:
+            G, M, _ = plan.weights.shape
+            out["mix_group"] = torch.cat([torch.full((keep,), -1), torch.arange(G).repeat_interleave(M)])
+            out["mix_weights"] = torch.cat(
+                [torch.zeros(keep, MAX_COMPONENTS), torch.from_numpy(plan.weights.reshape(G * M, -1))]
+            )  # [B, 4]
         if self._targets is not None:
             flat, offset = self._targets
-            out["target"] = torch.from_numpy(
-                flat[offset[dataset_idx] + row_idx]
-            )  # [B] standardised y, NaN = none
-        if self.settings.two_views:
+            target = flat[offset[dataset_idx] + row_idx]  # [B] standardised y, NaN = none (mixtures: NaN)
+            out["target"] = torch.from_numpy(np.concatenate([target, np.full(len(out["values"]) - keep, np.nan,
+                                                                             dtype=target.dtype)]))  # fmt: skip
+        if s.two_views:
             partner = self.paired[dataset_idx]
-            if (partner >= 0).any():  # paired synthetic rows: view 2 is the other table's row
-                raw = self.gather(np.where(partner >= 0, partner, dataset_idx), row_idx)
-            out["view2"] = build_view(
-                raw, self.settings, step=step, rank=self.rank, stream=1, augment=self.augmenter
-            )
+            # paired synthetic rows: view 2 is the other table's row; mixtures: another render of the same mixture
+            if (partner >= 0).any():
+                raw = rows(np.where(partner >= 0, partner, dataset_idx))
+            out["view2"] = build_view(raw, s, step=step, rank=self.rank, stream=1, augment=self.augmenter)
         return out
 
 

@@ -16,6 +16,9 @@ when all its P points are covered. Channels (``model.channels``), C values per l
 - ``absorbance``: the interpolated values, standardised over the covered points. The batch
   contract already z-scores each spectrum over its native points, so this channel *is* the SNV
   spectrum (SNV is not a separate channel: it would be the same numbers);
+- ``snv_dt``: the absorbance channel linearly detrended (classical SNV-DT): the least-squares line
+  in log λ over the covered points is subtracted, then the rest standardised. An offset and a
+  tilt in log λ leave it unchanged (what a baseline drift moves); curvature remains;
 - ``sg1`` / ``sg2``: Savitzky–Golay first / second derivative (polynomial order 2) along the
   lattice, i.e. with respect to log λ, each standardised over the covered points. Outside the
   covered span the spectrum is extended with its end values before filtering, which is
@@ -40,10 +43,11 @@ import torch
 from vitnirs.model.wavelength import LATTICE_MAX_NM, LATTICE_MIN_NM
 
 __all__ = [
-    "CHANNELS", "LATTICE_MAX_NM", "LATTICE_MIN_NM", "interpolate_rows", "lattice_nm", "sg_points", "standardise",
+    "CHANNELS", "LATTICE_MAX_NM", "LATTICE_MIN_NM", "detrend", "interpolate_rows", "lattice_nm", "sg_points",
+    "standardise",
 ]  # fmt: skip
 
-CHANNELS = ("absorbance", "sg1", "sg2")
+CHANNELS = ("absorbance", "snv_dt", "sg1", "sg2")
 _EPS = 1e-6
 
 
@@ -92,3 +96,16 @@ def standardise(x: torch.Tensor, covered: torch.Tensor) -> torch.Tensor:
     mean = (x * c).sum(1, keepdim=True) / n
     std = (((x - mean) * c) ** 2).sum(1, keepdim=True).div(n).sqrt().clamp_min(_EPS)
     return torch.where(covered, (x - mean) / std, 0.0)
+
+
+def detrend(x: torch.Tensor, covered: torch.Tensor) -> torch.Tensor:
+    """``x (B, K)`` minus its least-squares line in the lattice index (log λ) over each row's
+    covered points; 0 where not covered. Rows with fewer than two covered points lose their mean."""
+    c = covered.float()
+    t = torch.arange(x.shape[1], device=x.device, dtype=x.dtype).expand_as(x)
+    n = c.sum(1, keepdim=True).clamp_min(1)
+    t_mean = (t * c).sum(1, keepdim=True) / n
+    x_mean = (x * c).sum(1, keepdim=True) / n
+    tc = (t - t_mean) * c
+    slope = (tc * (x - x_mean)).sum(1, keepdim=True) / (tc * tc).sum(1, keepdim=True).clamp_min(_EPS)
+    return torch.where(covered, x - x_mean - slope * (t - t_mean), 0.0)

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn.functional import conv1d
 
-from vitnirs.model.lattice import CHANNELS, interpolate_rows, lattice_nm, sg_points, standardise
+from vitnirs.model.lattice import CHANNELS, detrend, interpolate_rows, lattice_nm, sg_points, standardise
 from vitnirs.model.wavelength import WavelengthEncoding
 
 __all__ = ["TOKENIZERS", "PatchTokenizer", "Tokenizer", "Tokens", "select_first", "take_tokens"]
@@ -169,6 +169,8 @@ class PatchTokenizer(nn.Module):
         out = {}
         if "absorbance" in self.channels:
             out["absorbance"] = standardise(x, covered)
+        if "snv_dt" in self.channels:
+            out["snv_dt"] = standardise(detrend(x, covered), covered)
         derivs = [c for c in ("sg1", "sg2") if c in self.channels]
         if derivs:
             K, half = x.shape[1], self.sg_window // 2

@@ -31,6 +31,12 @@ n_train, n_test, metrics, std, checkpoint, bank, …}``):
   and on SNV + SG1 features (``snv_sg1+<head>``), with ``evaluation.minirocket_control`` on
   MiniRocket features (``minirocket+<head>``, :mod:`~vitnirs.evaluate.minirocket`); the transfer
   and robustness sections hold the same controls as their own methods;
+- ``nuisance_projection`` (with ``evaluation.nuisance_projection`` = k > 0): every encoder's
+  embedding (the pretrained one and the untrained controls; not the SNV + SG1 or MiniRocket
+  features) projected off k nuisance directions fitted per dataset (per transfer group on the
+  union of its rows), which the heads of every section above read (:mod:`~vitnirs.evaluate.projection`;
+  ``collapse``, the synthetic checks and the artefacts keep the raw embedding); the record says
+  what each projection removed;
 - ``collapse``: per embedding (``embedding``, ``untrained_seed<s>``) and evaluated dataset,
   :func:`vitnirs.embedding.collapse_stats` (effective rank, per-dimension std).
 
@@ -163,9 +169,16 @@ def evaluate(
         model, info, store, list(dict.fromkeys(d for d, _, _ in tasks))
     )
     tasks = [t for t in tasks if t[0] not in result["not_readable"]]
+    # EPO at the readout: every encoder's embedding projected, per dataset, off its nuisance directions
+    epo = _nuisance_projections(store, cfg, info, {"embedding": (model, embedding)} | {
+        f"untrained_seed{s}": (net, untrained_embedding(s)) for s, net in untrained.items()
+    })  # fmt: skip
     # the feature sources, each into the same heads: (prefix, dataset -> (n, D) features, section, record fields)
-    encoders = [("embedding", embedding, "downstream", {})]
-    encoders += [("untrained", untrained_embedding(s), "controls", {"seed": s}) for s in untrained]
+    encoders = [("embedding", epo.get("embedding", embedding), "downstream", {})]
+    encoders += [
+        ("untrained", epo.get(f"untrained_seed{s}", untrained_embedding(s)), "controls", {"seed": s})
+        for s in untrained
+    ]
     if ev.classical_control:
         encoders.append(("snv_sg1", classical_features, "controls", {}))
     if minirocket is not None:
@@ -214,6 +227,7 @@ def evaluate(
         "untrained_embeddings": untrained_embeddings,
         "classical": classical_features,
         "minirocket": minirocket,
+        "projection": epo,
     }
     if ev.fewshot and reg_tasks:  # few-shot calibration on the feature sources of the loop above
         from vitnirs.evaluate.fewshot import fewshot_section, fewshot_summary
@@ -231,12 +245,13 @@ def evaluate(
         )
     if ev.lodo_datasets:
         result["lodo"] = step(
-            "lodo (downstream-only)", lambda: _lodo(store, (model, info), cfg, common, embeddings, result)
+            "lodo (downstream-only)",
+            lambda: _lodo(store, (model, info), cfg, common, embeddings, result, epo),
         )
     if ev.robustness and reg_tasks:
         result["robustness"] = step(
             "robustness",
-            lambda: _robustness(store, (model, info), cfg, common, embedding, controls, reg_tasks),
+            lambda: _robustness(store, (model, info), cfg, common, encoders[0][1], controls, reg_tasks),
         )
         result["robustness_summary"] = robustness_summary(result["robustness"])  # one number per curve
     if ev.synthetic_checks:
@@ -263,6 +278,10 @@ def evaluate(
         result["collapse"][f"untrained_seed{s}"] = {
             n: collapse_stats(done[n]) for n in evaluated if n in done
         }
+    if epo:  # what the projection removed, per encoder and dataset (or transfer group)
+        from vitnirs.evaluate.projection import nuisance_record
+
+        result["nuisance_projection"] = nuisance_record(ev.nuisance_projection, epo)
     result["summary"] = summary_rows(result["baselines"], result["downstream"], result["controls"])
     result["step_seconds"] = {name: round(spent, 1) for name, spent in seconds.items()}
     result["seconds"] = round(time.perf_counter() - started, 1)
@@ -348,20 +367,22 @@ def _transfer(
     groups = {g: [n for n in names if n in store.records] for g, names in INSTRUMENT_GROUPS.items()}
     kw = {"heads": heads, "seed": cfg.training.seed, "aom_bank": ev.aom_bank, "k_values": ev.transfer_k}
     control_kw = kw | {"k_values": [0]}
+    epo = controls["projection"]  # EPO: one set of directions per group, fitted on the union of its rows
     records = []
     for group, names in tqdm(groups.items(), desc="transfer", unit="group", disable=not progress):
         if len(names) < 2:
             continue
         one = {group: names}
+        emb = epo["embedding"].projected(names) if epo else embeddings
         records += transfer_pairs(
-            store, encoder[0], groups=one, baselines=methods, embeddings=embeddings, info=encoder[1], **kw
+            store, encoder[0], groups=one, baselines=methods, embeddings=emb, info=encoder[1], **kw
         )
         if 0 not in ev.transfer_k:
             continue
         for s, net in controls["untrained"].items():
+            emb = epo[f"untrained_seed{s}"].projected(names) if epo else controls["untrained_embeddings"][s]
             recs = transfer_pairs(
-                store, net, groups=one, baselines=(), embeddings=controls["untrained_embeddings"][s],
-                info=encoder[1], **control_kw,
+                store, net, groups=one, baselines=(), embeddings=emb, info=encoder[1], **control_kw,
             )  # fmt: skip
             records += [_renamed(r, "untrained", seed=s) for r in recs]
         grids = [np.asarray(store.wavelengths_nm(n)) for n in names]
@@ -380,10 +401,12 @@ def _renamed(record: dict, prefix: str, **extra: Any) -> dict:
     return record | extra | {"method": prefix + record["method"].removeprefix("embedding")}
 
 
-def _lodo(store, encoder, cfg: Config, common: dict, embeddings: dict, result: dict) -> list[dict]:
+def _lodo(store, encoder, cfg: Config, common: dict, embeddings: dict, result: dict, epo: dict) -> list[dict]:
     from vitnirs.workflows.lodo import downstream_only_lodo
 
     names = [n for n in cfg.evaluation.lodo_datasets if n in store.records]
+    if "embedding" in epo:  # the heads read the projected embedding, as in the downstream section
+        embeddings = {n: epo["embedding"](n) for n in names}
     return downstream_only_lodo(
         store, encoder[0], names, cfg=cfg, checkpoint=common["checkpoint"], bank=common["bank"],
         embeddings=embeddings, baseline_records=result["baselines"], info=encoder[1],
@@ -404,6 +427,7 @@ def _robustness(
     baselines = [m for m in ("pls_raw", "snv_sg1_pls") if m in ev.baseline_methods] or ["pls_raw"]
     severities = {k: SEVERITIES[k] for k in ev.robustness_kinds}
     kw = {"heads": heads, "seed": cfg.training.seed, "severities": severities, "info": encoder[1]}
+    epo = controls["projection"]  # perturbed test rows projected with the clean rows' directions
     records = []
     for dataset, target in tasks:
         if dataset not in wanted or any(r["dataset"] == dataset for r in records):
@@ -413,18 +437,40 @@ def _robustness(
         split = make_splits(store.metadata(dataset), X, y, seed=cfg.training.seed, n_repeats=0)[0]
         records += robustness_curves(
             store, encoder[0], dataset, target, split, baselines=baselines,
-            embeddings={dataset: embedding(dataset)}, **kw,
+            embeddings={dataset: embedding(dataset)}, **kw, **_projected(epo, "embedding", dataset, split),
         )  # fmt: skip
         for s, net in controls["untrained"].items():
-            Z = controls["untrained_embeddings"][s].get(dataset)
+            key = f"untrained_seed{s}"
+            Z = epo[key](dataset) if epo else controls["untrained_embeddings"][s].get(dataset)
             recs = robustness_curves(
-                store, net, dataset, target, split, baselines=(), embeddings=None if Z is None else {dataset: Z}, **kw
+                store, net, dataset, target, split, baselines=(), embeddings=None if Z is None else {dataset: Z},
+                **kw, **_projected(epo, key, dataset, split),
             )  # fmt: skip
             records += [_renamed(r, "untrained", seed=s) for r in recs]
         if controls["minirocket"] is not None:  # the transform fitted on the clean rows maps perturbed ones
             recs = controls["minirocket"].robustness(dataset, target, split, **kw)  # cached
             records += [_renamed(r, "minirocket") for r in recs]
     return [{**r, **common} for r in records]
+
+
+def _projected(epo: dict, key: str, dataset: str, split: Any) -> dict:
+    """``robustness_curves``' ``features``: the perturbed test rows embedded and projected (EPO on)."""
+    return {"features": epo[key].features(dataset, split.test)} if key in epo else {}
+
+
+def _nuisance_projections(
+    store: PreparedStore, cfg: Config, info: CheckpointInfo, nets: dict[str, tuple[Any, Callable]]
+) -> dict[str, Any]:
+    """``{key: NuisanceProjection}`` of each ``key: (network, dataset -> clean (n, D))``; ``{}`` when off."""
+    k = cfg.evaluation.nuisance_projection
+    if not k:
+        return {}
+    from vitnirs.evaluate.projection import NuisanceProjection
+
+    return {
+        key: NuisanceProjection(net, info, store, clean, k=k, seed=cfg.training.seed)
+        for key, (net, clean) in nets.items()
+    }
 
 
 def _synthetic_checks(store, encoder, cfg: Config, common: dict, embeddings: dict) -> list[dict]:
