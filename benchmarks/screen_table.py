@@ -1,0 +1,127 @@
+"""One compact four-axis table from representation-study results (issue 24's screens).
+
+    python benchmarks/screen_table.py benchmarks/results/representation/issue24tok_quick_seed0.json \
+        [more.json ...] [--readout mean] [--out PATH.md]
+
+Per entry of each study JSON (``benchmarks/representation.py`` writes them): the embedding and its
+untrained control (the same architecture, random weights, mean of seeds 0 and 1) on every axis —
+within (median ratio to the best classical), few-shot n = 10 / 25 / 50 (median RMSEP ÷ the best of
+PLS / SNV+SG1+PLS / AOM-PLS, and ÷ the untrained control), robustness per kind (mean RMSEP
+perturbed ÷ clean, median over the datasets) and transfer k = 0 (corn and tablets, median test
+RMSEP) — and the verdict "pretraining pays" of issue 24: better than the untrained control on at
+least three of the four axes, worse on none by more than 2 %. Each axis's comparison with the
+control is one number, < 1 = the embedding is better: within (ratio ÷ untrained ratio), few-shot
+(the median of the three vs-untrained ratios), robustness (the median over kinds of embedding ÷
+untrained) and transfer (the median over the two groups of embedding ÷ untrained).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+SIZES = ("10", "25", "50")
+
+
+def _get(node: object, *path: str) -> float | None:
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, (int, float)) else None
+
+
+def axis_ratios(s: dict) -> dict[str, float | None]:
+    """Each axis's embedding ÷ untrained control (< 1: pretraining helped)."""
+    within = s.get("regression_ratio"), s.get("untrained_ratio")
+    few = [_get(s, "axes", "fewshot", n, "vs_untrained") for n in SIZES]
+    kinds = _get_dict(s, "axes", "robustness", "by_kind")
+    rob = [
+        v["embedding"] / v["untrained"] for v in kinds.values() if v.get("embedding") and v.get("untrained")
+    ]
+    tr = [_get(s, "transfer", g, "embedding") for g in ("corn", "tablet")]
+    tu = [_get(s, "transfer", g, "untrained") for g in ("corn", "tablet")]
+    tra = [a / b for a, b in zip(tr, tu, strict=True) if a is not None and b]
+    few = [f for f in few if f is not None]
+    return {
+        "within": within[0] / within[1] if all(within) else None,
+        "fewshot": statistics.median(few) if few else None,
+        "robustness": statistics.median(rob) if rob else None,
+        "transfer": statistics.median(tra) if tra else None,
+    }
+
+
+def _get_dict(s: dict, *path: str) -> dict:
+    node = s
+    for key in path:
+        node = node.get(key, {}) if isinstance(node, dict) else {}
+    return node if isinstance(node, dict) else {}
+
+
+def verdict(ratios: dict[str, float | None]) -> str:
+    """ "pays" when better than the control on >= 3 axes and worse on none by > 2 %."""
+    known = [v for v in ratios.values() if v is not None]
+    wins = sum(v < 1 for v in known)
+    worst = max(known, default=1.0)
+    return f"{'pays' if wins >= 3 and worst <= 1.02 else 'does not pay'} ({wins}/{len(known)} axes)"
+
+
+def fmt(v: float | None) -> str:
+    return "–" if v is None else f"{v:.3g}"
+
+
+def rows(report: dict, readout: str) -> list[str]:
+    out = []
+    for e in report["entries"]:
+        s = e.get("scores", {}).get(readout)
+        if not s or s.get("status") == "failed":
+            continue
+        few = " / ".join(fmt(_get(s, "axes", "fewshot", n, "vs_classical")) for n in SIZES)
+        few_u = " / ".join(fmt(_get(s, "axes", "fewshot", n, "vs_untrained")) for n in SIZES)
+        kinds = _get_dict(s, "axes", "robustness", "by_kind")
+        rob = "; ".join(
+            f"{k} {fmt(v.get('embedding'))} ({fmt(v.get('untrained'))}; {fmt(v.get('snv_sg1_pls'))})"
+            for k, v in kinds.items()
+        )
+        tr = "; ".join(
+            f"{g} {fmt(_get(s, 'transfer', g, 'embedding'))} ({fmt(_get(s, 'transfer', g, 'untrained'))})"
+            for g in ("corn", "tablet")
+        )
+        ratios = axis_ratios(s)
+        axes = " / ".join(fmt(ratios[a]) for a in ("within", "fewshot", "robustness", "transfer"))
+        out.append(
+            f"| {e['name']} | {fmt(s.get('regression_ratio'))} ({fmt(s.get('untrained_ratio'))}) | {few} | "
+            f"{few_u} | {rob} | {tr} | {axes} | {verdict(ratios)} |"
+        )
+    return out
+
+
+HEAD = (
+    "| entry | within: ratio to best classical (untrained) | few-shot n=10/25/50 vs best classical | "
+    "few-shot vs untrained | robustness: embedding (untrained; SNV+SG1+PLS) | transfer k=0: embedding "
+    "(untrained) | ÷ untrained: within / few-shot / robustness / transfer | pretraining pays? |\n"
+    + "|---" * 8
+    + "|"
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("studies", nargs="+", type=Path)
+    parser.add_argument("--readout", default="mean")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    lines = [HEAD]
+    for path in args.studies:
+        lines += rows(json.loads(path.read_text()), args.readout)
+    text = "\n".join(lines) + "\n"
+    if args.out:
+        args.out.write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
