@@ -4,6 +4,7 @@
         [--recipes patch_mae patch_vicreg ...]
         [--readouts mean mean+std ...] [--readout-entries shipped patch_mae]
         [--xbank ../shared/xbank] [--no-shipped] [--tag patch] [--checkpoint NAME=PATH]
+        [--score-set evaluation.nuisance_projection=4]
 
 Runs :func:`vitnirs.research.study.run_study` on the research wing's recipes (default: every
 ``patch_*.yaml`` of ``vitnirs/research/recipes``, the variants of ``patch``, the shipped model's
@@ -59,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-shipped", action="store_true", help="leave the shipped model out")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="recipe overrides")
     parser.add_argument(
+        "--score-set", action="append", default=[], metavar="KEY=VALUE",
+        help="evaluation settings added to the scorecard's (e.g. evaluation.nuisance_projection=4)",
+    )  # fmt: skip
+    parser.add_argument(
         "--tag",
         default="",
         help="a study of its own: cache .cache/representation/<tag>_seed<k>, results <tag>_*",
@@ -89,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
             shipped |= dict(item.split("=", 1) for item in args.checkpoint)
         readouts = args.readouts if seed in readout_seeds else args.readouts[:1]
         run_study(recipes, checkpoints=shipped, card=args.scorecard, bank=args.xbank, out=out, readouts=readouts,
-                  readout_entries=args.readout_entries, overrides=overrides, progress=False)  # fmt: skip
+                  readout_entries=args.readout_entries, overrides=overrides, score_overrides=args.score_set,
+                  progress=False)  # fmt: skip
         _copy(out / f"study_{args.scorecard}.json", RESULTS / f"{prefix}{args.scorecard}_seed{seed}")
         print(f"seed {seed}: {time.perf_counter() - started:.0f} s", flush=True)
     if len(args.seeds) > 1:

@@ -175,13 +175,15 @@ def run_study(
     overrides: Sequence[str] = (),
     pretrain_store: str | Path | None = None,
     score_store: str | Path | None = None,
+    score_overrides: Sequence[str] = (),
     progress: bool = True,
 ) -> dict:
     """Pretrain ``recipes`` (ablation files) under one budget, score them and ``checkpoints``.
 
     ``overrides`` (``--set``) apply to every recipe's pretraining config; the scorecard's
     evaluation settings are fixed. Every entry is scored with ``readouts[0]``; the other readouts
-    only on the entries named in ``readout_entries`` (None: on all). Returns what ``OUT/study_<card>.json`` holds plus the
+    only on the entries named in ``readout_entries`` (None: on all). ``score_overrides`` are
+    evaluation settings added to the scorecard's (e.g. ``evaluation.nuisance_projection=4``). Returns what ``OUT/study_<card>.json`` holds plus the
     paths ``json`` and ``markdown``.
     """
     if card not in SCORECARDS:
@@ -230,12 +232,13 @@ def run_study(
                 rec = score_checkpoint(
                     entry["checkpoint"], card=scorecard, store=scoring, readout=readout,
                     out=out / entry["name"] / f"score_{card}_{readout}", baseline_cache=out / "baseline_cache.json",
+                    overrides=score_overrides,
                 )  # fmt: skip
             except (VitnirsError, ValueError, RuntimeError) as err:  # one failure does not stop the others
                 rec = {"status": "failed", "error": f"{type(err).__name__}: {err}"}
             entry["scores"][readout] = rec
             print(f"[score {i}/{len(entries)}] {entry['name']} / {readout}: {_verdict(rec)}", flush=True)
-    report = {"scorecard": card, "settings": scorecard_settings(scorecard), "bank": str(bank),
+    report = {"scorecard": card, "settings": [*scorecard_settings(scorecard), *score_overrides], "bank": str(bank),
               "overrides": list(overrides), "readouts": list(readouts), "entries": entries}  # fmt: skip
     paths = write_study(report, out / f"study_{card}")
     return report | {k: str(p) for k, p in paths.items()}
