@@ -3,9 +3,11 @@
 - :mod:`.base`            :class:`ObjectiveTerm` (name, views it reads, optional teacher), the views, EMA
 - :mod:`.objective`       :class:`PretrainObjective` (one encoder call for every view), ``combine``
 - :mod:`.reconstruction`  ``mae``: masked prediction of the masked patches
+- :mod:`.clean_reconstruction` ``mae_clean``: masked prediction of the clean (pre-nuisance) patches
 - :mod:`.baseline`        ``baseline``: input vs baseline-corrected view
 - :mod:`.contrastive`     ``contrastive``: VICReg / InfoNCE between two nuisance views
 - :mod:`.semi_supervised` ``semi_supervised``: the optional per-dataset target head
+- :mod:`.fewshot_ridge`   ``fewshot_ridge``: closed-form ridge on mixture groups → their mixing weights
 
 Adding a term is a file here and a ``losses.<name>_weight`` key in the config.
 """
