@@ -290,3 +290,19 @@ def test_table_from_planted_metrics_transfer_and_class_rows(tmp_path):
     assert "| A | 4 |" in md and "| v | 2 |" in md
     assert "held-out recon. MSE" in md and "MAE" not in md and "| 0.25 |" in md  # old key still read
     assert report["psynth_lift"] is None
+
+
+def test_the_issue24_screen_recipes_resolve_with_their_switches():
+    from vitnirs.research.ablate import load_variant
+    from vitnirs.workflows.commands import RESEARCH_RECIPES
+
+    files = sorted((RESEARCH_RECIPES / "screen24").glob("*.yaml"))
+    assert len(files) >= 13
+    variants = {load_variant(f).name: load_variant(f).cfg for f in files}
+    assert set(variants) == {f.stem for f in files}  # each file's name is its stem
+    assert variants["tok_snvdt_sg1_nolevel"].model.channels == ["snv_dt", "sg1"]
+    assert not variants["tok_snvdt_sg1_nolevel"].model.level_token
+    ridge = variants["obj_ridge_mix"]
+    assert ridge.losses.fewshot_ridge_weight == 1.0 and ridge.training_strategy.p_mix == 0.5
+    assert ridge.training_strategy.p_synth == 0 and ridge.losses.mae_weight == 0
+    assert variants["obj_mae_clean_mix"].losses.mae_clean_weight == 1.0
