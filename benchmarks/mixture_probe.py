@@ -44,7 +44,7 @@ from vitnirs.batching.collate import RawRows
 from vitnirs.batching.mixtures import MAX_COMPONENTS, mix_rows, plan_mixtures
 from vitnirs.config import load_config
 from vitnirs.data.store import PreparedStore
-from vitnirs.evaluate.separability import CORN, N_FOLDS, REAL_REGIONS, _cv_auc, balanced_rows
+from vitnirs.evaluate.separability import CORN, N_FOLDS, REAL_REGIONS, balanced_rows, cv_auc
 
 ROOT = Path(__file__).resolve().parents[1]
 STORE = ROOT / "benchmarks/.cache/representation/issue24tok_seed0/store"
@@ -130,11 +130,11 @@ def probe(a: np.ndarray, b: np.ndarray, s: Settings) -> dict:
     n = min(len(a), len(b))
     if n < N_FOLDS:
         return {"skipped": f"fewer than {N_FOLDS} spectra on a side ({n})"}
-    auc, auc_std = _cv_auc(a[:n], b[:n], s.seed)
+    auc, auc_std = cv_auc(a[:n], b[:n], s.seed)
     out: dict[str, Any] = {"auc": round(auc, 4), "auc_std": round(auc_std, 4), "n_per_side": n}
     if s.n_null:
         X, rng = np.concatenate([a[:n], b[:n]]), np.random.default_rng([s.seed, n])
-        null = [_cv_auc(*np.split(X[rng.permutation(2 * n)], 2), s.seed)[0] for _ in range(s.n_null)]
+        null = [cv_auc(*np.split(X[rng.permutation(2 * n)], 2), s.seed)[0] for _ in range(s.n_null)]
         lo, mid, hi = np.percentile(null, [5, 50, 95])
         out["null"] = {"p05": round(lo, 4), "p50": round(mid, 4), "p95": round(hi, 4), "n": s.n_null}
         out["vs_null"] = "above" if auc > hi else "below" if auc < lo else "within"
@@ -363,7 +363,7 @@ def run(store_path: Path, *, min_rows: int, grid_nm: tuple[float, float, int], *
         "n_null": s.n_null,
         "min_rows": min_rows,
         "grid_nm": [float(grid_nm[0]), float(grid_nm[1]), int(grid_nm[2])],
-        "probe": AUC_NOTE + ", C = 0.1, StratifiedKFold(5, shuffle) — vitnirs.evaluate.separability._cv_auc",
+        "probe": AUC_NOTE + ", C = 0.1, StratifiedKFold(5, shuffle) — vitnirs.evaluate.separability.cv_auc",
         "augmentation": {k: v for k, v in vars(augmenter).items() if k.startswith("p_")},
         "mixtures": "plan_mixtures(group=1, max_components=4): K ~ U{2..4} rows of one dataset, Dirichlet(1)",
         "corn_m5_vs_mp5": corn_reference(store, s),

