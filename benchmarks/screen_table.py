@@ -15,17 +15,17 @@ control is one number, < 1 = the embedding is better: within (ratio ÷ untrained
 untrained) and transfer (the median over the two groups of embedding ÷ untrained). "Worse by more
 than 2 %" is judged on the worst part of the two composite axes — the worst kind of perturbation,
 the worse transfer group — since the issue's targets ask for every kind and for corn: an encoder
-that halves the drift but triples the shift is not more robust.
+that halves the drift but triples the shift is not more robust. The rule lives in
+``vitnirs.research.verdict`` (the model card uses it too).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
 
-SIZES = ("10", "25", "50")
+from vitnirs.research.verdict import SIZES, axis_ratios, verdict
 
 
 def _get(node: object, *path: str) -> float | None:
@@ -34,43 +34,11 @@ def _get(node: object, *path: str) -> float | None:
     return node if isinstance(node, (int, float)) else None
 
 
-def axis_ratios(s: dict, worst: bool = False) -> dict[str, float | None]:
-    """Each axis's embedding ÷ untrained control (< 1: pretraining helped); ``worst``: the worst
-    kind / group of the robustness and transfer axes instead of their median."""
-    within = s.get("regression_ratio"), s.get("untrained_ratio")
-    few = [_get(s, "axes", "fewshot", n, "vs_untrained") for n in SIZES]
-    kinds = _get_dict(s, "axes", "robustness", "by_kind")
-    rob = [
-        v["embedding"] / v["untrained"] for v in kinds.values() if v.get("embedding") and v.get("untrained")
-    ]
-    tr = [_get(s, "transfer", g, "embedding") for g in ("corn", "tablet")]
-    tu = [_get(s, "transfer", g, "untrained") for g in ("corn", "tablet")]
-    tra = [a / b for a, b in zip(tr, tu, strict=True) if a is not None and b]
-    few = [f for f in few if f is not None]
-    pool = max if worst else statistics.median
-    return {
-        "within": within[0] / within[1] if all(within) else None,
-        "fewshot": statistics.median(few) if few else None,
-        "robustness": pool(rob) if rob else None,
-        "transfer": pool(tra) if tra else None,
-    }
-
-
 def _get_dict(s: dict, *path: str) -> dict:
     node = s
     for key in path:
         node = node.get(key, {}) if isinstance(node, dict) else {}
     return node if isinstance(node, dict) else {}
-
-
-def verdict(ratios: dict[str, float | None], worst: dict[str, float | None]) -> str:
-    """Pays when better than the control on >= 3 axes (``ratios``) and worse on none by > 2 %
-    (``worst``: the composite axes' worst part)."""
-    known = [v for v in ratios.values() if v is not None]
-    wins = sum(v < 1 for v in known)
-    bad = [a for a, v in worst.items() if v is not None and v > 1.02]
-    why = f"better on {wins}/{len(known)}" + (f"; worse by > 2 % on {', '.join(bad)}" if bad else "")
-    return f"{'pays' if wins >= 3 and not bad else 'does not pay'} ({why})"
 
 
 def fmt(v: float | None) -> str:
@@ -99,7 +67,7 @@ def rows(report: dict, readout: str) -> list[str]:
         axes += f" (worst kind {fmt(worst['robustness'])}, group {fmt(worst['transfer'])})"
         out.append(
             f"| {e['name']} | {fmt(s.get('regression_ratio'))} ({fmt(s.get('untrained_ratio'))}) | {few} | "
-            f"{few_u} | {rob} | {tr} | {axes} | {verdict(ratios, worst)} |"
+            f"{few_u} | {rob} | {tr} | {axes} | {verdict(s)} |"
         )
     return out
 

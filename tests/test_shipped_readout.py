@@ -126,9 +126,32 @@ def test_the_card_scorecard_reads_every_number_from_the_study():
     assert "0.09 → 0.38" in lines and "SNV+SG1+PLS 0.11 → 0.14" in lines
     said = " ".join(scorecard_verdicts(study(1.005), ["s0"]))
     assert "did not beat the untrained network" in said and "corn 0.346 (above PLS raw's 0.157)" in said
-    assert "the pretraining paid" in " ".join(scorecard_verdicts(study(0.8), ["s0"]))
+    assert "the pretraining beat the untrained network" in " ".join(scorecard_verdicts(study(0.8), ["s0"]))
     with pytest.raises(VitnirsError, match="no entry 'nope'"):
         scorecard_lines(study(1.0), ["nope"])
+
+
+def test_the_card_shows_the_four_axes_and_the_verdict_of_the_same_entry():
+    s4 = study(0.97)
+    axes = {
+        "fewshot": {n: {"vs_classical": c, "vs_untrained": u}
+                    for n, c, u in (("10", 1.04, 0.96), ("25", 1.11, 0.99), ("50", 1.13, 0.93))},
+        "robustness": {"by_kind": {"drift": {"embedding": 1.01, "untrained": 1.19, "snv_sg1_pls": 1.66,
+                                             "pls_raw": 2.06, "minirocket": 3.05}}},
+    }  # fmt: skip
+    s4["entries"][0]["scores"]["groups8"]["axes"] = axes
+    lines = "\n".join(scorecard_lines(s4, ["s0", "s1"]))
+    assert "| few-shot n = 10 / 25 / 50: ÷ untrained | 0.960 / 0.990 / 0.930 | – / – / – | 1 |" in lines
+    assert "| robustness drift (RMSEP perturbed ÷ clean, median over datasets) | 1.01 | – | 1.19 |" in lines
+    assert "SNV+SG1+PLS 1.66 | PLS raw 2.06; MiniRocket 3.05 |" in lines
+    # within 1.013 / 1.029 better, few-shot 0.96, drift 1.01/1.19, corn 0.346/0.36: 4 of 4
+    assert "| pretraining pays? (issue 24's rule) | pays (better on 4/4) | does not pay (better on 2/2) |" in lines
+    said = " ".join(scorecard_verdicts(s4, ["s0"]))
+    assert "within 0.984, fewshot 0.960, robustness 0.849 (worst kind 0.849)" in said
+    s4["entries"][0]["scores"]["groups8"]["regression_ratio"] = 1.06  # 3 % worse than untrained
+    assert "pretraining does not pay (better on 3/4; worse by > 2 % on within)" in " ".join(
+        scorecard_verdicts(s4, ["s0"])
+    )
 
 
 def test_the_model_card_carries_the_scorecard(tmp_path):

@@ -10,6 +10,9 @@ robustness and the effective rank, each with its controls. The card shows the pu
 - **SNV+SG1 features**: the spectra's SNV + Savitzky–Golay first derivative in the same heads;
 - **classical**: the best classical calibration (PLS raw for transfer).
 
+The four axes (few-shot and robustness per kind as well, when the study scored them) and issue 24's
+verdict "pretraining pays" (:mod:`vitnirs.research.verdict`) are read from the same entry.
+
 >>> scorecard_verdicts(study, ["s0_step1600"])  # doctest: +SKIP
 ['Pretraining gain 1.005 ...', ...]
 """
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from vitnirs.errors import VitnirsError
+from vitnirs.research.verdict import AXES, SIZES, axis_ratios, verdict
 
 __all__ = ["scorecard_lines", "scorecard_verdicts"]
 
@@ -60,7 +64,7 @@ def scorecard_verdicts(study: dict[str, Any] | None, entries: list[str]) -> list
         f"Pretraining gain {_n(gain, '.3f')} (median over {n} regression targets of RMSEP pretrained ÷ the "
         "same network untrained): "
         + (
-            "the pretraining paid."
+            "per target, the pretraining beat the untrained network of the same architecture on calibration."
             if paid
             else "pretraining did not beat the untrained network of the same architecture on calibration."
         ),
@@ -78,7 +82,33 @@ def scorecard_verdicts(study: dict[str, Any] | None, entries: list[str]) -> list
         out.append(
             "Across instruments with no transfer sample (median test RMSEP): " + "; ".join(cross) + "."
         )
+    if (s.get("axes") or {}).get("fewshot"):
+        ratios, worst = axis_ratios(s), axis_ratios(s, worst=True)
+        out.append(
+            "Four axes against the untrained network of the same architecture (embedding ÷ untrained, below 1 "
+            f"the pretrained encoder is better): {_axes_text(ratios, worst)}. By issue 24's rule (better on at "
+            f"least 3 of 4 axes, worse on none by more than 2 %) pretraining {verdict(s)}."
+        )
     return out
+
+
+def _axes_text(ratios: dict[str, float | None], worst: dict[str, float | None]) -> str:
+    parts = []
+    for axis in AXES:
+        text = f"{axis} {_n(ratios[axis], '.3f')}"
+        if axis in ("robustness", "transfer") and worst[axis] is not None:
+            text += f" (worst {'kind' if axis == 'robustness' else 'group'} {_n(worst[axis], '.3f')})"
+        parts.append(text)
+    return ", ".join(parts)
+
+
+def _fewshot(s: dict[str, Any], key: str) -> str:
+    vals = [((s.get("axes") or {}).get("fewshot") or {}).get(n, {}).get(key) for n in SIZES]
+    return " / ".join(_n(v, ".3f") for v in vals)
+
+
+def _kind(s: dict[str, Any], kind: str, family: str) -> float | None:
+    return (((s.get("axes") or {}).get("robustness") or {}).get("by_kind") or {}).get(kind, {}).get(family)
 
 
 def scorecard_lines(study: dict[str, Any] | None, entries: list[str]) -> list[str]:
@@ -119,6 +149,20 @@ def scorecard_lines(study: dict[str, Any] | None, entries: list[str]) -> list[st
             row(f"{group} {what}", lambda s, g=group, x=suffix: _n(_transfer(s, g, "embedding" + x)),
                 _n(_transfer(first, group, "untrained" + suffix)), _n(_transfer(first, group, "snv_sg1" + suffix)),
                 f"PLS raw {_n(_transfer(first, group, 'pls_raw' + suffix))}")  # fmt: skip
+    if (first.get("axes") or {}).get("fewshot"):
+        row("few-shot n = 10 / 25 / 50: ÷ best of PLS, SNV+SG1+PLS, AOM-PLS", lambda s: _fewshot(s, "vs_classical"),
+            None, None, "1")  # fmt: skip
+        row("few-shot n = 10 / 25 / 50: ÷ untrained", lambda s: _fewshot(s, "vs_untrained"), "1")
+    kinds = ((first.get("axes") or {}).get("robustness") or {}).get("by_kind") or {}
+    for kind in kinds:
+        row(f"robustness {kind} (RMSEP perturbed ÷ clean, median over datasets)",
+            lambda s, k=kind: _n(_kind(s, k, "embedding")), _n(_kind(first, kind, "untrained")),
+            f"SNV+SG1+PLS {_n(_kind(first, kind, 'snv_sg1_pls'))}",
+            f"PLS raw {_n(_kind(first, kind, 'pls_raw'))}; MiniRocket {_n(_kind(first, kind, 'minirocket'))}")  # fmt: skip
+    if (first.get("axes") or {}).get("fewshot"):
+        row("÷ untrained: " + " / ".join(AXES),
+            lambda s: " / ".join(_n(v, ".3f") for v in axis_ratios(s).values()), "1")  # fmt: skip
+        row("pretraining pays? (issue 24's rule)", verdict)
     for key in sorted(first.get("robustness") or {}):
 
         def shift(s: dict[str, Any], family: str, k: str = key) -> str:

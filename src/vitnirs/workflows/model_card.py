@@ -146,7 +146,13 @@ def _recipe_lines(config: dict[str, Any]) -> list[str]:
     used = {True: "used (semi-supervised head)", False: "never used"}.get(targets, "unknown")
     return [
         f"- Targets (`y_*` columns) in pretraining: {used}.",
-        f"- Sampling: `{strat.get('sampling', 'unknown')}`, synthetic share p_synth = {strat.get('p_synth')}.",
+        f"- Sampling: `{strat.get('sampling', 'unknown')}`, synthetic share p_synth = {strat.get('p_synth')}"
+        + (
+            f", mixtures of real spectra of one dataset p_mix = {strat['p_mix']} (groups of "
+            f"{strat.get('mix_group')} mixtures of the same 2 to {strat.get('mix_max_components')} spectra)."
+            if strat.get("p_mix")
+            else "."
+        ),
         f"- Masking: ratio {mask.get('mask_ratio')}, blocks of {mask.get('min_block_size')}"
         f"–{mask.get('max_block_size')} points.",
         "- Losses (weights): "

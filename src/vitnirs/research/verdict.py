@@ -1,0 +1,80 @@
+"""Does pretraining pay? One rule, read from one scored entry of a representation study.
+
+Issue 24's rule: an encoder's pretraining *pays* when the encoder is better than the untrained
+network of the same architecture (random weights, the study's seeds 0 and 1) on at least three of
+the four axes, and worse on none by more than 2 %. Each axis is one number, embedding ÷ untrained
+(< 1: the pretrained encoder is better):
+
+- **within**: median ratio to the best classical calibration ÷ the untrained network's (a ratio
+  of medians; the paired per-target ``pretraining_gain`` is reported beside it, not used);
+- **few-shot**: the median of the n = 10 / 25 / 50 vs-untrained ratios;
+- **robustness**: the median over the kinds of perturbation of embedding ÷ untrained;
+- **transfer**: the median over the cross-instrument groups (k = 0) of embedding ÷ untrained.
+
+"Worse by more than 2 %" is judged on the worst part of the two composite axes — the worst kind of
+perturbation, the worse transfer group — since an encoder that halves the drift but triples the
+shift is not more robust. ``benchmarks/screen_table.py`` and the model card both use this module.
+
+>>> axis_ratios(scores)  # doctest: +SKIP
+{'within': 1.02, 'fewshot': 0.96, 'robustness': 0.81, 'transfer': 0.76}
+"""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+__all__ = ["AXES", "SIZES", "axis_ratios", "pays", "verdict"]
+
+AXES = ("within", "fewshot", "robustness", "transfer")
+SIZES = ("10", "25", "50")
+TOLERANCE = 1.02
+
+
+def _get(node: object, *path: str) -> float | None:
+    for key in path:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, (int, float)) else None
+
+
+def _dict(node: object, *path: str) -> dict:
+    for key in path:
+        node = node.get(key, {}) if isinstance(node, dict) else {}
+    return node if isinstance(node, dict) else {}
+
+
+def axis_ratios(scores: dict[str, Any], worst: bool = False) -> dict[str, float | None]:
+    """Each axis's embedding ÷ untrained control for one entry's ``scores`` (one readout of a
+    study entry); ``worst``: the worst kind / group of robustness and transfer, not their median.
+    An axis the entry was not scored on is None."""
+    within = scores.get("regression_ratio"), scores.get("untrained_ratio")
+    few = [f for n in SIZES if (f := _get(scores, "axes", "fewshot", n, "vs_untrained")) is not None]
+    kinds = _dict(scores, "axes", "robustness", "by_kind").values()
+    rob = [v["embedding"] / v["untrained"] for v in kinds if v.get("embedding") and v.get("untrained")]
+    groups = _dict(scores, "transfer")
+    tra = [
+        v["embedding"] / v["untrained"] for v in groups.values() if v.get("embedding") and v.get("untrained")
+    ]
+    pool = max if worst else statistics.median
+    return {
+        "within": within[0] / within[1] if all(within) else None,
+        "fewshot": statistics.median(few) if few else None,
+        "robustness": pool(rob) if rob else None,
+        "transfer": pool(tra) if tra else None,
+    }
+
+
+def pays(scores: dict[str, Any]) -> tuple[bool, str]:
+    """(the rule holds, why): better on >= 3 axes and worse on none by > 2 % (worst parts)."""
+    ratios, worst = axis_ratios(scores), axis_ratios(scores, worst=True)
+    known = [v for v in ratios.values() if v is not None]
+    wins = sum(v < 1 for v in known)
+    bad = [a for a, v in worst.items() if v is not None and v > TOLERANCE]
+    why = f"better on {wins}/{len(known)}" + (f"; worse by > 2 % on {', '.join(bad)}" if bad else "")
+    return wins >= 3 and not bad, why
+
+
+def verdict(scores: dict[str, Any]) -> str:
+    """``"pays (better on 4/4)"`` or ``"does not pay (better on 3/4; worse by > 2 % on within)"``."""
+    ok, why = pays(scores)
+    return f"{'pays' if ok else 'does not pay'} ({why})"
