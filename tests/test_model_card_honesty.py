@@ -165,3 +165,24 @@ def test_the_store_is_the_one_the_run_recorded(tmp_path):
     assert find_store("given", run, summary={"store": str(recorded)}, config={}) == Path("given")
     assert find_store(None, None, summary=None, config={"data": {"store_dir": str(beside)}}) == beside
     assert find_store(None, tmp_path / "x" / "y", summary=None, config={}) is None
+
+
+def test_card_says_what_a_ridge_run_never_measured_and_never_sampled():
+    from vitnirs.workflows.model_card import dataset_rows, pretraining_lines
+
+    store = {"datasets": [{"name": "corn", "kind": "real", "n_rows": 80, "region": "NIR"},
+                          {"name": "synth_a", "kind": "synthetic", "n_rows": 500, "region": "NIR",
+                           "source": "synthetic:nirs4all"}]}  # fmt: skip
+    table, summary = dataset_rows(["corn", "synth_a"], store, [], p_synth=0.0)
+    assert "never sampled in pretraining (p_synth = 0)" in summary[0]
+    assert "never sampled in pretraining: p_synth = 0" in table[-1]
+    table, summary = dataset_rows(["corn", "synth_a"], store, [], p_synth=0.3)
+    assert "never sampled" not in summary[0] + table[-1]
+    lines = "\n".join(
+        pretraining_lines(
+            {"steps": 3200, "final": {"fewshot_ridge": 0.5, "fewshot_ridge_groups": 2.0, "total": 0.5}},
+            {"step": 3200, "lr": 1e-4, "fewshot_ridge": 0.4, "fewshot_ridge_groups": 2.0, "total": 0.4},
+        )
+    )
+    assert "masked reconstruction MSE: not measured" in lines and "probe AUC: not measured" in lines
+    assert "groups" not in lines and "fewshot_ridge 0.4" in lines and "lr" not in lines

@@ -196,7 +196,8 @@ def build_model_card(checkpoint_dir: str | Path, inputs: CardInputs | None = Non
     store_dir = find_store(inputs.store_dir, run, summary=summary, config=config)
     store = read_json(store_dir / "manifest.json", "store manifest") if store_dir else None
     banks = [read_json(p, "bank manifest") for p in inputs.bank_manifests]
-    table, data_summary = dataset_rows(datasets, store, banks)
+    p_synth = (config.get("training_strategy") or {}).get("p_synth")
+    table, data_summary = dataset_rows(datasets, store, banks, p_synth=p_synth)
     regions = (config.get("data") or {}).get("regions") or meta.get("normalization", {}).get("regions")
     regions_glance, regions_data = region_lines(regions, datasets, store)
     downstream, scored = matching_downstream(
@@ -305,13 +306,17 @@ def _source(record: dict[str, Any]) -> str:
 
 
 def dataset_rows(
-    datasets: list[str], store: dict[str, Any] | None, banks: list[dict[str, Any]]
+    datasets: list[str],
+    store: dict[str, Any] | None,
+    banks: list[dict[str, Any]],
+    p_synth: float | None = None,
 ) -> tuple[list[str], list[str]]:
     """The data table and its summary bullets for the datasets a checkpoint saw.
 
     Real datasets get one row each; synthetic ones (``kind`` in the store manifest) one row
     together. Licences come from the bank manifests (matched by file name), then the pip
-    metadata of the package the name starts with; otherwise ``unknown``.
+    metadata of the package the name starts with; otherwise ``unknown``. With ``p_synth`` 0 the
+    synthetic datasets were in the store but never sampled, and the card says so.
     """
     by_file = {Path(r["file"]).stem: r for bank in banks for r in bank.get("datasets", []) if "file" in r}
     by_name = {r["name"]: r for r in (store or {}).get("datasets", [])}
@@ -340,7 +345,8 @@ def dataset_rows(
         regions = sorted({str(r.get("region", "unknown")) for r in synthetic})
         table.append(
             f"| {len(synthetic)} synthetic datasets | synthetic | {sum(int(r.get('n_rows', 0)) for r in synthetic):,} | "
-            f"{', '.join(regions)} | {', '.join(sources)} | none (generated spectra) |"
+            f"{', '.join(regions)} | {', '.join(sources)} | none (generated spectra"
+            + ("; never sampled in pretraining: p_synth = 0) |" if p_synth == 0 else ") |")
         )
     counted = {k: [n for n in v if n is not None] for k, v in totals.items()}
     parts = [
@@ -350,7 +356,12 @@ def dataset_rows(
     source = "spectrum counts from the prepared store's manifest" if store else "no prepared store found"
     summary = [
         f"- {len(datasets)} datasets (`normalization.datasets` of the checkpoint): {', '.join(parts) or 'none listed'}; "
-        f"{source}.",
+        f"{source}."
+        + (
+            " The synthetic ones were in the store but never sampled in pretraining (p_synth = 0)."
+            if synthetic and p_synth == 0
+            else ""
+        ),  # fmt: skip
         "- Licences of the real data (bank manifest, else the package's pip metadata); the code of vitnirs "
         "is MIT, check these before redistributing the weights:",
         *(f"  - {lic}: {k} dataset{'s' if k > 1 else ''}" for lic, k in sorted(licences.items())),
@@ -359,29 +370,45 @@ def dataset_rows(
 
 
 # ----------------------------------------------------------------------------- losses
+LOG_FIELDS = ("step", "epoch", "lr", "spectra_per_s", "data_wait_fraction")
+
+
+def _heldout_line(summary: dict[str, Any]) -> str:
+    start, end = heldout_recon_mse(summary, "start"), heldout_recon_mse(summary, "end")
+    if start is None and end is None:
+        return "- Held-out masked reconstruction MSE: not measured in this run (no masked-prediction term)."
+    return f"- Held-out masked reconstruction MSE: {_num(start)} at the start → {_num(end)} at the end."
+
+
 def pretraining_lines(summary: dict[str, Any] | None, last: dict[str, Any] | None) -> list[str]:
     """Bullets from ``pretrain_summary.json`` and the last record of ``metrics.jsonl``."""
     if summary is None and last is None:
         return ["- unknown (no pretraining run directory was given)."]
     out = []
     if summary:
-        final = ", ".join(f"{term_label(k)} {v:.4g}" for k, v in (summary.get("final") or {}).items())
+        final = ", ".join(
+            f"{term_label(k)} {v:.4g}"
+            for k, v in (summary.get("final") or {}).items()
+            if not k.endswith("_groups")
+        )
         seconds = summary.get("seconds")
         took = "(duration not recorded)" if seconds is None else f"in {seconds / 60:.1f} min"
         out += [
             f"- {_num(summary.get('steps'), ',')} steps {took}, "
             f"{summary.get('spectra_per_s', 'unknown')} spectra/s (`pretrain_summary.json`).",
             f"- Training losses of the last step: {final or 'unknown'}.",
-            f"- Held-out masked reconstruction MSE: {_num(heldout_recon_mse(summary, 'start'))} at the start "
-            f"→ {_num(heldout_recon_mse(summary, 'end'))} at the end.",
+            _heldout_line(summary),
             f"- Synthetic-vs-real linear probe AUC on the embeddings: {_num(summary.get('probe_auc'), '.3f')} "
-            "(1.0: the embedding tells synthetic spectra from real ones perfectly).",
+            "(1.0: the embedding tells synthetic spectra from real ones perfectly)."
+            if summary.get("probe_auc") is not None
+            else "- Synthetic-vs-real linear probe AUC: not measured in this run (no synthetic spectra sampled, "
+            "or the probe was off).",
         ]
     if last:
         logged = ", ".join(
             f"{term_label(k)} {v:.4g}"
             for k, v in last.items()
-            if k in ("mae", "baseline", "total", "contrastive")
+            if k not in LOG_FIELDS and not k.endswith("_groups") and isinstance(v, (int, float))
         )
         out.append(
             f"- Mean over the last logged window (`metrics.jsonl`, step {last.get('step')}): {logged}."
