@@ -215,3 +215,22 @@ def test_a_checkpoint_from_before_the_split_loads_with_the_same_embeddings(tmp_p
     point = write_checkpoint(tmp_path / "point", state, meta)
     with pytest.raises(VitnirsError, match="point-token checkpoint.*retired.*6f84626"):
         load_encoder(point)
+
+
+def test_the_report_shows_the_evaluated_checkpoints_card_scorecard(tmp_path):
+    from vitnirs.report.card import card_section, markdown_table
+
+    src = checkpoint(tmp_path, PATCH, readout="groups8")
+    path = tmp_path / "study_full.json"
+    path.write_text(json.dumps(study(1.005)))
+    portable = export_checkpoint(
+        src, tmp_path / "portable", card_inputs=CardInputs(scorecard=path, scorecard_entries=("s0", "s1"))
+    )
+    html = str(card_section(portable))
+    assert "<th>s0 (this model)</th>" in html and "<td>regression ratio</td><td>1.013</td>" in html
+    assert "<li>Pretraining gain 1.005" in html
+    assert card_section(src) is None  # a training checkpoint has no card
+    assert card_section(tmp_path / "gone") is None and card_section(None) is None
+    headers, rows = markdown_table(["| a | b |", "|---|---|", "| <x> | 1 |"])
+    assert headers == ["a", "b"] and rows == [["<x>", "1"]]
+    assert markdown_table(["no table"]) == ([], [])

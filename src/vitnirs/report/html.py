@@ -3,7 +3,8 @@
 :func:`write_report` finds the files (:func:`vitnirs.report.discover.discover`), draws the
 figures into PNG bytes (:mod:`vitnirs.report.figures`), embeds them as base64 data URIs and
 writes one HTML file with inline CSS: no script, no external stylesheet, font or image, so
-it can be emailed. Sections, in order: run headline, loss curves, reconstructions, embedding
+it can be emailed. Sections, in order: run headline, the evaluated checkpoint's model-card
+scorecard (a portable checkpoint such as the shipped model: :mod:`vitnirs.report.card`), loss curves, reconstructions, embedding
 map, downstream regression table, class targets, LODO, transfer, robustness, synthetic checks,
 ablations, and the list of files the report was built from. A section whose data is missing
 says "not run in this output" (and, for class targets, strict LODO, ablations and the model
@@ -25,6 +26,7 @@ from typing import Any
 from vitnirs.evaluate.summary import row_outcome, summary_rows
 from vitnirs.evaluate.text import by_seed
 from vitnirs.pretrain_log import heldout_recon_mse, term_label
+from vitnirs.report.card import card_section
 from vitnirs.report.checks import ablation_section, synthetic_section
 from vitnirs.report.discover import RunFiles, discover
 from vitnirs.report.fewshot import fewshot_section
@@ -46,6 +48,7 @@ __all__ = ["SECTION_TITLES", "build_html", "write_report"]
 
 SECTION_TITLES = {
     "run": "Run",
+    "model-card": "Model card: the published scorecard of these weights",
     "loss": "Pretraining loss curves",
     "reconstructions": "Reconstructions of masked spectra",
     "embedding-map": "Embedding map",
@@ -220,6 +223,7 @@ def build_html(files: RunFiles) -> str:
     emap = files.embedding_map or {}
     sections = {
         "run": _headline(files, headline_rows(files)),
+        "model-card": card_section(ev.get("checkpoint")),  # None (left out) for a checkpoint without a card
         "loss": _loss(files, extra),
         "reconstructions": _artefact(
             files, files.reconstructions, reconstructions_png, "reconstructions",
