@@ -16,7 +16,9 @@ untrained) and transfer (the median over the two groups of embedding ÷ untraine
 than 2 %" is judged on the worst part of the two composite axes — the worst kind of perturbation,
 the worse transfer group — since the issue's targets ask for every kind and for corn: an encoder
 that halves the drift but triples the shift is not more robust. The rule lives in
-``vitnirs.research.verdict`` (the model card uses it too).
+``vitnirs.research.verdict`` (the model card uses it too). An entry found in several files (the
+seeds of one recipe) gets one more row: the rule on its seeds pooled (each kind, group, few-shot
+size and the within ratio averaged over the seeds first).
 """
 
 from __future__ import annotations
@@ -89,9 +91,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--readout", default="mean")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
-    lines = [HEAD]
+    lines, seen = [HEAD], {}
     for path in args.studies:
-        lines += rows(json.loads(path.read_text()), args.readout)
+        report = json.loads(path.read_text())
+        lines += rows(report, args.readout)
+        for e in report["entries"]:
+            s = e.get("scores", {}).get(args.readout)
+            if s and s.get("status") != "failed":
+                seen.setdefault(e["name"], []).append(s)
+    for name, seeds in seen.items():  # an entry in several files (its seeds): the rule on them pooled
+        if len(seeds) > 1:
+            ratios, worst = axis_ratios(seeds), axis_ratios(seeds, worst=True)
+            axes = " / ".join(fmt(ratios[a]) for a in ("within", "fewshot", "robustness", "transfer"))
+            axes += f" (worst kind {fmt(worst['robustness'])}, group {fmt(worst['transfer'])})"
+            lines.append(f"| {name}, {len(seeds)} seeds pooled | | | | | | {axes} | {verdict(seeds)} |")
     text = "\n".join(lines) + "\n"
     if args.out:
         args.out.write_text(text)

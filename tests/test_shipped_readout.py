@@ -145,9 +145,15 @@ def test_the_card_shows_the_four_axes_and_the_verdict_of_the_same_entry():
     assert "| robustness drift (RMSEP perturbed ÷ clean, median over datasets) | 1.01 | – | 1.19 |" in lines
     assert "SNV+SG1+PLS 1.66 | PLS raw 2.06; MiniRocket 3.05 |" in lines
     # within 1.013 / 1.029 better, few-shot 0.96, drift 1.01/1.19, corn 0.346/0.36: 4 of 4
-    assert "| pretraining pays? (issue 24's rule) | pays (better on 4/4) | does not pay (better on 2/2) |" in lines
+    assert (
+        "| pretraining pays? (issue 24's rule) | pays (better on 4/4) | does not pay (better on 2/2) |"
+        in lines
+    )
     said = " ".join(scorecard_verdicts(s4, ["s0"]))
     assert "within 0.984, fewshot 0.960, robustness 0.849 (worst kind 0.849)" in said
+    s4["entries"][1]["scores"]["groups8"]["axes"] = axes
+    pooled = " ".join(scorecard_verdicts(s4, ["s0", "s1"]))
+    assert "Pooled over the 2 seeds shown" in pooled and "pretraining pays (better on 4/4)" in pooled
     s4["entries"][0]["scores"]["groups8"]["regression_ratio"] = 1.06  # 3 % worse than untrained
     assert "pretraining does not pay (better on 3/4; worse by > 2 % on within)" in " ".join(
         scorecard_verdicts(s4, ["s0"])

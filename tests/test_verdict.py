@@ -52,3 +52,14 @@ def test_axes_that_were_not_scored_are_left_out():
         "transfer": None,
     }
     assert pays(s) == (False, "better on 1/1")
+
+
+def test_seeds_are_pooled_part_by_part_before_the_rule():
+    # seed a: 3 % worse within; seed b: shift 5 % worse than the twin; each fails alone
+    a, b = scores(within=1.03), scores(within=0.95, shift=1.26)
+    assert not pays(a)[0] and not pays(b)[0]
+    r = axis_ratios([a, b], worst=True)
+    assert r["within"] == pytest.approx(0.99)  # the mean of 1.03 and 0.95
+    assert r["robustness"] == pytest.approx((1.0 / 1.2 + 1.26 / 1.2) / 2)  # shift, the mean of the seeds
+    assert verdict([a, b]) == "pays (better on 4/4)"
+    assert not pays([a, scores(within=1.05)])[0]  # both worse within: the mean too

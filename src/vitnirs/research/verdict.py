@@ -43,29 +43,48 @@ def _dict(node: object, *path: str) -> dict:
     return node if isinstance(node, dict) else {}
 
 
-def axis_ratios(scores: dict[str, Any], worst: bool = False) -> dict[str, float | None]:
-    """Each axis's embedding ÷ untrained control for one entry's ``scores`` (one readout of a
-    study entry); ``worst``: the worst kind / group of robustness and transfer, not their median.
-    An axis the entry was not scored on is None."""
+def _parts(scores: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Each axis's parts, embedding ÷ untrained: within (one), few-shot (per n), robustness (per
+    kind), transfer (per group)."""
     within = scores.get("regression_ratio"), scores.get("untrained_ratio")
-    few = [f for n in SIZES if (f := _get(scores, "axes", "fewshot", n, "vs_untrained")) is not None]
-    kinds = _dict(scores, "axes", "robustness", "by_kind").values()
-    rob = [v["embedding"] / v["untrained"] for v in kinds if v.get("embedding") and v.get("untrained")]
-    groups = _dict(scores, "transfer")
-    tra = [
-        v["embedding"] / v["untrained"] for v in groups.values() if v.get("embedding") and v.get("untrained")
-    ]
-    pool = max if worst else statistics.median
+    few = {n: f for n in SIZES if (f := _get(scores, "axes", "fewshot", n, "vs_untrained")) is not None}
+
+    def ratio(node: dict) -> dict[str, float]:
+        return {
+            k: v["embedding"] / v["untrained"]
+            for k, v in node.items()
+            if v.get("embedding") and v.get("untrained")
+        }
+
     return {
-        "within": within[0] / within[1] if all(within) else None,
-        "fewshot": statistics.median(few) if few else None,
-        "robustness": pool(rob) if rob else None,
-        "transfer": pool(tra) if tra else None,
+        "within": {"median": within[0] / within[1]} if all(within) else {},
+        "fewshot": few,
+        "robustness": ratio(_dict(scores, "axes", "robustness", "by_kind")),
+        "transfer": ratio(_dict(scores, "transfer")),
     }
 
 
-def pays(scores: dict[str, Any]) -> tuple[bool, str]:
-    """(the rule holds, why): better on >= 3 axes and worse on none by > 2 % (worst parts)."""
+def axis_ratios(
+    scores: dict[str, Any] | list[dict[str, Any]], worst: bool = False
+) -> dict[str, float | None]:
+    """Each axis's embedding ÷ untrained control for one entry's ``scores`` (one readout of a
+    study entry); ``worst``: the worst kind / group of robustness and transfer, not their median.
+    A list of scores (the seeds of one recipe) is pooled part by part first: each kind, group,
+    few-shot size and the within ratio is the mean over the seeds. An axis the entry was not
+    scored on is None."""
+    runs = [_parts(s) for s in (scores if isinstance(scores, list) else [scores])]
+    out: dict[str, float | None] = {}
+    for axis in AXES:
+        keys = set.intersection(*(set(r[axis]) for r in runs))
+        parts = [statistics.fmean(r[axis][k] for r in runs) for k in sorted(keys)]
+        pool = max if worst and axis in ("robustness", "transfer") else statistics.median
+        out[axis] = pool(parts) if parts else None
+    return out
+
+
+def pays(scores: dict[str, Any] | list[dict[str, Any]]) -> tuple[bool, str]:
+    """(the rule holds, why): better on >= 3 axes and worse on none by > 2 % (worst parts).
+    A list: the seeds of one recipe, pooled (:func:`axis_ratios`)."""
     ratios, worst = axis_ratios(scores), axis_ratios(scores, worst=True)
     known = [v for v in ratios.values() if v is not None]
     wins = sum(v < 1 for v in known)
@@ -74,7 +93,8 @@ def pays(scores: dict[str, Any]) -> tuple[bool, str]:
     return wins >= 3 and not bad, why
 
 
-def verdict(scores: dict[str, Any]) -> str:
-    """``"pays (better on 4/4)"`` or ``"does not pay (better on 3/4; worse by > 2 % on within)"``."""
+def verdict(scores: dict[str, Any] | list[dict[str, Any]]) -> str:
+    """``"pays (better on 4/4)"`` or ``"does not pay (better on 3/4; worse by > 2 % on within)"``;
+    a list of scores: the seeds of one recipe, pooled."""
     ok, why = pays(scores)
     return f"{'pays' if ok else 'does not pay'} ({why})"

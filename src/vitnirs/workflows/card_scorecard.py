@@ -89,6 +89,13 @@ def scorecard_verdicts(study: dict[str, Any] | None, entries: list[str]) -> list
             f"the pretrained encoder is better): {_axes_text(ratios, worst)}. By issue 24's rule (better on at "
             f"least 3 of 4 axes, worse on none by more than 2 %) pretraining {verdict(s)}."
         )
+        seeds = [_scores(study, name)[1] for name in entries]
+        if len(seeds) > 1 and all((x.get("axes") or {}).get("fewshot") for x in seeds):
+            pooled, pooled_worst = axis_ratios(seeds), axis_ratios(seeds, worst=True)
+            out.append(
+                f"Pooled over the {len(seeds)} seeds shown (each part averaged over them first): "
+                f"{_axes_text(pooled, pooled_worst)}; pretraining {verdict(seeds)}."
+            )
     return out
 
 
