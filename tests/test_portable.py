@@ -179,11 +179,14 @@ def test_model_card_numbers_come_from_the_files(run_dir, tmp_path):
     assert "unknown (no `benchmarks/downstream.py` results" in bare and "unknown (no pretraining run" in bare
 
 
-def test_shipped_default_model_loads_and_embeds():
-    path = find_checkpoint("default")
+@pytest.mark.parametrize(
+    ("name", "study_file"), [("default", "ship_full_seed0.json"), ("robust", "issue24ship_full.json")]
+)
+def test_shipped_models_load_and_embed(name, study_file):
+    path = find_checkpoint(name)
     assert sorted(p.name for p in path.iterdir()) == sorted(PORTABLE_FILES)
     assert sum(p.stat().st_size for p in path.iterdir()) <= 12 * 2**20
-    model, info = load_encoder("default")
+    model, info = load_encoder(name)
     assert info.portable and Path(info.checkpoint) == path
     X, w = spectra(n=1, L=200)
     Z = embed_spectra(model, X, w, info=info)  # the checkpoint's own readout
@@ -194,20 +197,24 @@ def test_shipped_default_model_loads_and_embeds():
     assert f"{meta['step']:,} steps" in card and "no GPU was lent" in card
     assert f"readout `{info.readout}`" in card
     # the card reports the repository's scorecard of this model, both controls included
-    study = json.loads(
-        (ROOT / "benchmarks" / "results" / "representation" / "ship_full_seed0.json").read_text()
-    )
+    study = json.loads((ROOT / "benchmarks" / "results" / "representation" / study_file).read_text())
     entry = re.search(r"`([^`]+)` \(this model\)", card).group(1)
     glance = card.split("## Model")[0]
     for line in scorecard_verdicts(study, [entry]):
         assert f"- {line}" in glance
+    if "weights_sha256 `" in card:  # cards exported since issue 24 name the weights they describe
+        assert f"weights_sha256 `{weights_sha256(path)}`" in card
 
 
 def test_package_data_ships_the_default_model(monkeypatch, tmp_path):
     package_data = (ROOT / "pyproject.toml").read_text().split("[tool.setuptools.package-data]")[1]
     assert '"pretrained/default/*"' in package_data.split("[")[1]  # the vitnirs = [...] list
+    assert '"pretrained/robust/*"' in package_data.split("[")[1]
     import vitnirs.pretrained
 
+    monkeypatch.setattr(vitnirs.pretrained, "ROBUST_DIR", tmp_path / "gone")
+    with pytest.raises(VitnirsError, match="shipped robust model is missing"):
+        load_encoder("robust")
     monkeypatch.setattr(vitnirs.pretrained, "DEFAULT_DIR", tmp_path / "gone")
     with pytest.raises(VitnirsError, match="shipped default model is missing"):
         load_encoder("default")

@@ -246,7 +246,11 @@ def test_only_metrics_json_and_broken_files(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     text = write_report(empty).read_text()
-    model_figures = ("reconstructions", "embedding-map", "model-card")  # nothing evaluated: left out, not "not run"
+    model_figures = (
+        "reconstructions",
+        "embedding-map",
+        "model-card",
+    )  # nothing evaluated: left out, not "not run"
     assert all(f">{t}</h2>" in text for k, t in SECTION_TITLES.items() if k not in model_figures)
     assert not any(f'id="{k}"' in text or f'href="#{k}"' in text for k in model_figures)
 

@@ -161,16 +161,17 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 
 
 def find_checkpoint(path: str | Path) -> Path:
-    """``"default"`` (the shipped model), a checkpoint directory, or a run directory's newest
-    complete checkpoint. :class:`~vitnirs.errors.VitnirsError` naming the path when it is none."""
-    if isinstance(path, str) and path == "default":
-        from vitnirs import pretrained  # a path constant only: read at call time (tests move it)
+    """``"default"`` or ``"robust"`` (the shipped models), a checkpoint directory, or a run
+    directory's newest complete checkpoint. :class:`~vitnirs.errors.VitnirsError` naming the path
+    when it is none."""
+    from vitnirs import pretrained  # path constants only: read at call time (tests move them)
 
-        shipped = pretrained.DEFAULT_DIR
+    if isinstance(path, str) and path in pretrained.SHIPPED:
+        shipped = pretrained.shipped_dir(path)
         missing = [f for f in (MODEL_FILE, CONFIG_FILE) if not (shipped / f).is_file()]
         if missing:
             raise VitnirsError(
-                f"the shipped default model is missing ({', '.join(missing)} not in {shipped}); "
+                f"the shipped {path} model is missing ({', '.join(missing)} not in {shipped}); "
                 "reinstall vitnirs (pip install .) or pass the path of a checkpoint directory"
             )
         return shipped

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from vitnirs import __version__
 from vitnirs.errors import VitnirsError
+from vitnirs.pretrained import SHIPPED
 from vitnirs.research.commands import cmd_ablate, cmd_lodo, cmd_study
 from vitnirs.workflows.commands import (
     READOUT_CHOICES,
@@ -162,7 +163,9 @@ def _embed(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", metavar="INPUT", help="a .csv/.tsv/.txt text file or a .parquet file")
     p.add_argument("--out", required=True, help="OUT.csv or OUT.parquet")
     p.add_argument(
-        "--checkpoint", default="default", help="'default' (the shipped model), a checkpoint or run folder"
+        "--checkpoint",
+        default="default",
+        help="'default' or 'robust' (the shipped models: see their model cards), a checkpoint or run folder",
     )
     p.add_argument(
         "--readout",
@@ -377,6 +380,11 @@ def _export(sub: argparse._SubParsersAction) -> None:
         "--scorecard-entry",
         action="append",
         help="its entry for this model; repeat for other seeds shown beside it (repeatable)",
+    )
+    p.add_argument(
+        "--shipped-name",
+        choices=SHIPPED,
+        help="the name it ships under in the package (src/vitnirs/pretrained/NAME), for the card's usage lines",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.set_defaults(func=cmd_export)

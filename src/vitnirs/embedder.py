@@ -36,6 +36,7 @@ from vitnirs.data.spectra_input import (
 from vitnirs.embedding import POOLINGS, cached_encoder, check_readable, embed_absorbance, resolve_checkpoint
 from vitnirs.errors import VitnirsError
 from vitnirs.model.readout import feature_names, readout_dim
+from vitnirs.pretrained import SHIPPED
 
 if TYPE_CHECKING:
     from vitnirs.checkpoint import CheckpointInfo
@@ -66,8 +67,10 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
     Parameters
     ----------
     checkpoint:
-        ``"default"`` (the model shipped with the package), a checkpoint directory
-        (``model.safetensors`` + ``config.json``) or a run directory (its newest checkpoint).
+        ``"default"`` or ``"robust"`` (the models shipped with the package: the default is the best
+        within a dataset, the robust one barely moves under baseline drift, scatter and wavelength
+        shift, at a cost within a dataset; their model cards give the figures), a checkpoint
+        directory (``model.safetensors`` + ``config.json``) or a run directory (its newest checkpoint).
     wavelengths:
         The grid of X's columns, in ``wavelength_unit``: a list of L numbers (any order,
         no repeats); ``{"first": a, "last": b}`` for an evenly spaced grid of X.shape[1]
@@ -283,7 +286,7 @@ class SpectralEmbedder(TransformerMixin, BaseEstimator):
         loaded = getattr(self, "_encoder", None)
         if loaded is None:
             path = self.checkpoint_
-            if self.checkpoint == "default" or not Path(path).exists():
+            if self.checkpoint in SHIPPED or not Path(path).exists():
                 path = resolve_checkpoint(self.checkpoint)
             loaded = cached_encoder(Path(path), self.device)
             self._encoder = loaded

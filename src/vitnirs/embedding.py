@@ -54,8 +54,8 @@ def load_encoder(checkpoint: str | Path, *, device: str = "cpu") -> tuple[torch.
     ----------
     checkpoint:
         A checkpoint directory (``RUN_DIR/checkpoints/step_N``, an exported or a fine-tuned
-        one), a run directory (its newest complete checkpoint is used), or ``"default"``: the
-        model shipped in the package (:data:`vitnirs.pretrained.DEFAULT_DIR`).
+        one), a run directory (its newest complete checkpoint is used), or ``"default"`` /
+        ``"robust"``: the models shipped in the package (:mod:`vitnirs.pretrained`).
     device:
         Where the weights go.
 
@@ -72,7 +72,7 @@ def load_encoder(checkpoint: str | Path, *, device: str = "cpu") -> tuple[torch.
 
 def resolve_checkpoint(checkpoint: str | Path) -> Path:
     """The checkpoint directory a ``checkpoint`` parameter names (:func:`vitnirs.checkpoint.find_checkpoint`):
-    ``"default"`` (the shipped model), a checkpoint directory, or a run directory's newest complete
+    ``"default"`` / ``"robust"`` (the shipped models), a checkpoint directory, or a run directory's newest complete
     checkpoint. :class:`~vitnirs.errors.VitnirsError` when there is none."""
     return find_checkpoint(checkpoint)
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from vitnirs.checkpoint import find_checkpoint
 from vitnirs.errors import VitnirsError
+from vitnirs.pretrained import SHIPPED
 from vitnirs.report.tables import Html, esc, table
 
 __all__ = ["card_section", "markdown_table"]
@@ -52,12 +53,13 @@ def markdown_table(lines: list[str]) -> tuple[list[str], list[list[str]]]:
 
 
 def card_section(checkpoint: str | Path | None) -> Html | None:
-    """The section for the checkpoint an evaluation used (``"default"``, a path), or None when it
+    """The section for the checkpoint an evaluation used (a shipped name, a path), or None when it
     has no model card with a scorecard."""
     if not checkpoint:
         return None
     try:
-        path = find_checkpoint(str(checkpoint) if str(checkpoint) == "default" else Path(checkpoint))
+        name = str(checkpoint)
+        path = find_checkpoint(name if name in SHIPPED else Path(checkpoint))
     except VitnirsError:  # a moved or deleted checkpoint: no section, the rest of the report stands
         return None
     card = path / CARD

@@ -158,7 +158,8 @@ def score_checkpoint(
         cfg, checkpoint=ckpt, store=store, out=out, progress=progress, baseline_cache=baseline_cache
     )
     record = digest(metrics) | {"seconds": round(time.perf_counter() - started, 1), "settings_hash": key}
-    record |= {"checkpoint": str(ckpt), "scorecard": card.name, "readout": readout}
+    record |= {"checkpoint": str(ckpt), "scorecard": card.name, "readout": readout,
+               "weights_sha256": metrics.get("weights_sha256")}  # fmt: skip
     (out / "score.json").write_text(json.dumps(record, indent=1))
     return record
 

@@ -325,7 +325,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         args.checkpoint, args.out, dtype=args.dtype, run_dir=args.run_dir, downstream=args.downstream,
         store=args.store, bank_manifests=args.bank_manifest, hardware=args.hardware, notes=args.note,
         readout=args.readout, scorecard=args.scorecard, scorecard_entries=args.scorecard_entry,
-        overwrite=args.overwrite,
+        shipped_name=args.shipped_name, overwrite=args.overwrite,
     )  # fmt: skip
     print(f"portable checkpoint: {path}")
     return 0

@@ -13,7 +13,7 @@ The output has one row per data row of the input, in input order: the metadata a
 columns as read, then the embedding columns, under ``readout`` (default: the checkpoint's, as
 ``SpectralEmbedder(pooling="auto")``) and named by :func:`vitnirs.model.readout.feature_names`
 (as :meth:`vitnirs.embedder.SpectralEmbedder.get_feature_names_out`): ``emb_g0_0 … emb_g7_{D-1}``
-for ``groups8`` (the shipped model's), ``emb_0 … emb_{D-1}`` for ``mean``, ``emb_0 …`` then
+for ``groups8`` (the default shipped model's), ``emb_0 … emb_{D-1}`` for ``mean``, ``emb_0 …`` then
 ``emb_std_0 …`` / ``emb_max_0 …`` / ``level_mean, level_log_std`` for ``mean+std`` /
 ``mean+max`` / ``mean+level``; float32 (the encoder's
 precision; a CSV gets at most 9 significant digits per cell). A row whose spectrum
@@ -199,7 +199,7 @@ def embed_csv(
         ``*.csv`` or ``*.parquet``: one row per data row of the input, in input order;
         metadata columns, target columns, then the embedding columns (``emb_…``).
     checkpoint:
-        ``"default"`` (the shipped model), a checkpoint directory or a run directory.
+        ``"default"`` or ``"robust"`` (the shipped models), a checkpoint directory or a run directory.
     batch_size, device:
         Spectra per forward pass, torch device.
     unit, signal_type:

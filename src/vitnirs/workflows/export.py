@@ -126,6 +126,7 @@ def export_from_args(
     readout: str | None = None,
     scorecard: str | None = None,
     scorecard_entries: list[str] | None = None,
+    shipped_name: str | None = None,
     overwrite: bool = False,
 ) -> str:
     """What a ``vitnirs export`` command calls: export, then one line saying what was written."""
@@ -138,6 +139,7 @@ def export_from_args(
         notes=tuple(notes or ()),
         scorecard=scorecard,
         scorecard_entries=tuple(scorecard_entries or ()),
+        shipped_name=shipped_name,
     )
     if scorecard and not scorecard_entries:
         raise VitnirsError("--scorecard needs --scorecard-entry NAME (this model's entry in it)")

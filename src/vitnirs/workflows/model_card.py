@@ -55,6 +55,9 @@ class CardInputs:
         A representation-study JSON (``study_full.json``) and the names of its entries to show:
         the first is this model, the others (e.g. its recipe's other seed) go beside it, with the
         untrained and classical-features controls (:mod:`vitnirs.workflows.card_scorecard`).
+    shipped_name:
+        The name it is shipped under in the package (``"default"``, ``"robust"``) for the card's
+        usage lines; None: loaded by the path of its directory.
     source:
         The checkpoint this one was exported from (set by :func:`vitnirs.workflows.export.export_checkpoint`):
         a downstream file that scored its float32 weights is shown for a bfloat16 export, saying so.
@@ -68,6 +71,7 @@ class CardInputs:
     notes: tuple[str, ...] = ()
     scorecard: str | Path | None = None
     scorecard_entries: tuple[str, ...] = ()
+    shipped_name: str | None = None
     source: str | Path | None = None
 
 
@@ -93,10 +97,24 @@ def _weights_summary(checkpoint_dir: Path) -> dict[str, Any]:
             t, part = f.get_slice(key), key.split(".")[0]
             counts[part] = counts.get(part, 0) + math.prod(int(n) for n in t.get_shape())
             dtypes.add(str(t.get_dtype()))
-    return {"counts": counts, "dtypes": sorted(dtypes), "bytes": path.stat().st_size}
+    from vitnirs.checkpoint import weights_sha256
+
+    return {
+        "counts": counts,
+        "dtypes": sorted(dtypes),
+        "bytes": path.stat().st_size,
+        "sha256": weights_sha256(checkpoint_dir),
+    }
 
 
-def _model_lines(meta: dict[str, Any], weights: dict[str, Any]) -> list[str]:
+def _checkpoint_arg(shipped_name: str | None) -> str:
+    """SpectralEmbedder's checkpoint argument for a shipped model ("" for the default one)."""
+    if shipped_name == "default":
+        return ""
+    return f'checkpoint="{shipped_name}"' if shipped_name else 'checkpoint="path/of/this/directory"'
+
+
+def _model_lines(meta: dict[str, Any], weights: dict[str, Any], shipped_name: str | None = None) -> list[str]:
     from vitnirs.model.presets import preset_config
     from vitnirs.model.readout import readout_dim
 
@@ -128,9 +146,10 @@ def _model_lines(meta: dict[str, Any], weights: dict[str, Any]) -> list[str]:
         f"model arguments `{json.dumps(spec.get('kwargs', {}), sort_keys=True)}`.",
         f"- Parameters: {sum(counts.values()):,} ({parts}); only the encoder is used to embed.",
         f"- Embedding: readout `{readout}` of width-{width} tokens, {dim} values (`embed_spectra` and "
-        f"`SpectralEmbedder()` return `(n, {dim})`).",
+        f"`SpectralEmbedder({_checkpoint_arg(shipped_name)})` return `(n, {dim})`).",
         f"- Weights: `model.safetensors`, {', '.join(weights['dtypes'])}, {weights['bytes']:,} bytes"
-        f"{'' if weights['dtypes'] == ['F32'] else ' (the loader casts them to float32)'}. "
+        f"{'' if weights['dtypes'] == ['F32'] else ' (the loader casts them to float32)'}; weights_sha256 "
+        f"`{weights['sha256']}` (the hash every results JSON of these weights records). "
         f"`format_version` {meta.get('format_version')}; "
         "a checkpoint of another version is refused with an error naming both versions.",
         f"- Spectra per forward pass are capped at {meta.get('normalization', {}).get('max_points')} "
@@ -224,7 +243,7 @@ def build_model_card(checkpoint_dir: str | Path, inputs: CardInputs | None = Non
         "",
         "## Model",
         "",
-        *_model_lines(meta, weights),
+        *_model_lines(meta, weights, inputs.shipped_name),
         "",
         "## Training",
         "",
@@ -257,9 +276,17 @@ def build_model_card(checkpoint_dir: str | Path, inputs: CardInputs | None = Non
         "```python",
         "from vitnirs.embedding import embed_spectra, load_encoder",
         "",
-        'model, info = load_encoder("default")  # or the path of this directory',
+        f'model, info = load_encoder("{inputs.shipped_name}")  # shipped with vitnirs; or the path of this directory'
+        if inputs.shipped_name
+        else 'model, info = load_encoder("path/of/this/directory")',
         f"Z = embed_spectra(model, X_absorbance, wavelengths_nm, info=info)  # readout `{info_readout}`",
-        "# or, in scikit-learn: make_pipeline(SpectralEmbedder(), RidgeCV()) (vitnirs.SpectralEmbedder)",
+        "# or, in scikit-learn: make_pipeline(SpectralEmbedder("
+        + (
+            f'checkpoint="{inputs.shipped_name}"'
+            if inputs.shipped_name and inputs.shipped_name != "default"
+            else ""
+        )
+        + "), RidgeCV()) (vitnirs.SpectralEmbedder)",
         "```",
         "",
     ]
