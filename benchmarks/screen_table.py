@@ -16,7 +16,7 @@ untrained) and transfer (the median over the two groups of embedding ÷ untraine
 than 2 %" is judged on the worst part of the two composite axes — the worst kind of perturbation,
 the worse transfer group — since the issue's targets ask for every kind and for corn: an encoder
 that halves the drift but triples the shift is not more robust. The rule lives in
-``vitnirs.research.verdict`` (the model card uses it too). An entry found in several files (the
+``vitnirs.evaluate.verdict`` (the model card uses it too). An entry found in several files (the
 seeds of one recipe) gets one more row: the rule on its seeds pooled (each kind, group, few-shot
 size and the within ratio averaged over the seeds first).
 """
@@ -27,7 +27,7 @@ import argparse
 import json
 from pathlib import Path
 
-from vitnirs.research.verdict import SIZES, axis_ratios, verdict
+from vitnirs.evaluate.verdict import SIZES, axis_ratios, verdict
 
 
 def _get(node: object, *path: str) -> float | None:

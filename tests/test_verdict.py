@@ -1,10 +1,10 @@
-"""Issue 24's rule "pretraining pays", read from one scored study entry (vitnirs.research.verdict)."""
+"""Issue 24's rule "pretraining pays", read from one scored study entry (vitnirs.evaluate.verdict)."""
 
 from __future__ import annotations
 
 import pytest
 
-from vitnirs.research.verdict import axis_ratios, pays, verdict
+from vitnirs.evaluate.verdict import axis_ratios, pays, verdict
 
 
 def scores(within=1.10, few=(0.95, 0.97, 0.90), drift=1.0, shift=1.0, corn=0.40, tablet=10.0) -> dict:

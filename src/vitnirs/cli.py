@@ -204,7 +204,9 @@ def _finetune(sub: argparse._SubParsersAction) -> None:
         "embedding on the same split. Writes OUT/finetune.json and the fine-tuned checkpoint OUT/model.",
     )
     p.add_argument(
-        "--checkpoint", required=True, help="'default' (the shipped model), a checkpoint or run folder"
+        "--checkpoint",
+        required=True,
+        help="'default' or 'robust' (the shipped models), a checkpoint or run folder",
     )
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--bank", help="a CSV or a folder of CSVs (prepared into OUT/store)")
@@ -312,7 +314,9 @@ def _evaluate(sub: argparse._SubParsersAction) -> None:
         "synthetic checks; writes OUT/metrics.json (+ the report's artefacts).",
     )
     p.add_argument(
-        "--checkpoint", required=True, help="a checkpoint folder (…/checkpoints/step_N) or a run folder"
+        "--checkpoint",
+        required=True,
+        help="a checkpoint folder (…/checkpoints/step_N), a run folder, or a shipped model ('default', 'robust')",
     )
     p.add_argument("--store", help="prepared store; default: data.store_dir")
     p.add_argument("--out", required=True, help="output folder")

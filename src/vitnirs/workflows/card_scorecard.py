@@ -11,7 +11,7 @@ robustness and the effective rank, each with its controls. The card shows the pu
 - **classical**: the best classical calibration (PLS raw for transfer).
 
 The four axes (few-shot and robustness per kind as well, when the study scored them) and issue 24's
-verdict "pretraining pays" (:mod:`vitnirs.research.verdict`) are read from the same entry.
+verdict "pretraining pays" (:mod:`vitnirs.evaluate.verdict`) are read from the same entry.
 
 >>> scorecard_verdicts(study, ["s0_step1600"])  # doctest: +SKIP
 ['Pretraining gain 1.005 ...', ...]
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from vitnirs.errors import VitnirsError
-from vitnirs.research.verdict import AXES, SIZES, axis_ratios, verdict
+from vitnirs.evaluate.verdict import AXES, SIZES, axis_ratios, verdict
 
 __all__ = ["scorecard_lines", "scorecard_verdicts"]
 
