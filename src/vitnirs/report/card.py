@@ -72,7 +72,7 @@ def card_section(checkpoint: str | Path | None) -> Html | None:
         return None
     glance = [line[2:] for line in _section(text, GLANCE) if line.startswith("- ")]
     intro = next((line for line in body if line.strip() and not line.startswith("|")), "")
-    keep = ("Pretraining gain", "Within a dataset", "Across instruments", "Four axes")
+    keep = ("Pretraining gain", "Within a dataset", "Across instruments", "Four axes", "Pooled over")
     bullets = "".join(f"<li>{esc(b.replace('`', ''))}</li>" for b in glance if b.startswith(keep))
     return Html(
         f'<p class="note">From the model card of the evaluated checkpoint ({esc(card)}): the published '
