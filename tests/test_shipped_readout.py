@@ -168,6 +168,14 @@ def test_the_model_card_carries_the_scorecard(tmp_path):
     assert "## Scorecard, with its controls" in card
     assert "- Pretraining gain 1.005" in card.split("## Model")[0]  # in the first lines
     assert "`s0` (this model)" in card and "readout `groups8`" in card
+    # a card names how to load its model: by path, or by its shipped name
+    assert (
+        'SpectralEmbedder(checkpoint="path/of/this/directory")' in card
+        and 'load_encoder("default")' not in card
+    )
+    robust = build_model_card(src, CardInputs(shipped_name="robust"))
+    assert 'load_encoder("robust")' in robust and 'SpectralEmbedder(checkpoint="robust")' in robust
+    assert "SpectralEmbedder()" in build_model_card(src, CardInputs(shipped_name="default"))
 
 
 def test_vitnirs_embed_names_its_columns_as_the_embedder_does(tmp_path):

@@ -280,13 +280,8 @@ def build_model_card(checkpoint_dir: str | Path, inputs: CardInputs | None = Non
         if inputs.shipped_name
         else 'model, info = load_encoder("path/of/this/directory")',
         f"Z = embed_spectra(model, X_absorbance, wavelengths_nm, info=info)  # readout `{info_readout}`",
-        "# or, in scikit-learn: make_pipeline(SpectralEmbedder("
-        + (
-            f'checkpoint="{inputs.shipped_name}"'
-            if inputs.shipped_name and inputs.shipped_name != "default"
-            else ""
-        )
-        + "), RidgeCV()) (vitnirs.SpectralEmbedder)",
+        f"# or, in scikit-learn: make_pipeline(SpectralEmbedder({_checkpoint_arg(inputs.shipped_name)}), RidgeCV()) "
+        "(vitnirs.SpectralEmbedder)",
         "```",
         "",
     ]
