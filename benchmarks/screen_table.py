@@ -27,24 +27,19 @@ import argparse
 import json
 from pathlib import Path
 
-from vitnirs.evaluate.verdict import SIZES, axis_ratios, verdict
-
-
-def _get(node: object, *path: str) -> float | None:
-    for key in path:
-        node = node.get(key) if isinstance(node, dict) else None
-    return node if isinstance(node, (int, float)) else None
-
-
-def _get_dict(s: dict, *path: str) -> dict:
-    node = s
-    for key in path:
-        node = node.get(key, {}) if isinstance(node, dict) else {}
-    return node if isinstance(node, dict) else {}
+from vitnirs.evaluate.verdict import AXES, SIZES, axis_ratios, number_at, section_at, verdict
 
 
 def fmt(v: float | None) -> str:
     return "–" if v is None else f"{v:.3g}"
+
+
+def axes_cell(scores: dict | list[dict]) -> str:
+    """Each axis ÷ untrained, then the worst kind / group: one entry's scores or its seeds pooled."""
+    ratios, worst = axis_ratios(scores), axis_ratios(scores, worst=True)
+    return " / ".join(fmt(ratios[a]) for a in AXES) + (
+        f" (worst kind {fmt(worst['robustness'])}, group {fmt(worst['transfer'])})"
+    )
 
 
 def rows(report: dict, readout: str) -> list[str]:
@@ -53,23 +48,20 @@ def rows(report: dict, readout: str) -> list[str]:
         s = e.get("scores", {}).get(readout)
         if not s or s.get("status") == "failed":
             continue
-        few = " / ".join(fmt(_get(s, "axes", "fewshot", n, "vs_classical")) for n in SIZES)
-        few_u = " / ".join(fmt(_get(s, "axes", "fewshot", n, "vs_untrained")) for n in SIZES)
-        kinds = _get_dict(s, "axes", "robustness", "by_kind")
+        few = " / ".join(fmt(number_at(s, "axes", "fewshot", n, "vs_classical")) for n in SIZES)
+        few_u = " / ".join(fmt(number_at(s, "axes", "fewshot", n, "vs_untrained")) for n in SIZES)
+        kinds = section_at(s, "axes", "robustness", "by_kind")
         rob = "; ".join(
             f"{k} {fmt(v.get('embedding'))} ({fmt(v.get('untrained'))}; {fmt(v.get('snv_sg1_pls'))})"
             for k, v in kinds.items()
         )
         tr = "; ".join(
-            f"{g} {fmt(_get(s, 'transfer', g, 'embedding'))} ({fmt(_get(s, 'transfer', g, 'untrained'))})"
+            f"{g} {fmt(number_at(s, 'transfer', g, 'embedding'))} ({fmt(number_at(s, 'transfer', g, 'untrained'))})"
             for g in ("corn", "tablet")
         )
-        ratios, worst = axis_ratios(s), axis_ratios(s, worst=True)
-        axes = " / ".join(fmt(ratios[a]) for a in ("within", "fewshot", "robustness", "transfer"))
-        axes += f" (worst kind {fmt(worst['robustness'])}, group {fmt(worst['transfer'])})"
         out.append(
             f"| {e['name']} | {fmt(s.get('regression_ratio'))} ({fmt(s.get('untrained_ratio'))}) | {few} | "
-            f"{few_u} | {rob} | {tr} | {axes} | {verdict(s)} |"
+            f"{few_u} | {rob} | {tr} | {axes_cell(s)} | {verdict(s)} |"
         )
     return out
 
@@ -101,10 +93,9 @@ def main(argv: list[str] | None = None) -> int:
                 seen.setdefault(e["name"], []).append(s)
     for name, seeds in seen.items():  # an entry in several files (its seeds): the rule on them pooled
         if len(seeds) > 1:
-            ratios, worst = axis_ratios(seeds), axis_ratios(seeds, worst=True)
-            axes = " / ".join(fmt(ratios[a]) for a in ("within", "fewshot", "robustness", "transfer"))
-            axes += f" (worst kind {fmt(worst['robustness'])}, group {fmt(worst['transfer'])})"
-            lines.append(f"| {name}, {len(seeds)} seeds pooled | | | | | | {axes} | {verdict(seeds)} |")
+            lines.append(
+                f"| {name}, {len(seeds)} seeds pooled | | | | | | {axes_cell(seeds)} | {verdict(seeds)} |"
+            )
     text = "\n".join(lines) + "\n"
     if args.out:
         args.out.write_text(text)

@@ -24,20 +24,22 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-__all__ = ["AXES", "SIZES", "axis_ratios", "pays", "verdict"]
+__all__ = ["AXES", "SIZES", "axis_ratios", "number_at", "pays", "section_at", "verdict"]
 
 AXES = ("within", "fewshot", "robustness", "transfer")
 SIZES = ("10", "25", "50")
 TOLERANCE = 1.02
 
 
-def _get(node: object, *path: str) -> float | None:
+def number_at(node: object, *path: str) -> float | None:
+    """The number at ``path`` in nested dicts (a study entry's scores), None when any step is missing."""
     for key in path:
         node = node.get(key) if isinstance(node, dict) else None
     return node if isinstance(node, (int, float)) else None
 
 
-def _dict(node: object, *path: str) -> dict:
+def section_at(node: object, *path: str) -> dict:
+    """The dict at ``path`` in nested dicts, ``{}`` when any step is missing."""
     for key in path:
         node = node.get(key, {}) if isinstance(node, dict) else {}
     return node if isinstance(node, dict) else {}
@@ -47,7 +49,7 @@ def _parts(scores: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Each axis's parts, embedding ÷ untrained: within (one), few-shot (per n), robustness (per
     kind), transfer (per group)."""
     within = scores.get("regression_ratio"), scores.get("untrained_ratio")
-    few = {n: f for n in SIZES if (f := _get(scores, "axes", "fewshot", n, "vs_untrained")) is not None}
+    few = {n: f for n in SIZES if (f := number_at(scores, "axes", "fewshot", n, "vs_untrained")) is not None}
 
     def ratio(node: dict) -> dict[str, float]:
         return {
@@ -59,8 +61,8 @@ def _parts(scores: dict[str, Any]) -> dict[str, dict[str, float]]:
     return {
         "within": {"median": within[0] / within[1]} if all(within) else {},
         "fewshot": few,
-        "robustness": ratio(_dict(scores, "axes", "robustness", "by_kind")),
-        "transfer": ratio(_dict(scores, "transfer")),
+        "robustness": ratio(section_at(scores, "axes", "robustness", "by_kind")),
+        "transfer": ratio(section_at(scores, "transfer")),
     }
 
 

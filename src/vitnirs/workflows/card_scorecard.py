@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from vitnirs.errors import VitnirsError
-from vitnirs.evaluate.verdict import AXES, SIZES, axis_ratios, verdict
+from vitnirs.evaluate.verdict import AXES, SIZES, axis_ratios, number_at, section_at, verdict
 
 __all__ = ["scorecard_lines", "scorecard_verdicts"]
 
@@ -110,12 +110,11 @@ def _axes_text(ratios: dict[str, float | None], worst: dict[str, float | None]) 
 
 
 def _fewshot(s: dict[str, Any], key: str) -> str:
-    vals = [((s.get("axes") or {}).get("fewshot") or {}).get(n, {}).get(key) for n in SIZES]
-    return " / ".join(_n(v, ".3f") for v in vals)
+    return " / ".join(_n(number_at(s, "axes", "fewshot", n, key), ".3f") for n in SIZES)
 
 
 def _kind(s: dict[str, Any], kind: str, family: str) -> float | None:
-    return (((s.get("axes") or {}).get("robustness") or {}).get("by_kind") or {}).get(kind, {}).get(family)
+    return number_at(s, "axes", "robustness", "by_kind", kind, family)
 
 
 def scorecard_lines(study: dict[str, Any] | None, entries: list[str]) -> list[str]:
@@ -160,7 +159,7 @@ def scorecard_lines(study: dict[str, Any] | None, entries: list[str]) -> list[st
         row("few-shot n = 10 / 25 / 50: ÷ best of PLS, SNV+SG1+PLS, AOM-PLS", lambda s: _fewshot(s, "vs_classical"),
             None, None, "1")  # fmt: skip
         row("few-shot n = 10 / 25 / 50: ÷ untrained", lambda s: _fewshot(s, "vs_untrained"), "1")
-    kinds = ((first.get("axes") or {}).get("robustness") or {}).get("by_kind") or {}
+    kinds = section_at(first, "axes", "robustness", "by_kind")
     for kind in kinds:
         row(f"robustness {kind} (RMSEP perturbed ÷ clean, median over datasets)",
             lambda s, k=kind: _n(_kind(s, k, "embedding")), _n(_kind(first, kind, "untrained")),
