@@ -19,7 +19,6 @@ from pathlib import Path
 
 from vitnirs.checkpoint import find_checkpoint
 from vitnirs.errors import VitnirsError
-from vitnirs.pretrained import SHIPPED
 from vitnirs.report.tables import Html, esc, table
 
 __all__ = ["card_section", "markdown_table"]
@@ -58,8 +57,7 @@ def card_section(checkpoint: str | Path | None) -> Html | None:
     if not checkpoint:
         return None
     try:
-        name = str(checkpoint)
-        path = find_checkpoint(name if name in SHIPPED else Path(checkpoint))
+        path = find_checkpoint(str(checkpoint))  # a shipped name or a path, as everywhere
     except VitnirsError:  # a moved or deleted checkpoint: no section, the rest of the report stands
         return None
     card = path / CARD
