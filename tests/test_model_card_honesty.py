@@ -168,7 +168,8 @@ def test_the_store_is_the_one_the_run_recorded(tmp_path):
 
 
 def test_card_says_what_a_ridge_run_never_measured_and_never_sampled():
-    from vitnirs.workflows.model_card import dataset_rows, pretraining_lines
+    from vitnirs.workflows.card_data import dataset_rows
+    from vitnirs.workflows.model_card import pretraining_lines
 
     store = {"datasets": [{"name": "corn", "kind": "real", "n_rows": 80, "region": "NIR"},
                           {"name": "synth_a", "kind": "synthetic", "n_rows": 500, "region": "NIR",
